@@ -1,0 +1,16 @@
+# Warnings for every target of ours, and the optional -march=native / sanitizer builds.
+add_library(popper_warnings INTERFACE)
+target_compile_options(popper_warnings INTERFACE -Wall -Wextra -Wno-unused-parameter)
+
+if(POPPER_NATIVE)
+  add_compile_options(-march=native)
+endif()
+if(POPPER_SANITIZE)
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
+# Flags for the translation units that hold the AVX2+FMA kernels. Only those files get them,
+# so one binary runs on any x86-64 and picks its path at run time (engine/core/cpu_features.h).
+set(POPPER_AVX2_FLAGS -mavx2 -mfma -mf16c -mbmi2)
+set(POPPER_AVX512_FLAGS -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx2 -mfma -mf16c -mbmi2)

@@ -1,0 +1,2 @@
+# One line per falsifier executable. Keep sorted by area.
+popper_falsifier(core_test LABEL core SOURCES core_test.cpp)

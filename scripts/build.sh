@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Configures and builds Popper into build/ (Release, -O3). Extra arguments go to CMake:
+#   scripts/build.sh -DPOPPER_NATIVE=ON
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build_dir=${POPPER_BUILD_DIR:-$root/build}
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+if [[ ! -f "$build_dir/CMakeCache.txt" ]]; then
+  cmake -S "$root" -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release "$@"
+elif (($# > 0)); then
+  cmake "$build_dir" "$@"
+fi
+cmake --build "$build_dir" -j "$(nproc)"
