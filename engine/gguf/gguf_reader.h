@@ -24,6 +24,27 @@ namespace popper {
 inline constexpr uint32_t kGgufMagic = 0x46554747;  // "GGUF" little-endian
 inline constexpr uint32_t kGgufDefaultAlignment = 32;
 inline constexpr int kGgufMaxDims = 4;
+// ggml's GGML_MAX_NAME is 64 including the terminating NUL; llama.cpp rejects longer names.
+inline constexpr size_t kGgufMaxTensorName = 63;
+// The spec allows arrays of arrays; nothing real nests them, and unbounded nesting would let a
+// small file exhaust the stack.
+inline constexpr int kGgufMaxArrayDepth = 16;
+// Total metadata array elements one file may hold: real tokenizers hold under 300k per array,
+// and the bound keeps a corrupt count from making the reader allocate far beyond the file.
+inline constexpr uint64_t kGgufMaxArrayElements = uint64_t{1} << 24;
+// Vectors sized from counts in the file reserve at most this many entries up front.
+inline constexpr uint64_t kGgufReserveCap = uint64_t{1} << 16;
+
+struct GgufTensorGeometry {
+  int64_t n_elements;
+  uint64_t n_bytes;
+};
+// Element count and byte size of a tensor of `type` and `dims` (ne[0] first), with every
+// product checked: the error says which dim is non-positive, which product overflows int64, or
+// that ne[0] is not a multiple of the type's block size. Shared by the reader and the writer.
+Result<GgufTensorGeometry> gguf_tensor_geometry(GgmlType type, std::span<const int64_t> dims);
+// general.alignment must be a u32, nonzero power of two; the error starts "general.alignment: ".
+Status gguf_check_alignment_value(const GgufValue& value);
 
 struct GgufTensorInfo {
   std::string name;
@@ -67,6 +88,7 @@ class GgufFile {
  private:
   GgufFile() = default;
   static Result<std::unique_ptr<GgufFile>> parse_mapped(std::unique_ptr<GgufFile> file);
+  Status parse_header_and_tables();
 
   std::string path_;
   const uint8_t* base_ = nullptr;

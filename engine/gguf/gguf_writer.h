@@ -20,8 +20,8 @@ namespace popper {
 
 class GgufWriter {
  public:
-  // Fills `out` (already sized to the tensor's n_bytes) with the tensor's data. An error aborts
-  // the write and no file appears.
+  // Fills `out` (already sized to the tensor's n_bytes and zeroed) with the tensor's data. An
+  // error aborts the write and no file appears. A null filler leaves the tensor all zeros.
   using TensorFiller = std::function<Status(std::span<uint8_t> out)>;
 
   void add_kv(std::string key, GgufValue value);
@@ -46,6 +46,12 @@ class GgufWriter {
     std::vector<int64_t> dims;
     TensorFiller fill;
   };
+  struct Plan;  // validated layout: header bytes, tensor sizes (gguf_writer.cpp)
+  using ByteSink = std::function<Status(const uint8_t* data, size_t n)>;  // memory or a temp file
+  Result<Plan> plan() const;
+  Status emit(const Plan& plan, const ByteSink& sink,
+              const std::function<void(size_t, size_t, uint64_t, uint64_t)>& progress) const;
+
   std::vector<GgufKeyValue> metadata_;
   std::vector<PendingTensor> tensors_;
 };
