@@ -26,4 +26,13 @@ const char* simd_path_name(SimdPath path);
 VecDotFn vec_dot_fn(GgmlType weight_type, SimdPath path);
 inline VecDotFn vec_dot_fn(GgmlType weight_type) { return vec_dot_fn(weight_type, active_simd_path()); }
 
+// Converts n f32 activations (a multiple of the block size) to `vec_dot_type` (F32, Q8_0 or
+// Q8_K). Every path writes the same bytes as the scalar reference quantiser
+// (quant_traits(type)->quantize_row_ref). nullptr for other types or an unavailable path.
+using ActivationQuantizeFn = void (*)(const float* src, void* dst, int64_t n);
+ActivationQuantizeFn activation_quantize_fn(GgmlType vec_dot_type, SimdPath path);
+inline ActivationQuantizeFn activation_quantize_fn(GgmlType vec_dot_type) {
+  return activation_quantize_fn(vec_dot_type, active_simd_path());
+}
+
 }  // namespace popper::cpu

@@ -1,0 +1,43 @@
+// The per-path kernel sets behind vec_dot_fn() and activation_quantize_fn() (vec_dot.h).
+// Internal to engine/cpu, falsifiers and benchmarks; everything else goes through vec_dot.h.
+//
+// Every dot takes n (elements, a multiple of the block size), a weight row w and an activation
+// row a already in the weight type's vec_dot_type. Pointers need no alignment.
+#pragma once
+
+#include <cstdint>
+
+namespace popper::cpu {
+
+namespace scalar {
+float vec_dot_f32(int64_t n, const void* w, const void* a);
+float vec_dot_f16(int64_t n, const void* w, const void* a);
+float vec_dot_bf16(int64_t n, const void* w, const void* a);
+float vec_dot_q8_0(int64_t n, const void* w, const void* a);  // a: Q8_0
+float vec_dot_q4_k(int64_t n, const void* w, const void* a);  // a: Q8_K
+float vec_dot_q5_k(int64_t n, const void* w, const void* a);  // a: Q8_K
+float vec_dot_q6_k(int64_t n, const void* w, const void* a);  // a: Q8_K
+}  // namespace scalar
+
+// AVX2 + FMA + F16C, defined in *_avx2.cpp (the only files compiled with those flags). Call
+// only when cpu_features().has_avx2_fma().
+namespace avx2 {
+float vec_dot_f32(int64_t n, const void* w, const void* a);
+float vec_dot_f16(int64_t n, const void* w, const void* a);
+float vec_dot_bf16(int64_t n, const void* w, const void* a);
+float vec_dot_q8_0(int64_t n, const void* w, const void* a);
+float vec_dot_q4_k(int64_t n, const void* w, const void* a);
+float vec_dot_q5_k(int64_t n, const void* w, const void* a);
+float vec_dot_q6_k(int64_t n, const void* w, const void* a);
+
+// Bit-identical to quant::quantize_row_q8_k_ref / quantize_row_q8_0_ref (same rounding, same
+// scale arithmetic), only vectorised: the decode step quantises every activation row.
+void quantize_row_q8_k(const float* src, void* dst, int64_t n);
+void quantize_row_q8_0(const float* src, void* dst, int64_t n);
+
+// Sums `bytes` (a multiple of 128) starting at p with 256-bit loads; the result only defeats
+// dead-code elimination. For the bandwidth probe.
+uint64_t read_stream(const uint8_t* p, int64_t bytes);
+}  // namespace avx2
+
+}  // namespace popper::cpu

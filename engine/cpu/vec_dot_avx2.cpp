@@ -1,0 +1,345 @@
+// AVX2 + FMA + F16C dot products and activation quantisers. The quantised dots follow the
+// scheme of ggml's x86 kernels: unsigned weight quants times signed int8 activations with
+// maddubs (no int16 overflow: 2 * 63 * 127 < 32767), scaled by the sub-block scale with madd,
+// summed exactly in int32 per block; only the per-block float accumulation differs from the
+// scalar reference (engine/cpu/vec_dot_scalar.cpp).
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "engine/core/fp16.h"
+#include "engine/cpu/kernels.h"
+#include "engine/quant/blocks.h"
+
+namespace popper::cpu::avx2 {
+namespace {
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline int hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(s);
+}
+
+inline __m256i loadu(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// Unpacks the 12-byte Q4_K/Q5_K scale field into bytes 0..7 = scales, 8..15 = mins.
+inline __m128i unpack_scales_mins(const uint8_t* packed) {
+  constexpr uint32_t kMask1 = 0x3f3f3f3f, kMask2 = 0x0f0f0f0f, kMask3 = 0x03030303;
+  uint32_t u[4];
+  std::memcpy(u, packed, 12);
+  u[3] = ((u[2] >> 4) & kMask2) | (((u[1] >> 6) & kMask3) << 4);
+  const uint32_t mins_lo = u[1] & kMask1;
+  u[1] = (u[2] & kMask2) | (((u[0] >> 6) & kMask3) << 4);
+  u[2] = mins_lo;
+  u[0] &= kMask1;
+  return _mm_set_epi32(static_cast<int>(u[3]), static_cast<int>(u[2]), static_cast<int>(u[1]),
+                       static_cast<int>(u[0]));
+}
+
+// Shuffle masks that broadcast int16 element k of a 128-bit lane to the whole lane.
+alignas(32) constexpr uint8_t kBroadcast16[8][32] = {
+#define POPPER_B(k) {2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, \
+                     2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1}
+    POPPER_B(0), POPPER_B(1), POPPER_B(2), POPPER_B(3), POPPER_B(4), POPPER_B(5), POPPER_B(6), POPPER_B(7)
+#undef POPPER_B
+};
+
+// Shuffle masks for a 16-byte int8 vector: 8 copies of byte 2k then 8 copies of byte 2k+1.
+alignas(16) constexpr uint8_t kPairBytes[8][16] = {
+#define POPPER_P(k) {2*k, 2*k, 2*k, 2*k, 2*k, 2*k, 2*k, 2*k, 2*k+1, 2*k+1, 2*k+1, 2*k+1, 2*k+1, 2*k+1, 2*k+1, 2*k+1}
+    POPPER_P(0), POPPER_P(1), POPPER_P(2), POPPER_P(3), POPPER_P(4), POPPER_P(5), POPPER_P(6), POPPER_P(7)
+#undef POPPER_P
+};
+
+inline __m256i broadcast16(__m256i v, int k) { return _mm256_shuffle_epi8(v, loadu(kBroadcast16[k])); }
+
+// The min term of a Q4_K/Q5_K block: sum_j m_j * (bsums[2j] + bsums[2j+1]) as 4 int32 lanes.
+inline __m128i min_products(__m256i mins_and_scales, const int16_t* bsums) {
+  const __m128i b0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bsums));
+  const __m128i b1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bsums + 8));
+  const __m128i q8sums = _mm_hadd_epi16(b0, b1);
+  return _mm_madd_epi16(_mm256_extracti128_si256(mins_and_scales, 1), q8sums);
+}
+
+// Rounds ties away from zero (roundf), exactly: trunc plus one where |fraction| >= 0.5.
+inline __m256 round_half_away(__m256 v) {
+  const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  const __m256 sign_bit = _mm256_set1_ps(-0.0f);
+  const __m256 frac = _mm256_andnot_ps(sign_bit, _mm256_sub_ps(v, t));
+  const __m256 one = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(sign_bit, v));
+  const __m256 bump = _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ), one);
+  return _mm256_add_ps(t, bump);
+}
+
+// Packs 4 x 8 int32 (each in [-128, 127]) into 32 int8 in element order.
+inline __m256i pack_i32_to_i8(__m256i a, __m256i b, __m256i c, __m256i d) {
+  const __m256i ab = _mm256_packs_epi32(a, b);
+  const __m256i cd = _mm256_packs_epi32(c, d);
+  return _mm256_permutevar8x32_epi32(_mm256_packs_epi16(ab, cd), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+}  // namespace
+
+float vec_dot_f32(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const float*>(w);
+  const auto* y = static_cast<const float*>(a);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), acc1);
+  }
+  float sum = hsum(_mm256_add_ps(acc0, acc1));
+  for (; i < n; ++i) sum += x[i] * y[i];
+  return sum;
+}
+
+float vec_dot_f16(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const uint16_t*>(w);
+  const auto* y = static_cast<const float*>(a);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)));
+    const __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i + 8)));
+    acc0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(y + i), acc0);
+    acc1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(y + i + 8), acc1);
+  }
+  float sum = hsum(_mm256_add_ps(acc0, acc1));
+  for (; i < n; ++i) sum += fp16_to_f32(x[i]) * y[i];
+  return sum;
+}
+
+float vec_dot_bf16(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const uint16_t*>(w);
+  const auto* y = static_cast<const float*>(a);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  auto widen = [](const uint16_t* p) {
+    const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+  };
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    acc0 = _mm256_fmadd_ps(widen(x + i), _mm256_loadu_ps(y + i), acc0);
+    acc1 = _mm256_fmadd_ps(widen(x + i + 8), _mm256_loadu_ps(y + i + 8), acc1);
+  }
+  float sum = hsum(_mm256_add_ps(acc0, acc1));
+  for (; i < n; ++i) sum += bf16_to_f32(x[i]) * y[i];
+  return sum;
+}
+
+// Activations come from quantize_row_q8_0 and lie in [-127, 127], so negating them by the
+// weight's sign never overflows.
+float vec_dot_q8_0(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ8_0*>(w);
+  const auto* y = static_cast<const BlockQ8_0*>(a);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / kQK8_0; ++i) {
+    const __m256i qx = loadu(x[i].qs);
+    const __m256i qy = loadu(y[i].qs);
+    const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
+    const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d)), p, acc);
+  }
+  return hsum(acc);
+}
+
+float vec_dot_q4_k(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ4K*>(w);
+  const auto* y = static_cast<const BlockQ8K*>(a);
+  const __m256i m4 = _mm256_set1_epi8(0xF);
+  __m256 acc = _mm256_setzero_ps();
+  __m128 acc_m = _mm_setzero_ps();
+  for (int64_t i = 0; i < n / kQK_K; ++i) {
+    const float d = y[i].d * fp16_to_f32(x[i].d);
+    const float dmin = -y[i].d * fp16_to_f32(x[i].dmin);
+    const __m256i mins_and_scales = _mm256_cvtepu8_epi16(unpack_scales_mins(x[i].scales));
+    acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(min_products(mins_and_scales, y[i].bsums)), acc_m);
+    const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(mins_and_scales));
+    const uint8_t* q4 = x[i].qs;
+    const int8_t* q8 = y[i].qs;
+    __m256i sumi = _mm256_setzero_si256();
+    for (int g = 0; g < 4; ++g, q4 += 32, q8 += 64) {
+      const __m256i bits = loadu(q4);
+      const __m256i lo = _mm256_and_si256(bits, m4);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+      __m256i p_lo = _mm256_maddubs_epi16(lo, loadu(q8));
+      __m256i p_hi = _mm256_maddubs_epi16(hi, loadu(q8 + 32));
+      p_lo = _mm256_madd_epi16(broadcast16(scales, 2 * g), p_lo);
+      p_hi = _mm256_madd_epi16(broadcast16(scales, 2 * g + 1), p_hi);
+      sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p_lo, p_hi));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  __m128 m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
+  m = _mm_add_ss(m, _mm_movehdup_ps(m));
+  return hsum(acc) + _mm_cvtss_f32(m);
+}
+
+float vec_dot_q5_k(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ5K*>(w);
+  const auto* y = static_cast<const BlockQ8K*>(a);
+  const __m256i m4 = _mm256_set1_epi8(0xF);
+  const __m256i bit = _mm256_set1_epi8(1);
+  __m256 acc = _mm256_setzero_ps();
+  __m128 acc_m = _mm_setzero_ps();
+  for (int64_t i = 0; i < n / kQK_K; ++i) {
+    const float d = y[i].d * fp16_to_f32(x[i].d);
+    const float dmin = -y[i].d * fp16_to_f32(x[i].dmin);
+    const __m256i mins_and_scales = _mm256_cvtepu8_epi16(unpack_scales_mins(x[i].scales));
+    acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(min_products(mins_and_scales, y[i].bsums)), acc_m);
+    const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(mins_and_scales));
+    const uint8_t* q5 = x[i].qs;
+    const int8_t* q8 = y[i].qs;
+    const __m256i hbits = loadu(x[i].qh);
+    __m256i sumi = _mm256_setzero_si256();
+    for (int g = 0; g < 4; ++g, q5 += 32, q8 += 64) {
+      const __m256i bits = loadu(q5);
+      const __m256i h_lo = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * g), bit), 4);
+      const __m256i h_hi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * g + 1), bit), 4);
+      const __m256i lo = _mm256_or_si256(_mm256_and_si256(bits, m4), h_lo);
+      const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), h_hi);
+      __m256i p_lo = _mm256_maddubs_epi16(lo, loadu(q8));
+      __m256i p_hi = _mm256_maddubs_epi16(hi, loadu(q8 + 32));
+      p_lo = _mm256_madd_epi16(broadcast16(scales, 2 * g), p_lo);
+      p_hi = _mm256_madd_epi16(broadcast16(scales, 2 * g + 1), p_hi);
+      sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p_lo, p_hi));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  __m128 m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
+  m = _mm_add_ss(m, _mm_movehdup_ps(m));
+  return hsum(acc) + _mm_cvtss_f32(m);
+}
+
+float vec_dot_q6_k(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ6K*>(w);
+  const auto* y = static_cast<const BlockQ8K*>(a);
+  const __m256i m4 = _mm256_set1_epi8(0xF);
+  const __m256i m2 = _mm256_set1_epi8(3);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / kQK_K; ++i) {
+    const float d = y[i].d * fp16_to_f32(x[i].d);
+    const uint8_t* ql = x[i].ql;
+    const uint8_t* qh = x[i].qh;
+    const int8_t* q8 = y[i].qs;
+    const __m128i scales = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].scales));
+    // 32 * sum_k sc_k * bsums_k: the offset of the stored quants (q - 32), from the bsums.
+    const __m256i offset = _mm256_slli_epi32(
+        _mm256_madd_epi16(loadu(y[i].bsums), _mm256_cvtepi8_epi16(scales)), 5);
+    __m256i sumi = _mm256_setzero_si256();
+    for (int g = 0; g < 2; ++g, ql += 64, qh += 32, q8 += 128) {
+      const __m256i b1 = loadu(ql);
+      const __m256i b2 = loadu(ql + 32);
+      const __m256i bh = loadu(qh);
+      const __m256i q0 = _mm256_or_si256(_mm256_and_si256(b1, m4), _mm256_slli_epi16(_mm256_and_si256(bh, m2), 4));
+      const __m256i q1 = _mm256_or_si256(_mm256_and_si256(b2, m4),
+                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 2), m2), 4));
+      const __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m4),
+                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 4), m2), 4));
+      const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m4),
+                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 6), m2), 4));
+      const __m256i qs[4] = {q0, q1, q2, q3};
+      for (int k = 0; k < 4; ++k) {
+        const __m256i p16 = _mm256_maddubs_epi16(qs[k], loadu(q8 + 32 * k));
+        const __m128i sc_pair = _mm_shuffle_epi8(
+            scales, _mm_load_si128(reinterpret_cast<const __m128i*>(kPairBytes[4 * g + k])));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc_pair), p16));
+      }
+    }
+    sumi = _mm256_sub_epi32(sumi, offset);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  return hsum(acc);
+}
+
+void quantize_row_q8_k(const float* src, void* dst, int64_t n) {
+  auto* y = static_cast<BlockQ8K*>(dst);
+  const __m256 sign_bit = _mm256_set1_ps(-0.0f);
+  for (int64_t i = 0; i < n / kQK_K; ++i) {
+    const float* x = src + i * kQK_K;
+    __m256 vmax = _mm256_setzero_ps();
+    for (int j = 0; j < kQK_K; j += 8) vmax = _mm256_max_ps(vmax, _mm256_andnot_ps(sign_bit, _mm256_loadu_ps(x + j)));
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    const float amax = _mm_cvtss_f32(m);
+    if (!amax) {
+      std::memset(&y[i], 0, sizeof(BlockQ8K));
+      continue;
+    }
+    // The reference keeps the first element of largest magnitude (its sign sets the scale's).
+    float max = 0;
+    const __m256 vam = _mm256_set1_ps(amax);
+    for (int j = 0; j < kQK_K; j += 8) {
+      const int hit = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign_bit, _mm256_loadu_ps(x + j)), vam, _CMP_EQ_OQ));
+      if (hit) {
+        max = x[j + __builtin_ctz(static_cast<unsigned>(hit))];
+        break;
+      }
+    }
+    const float iscale = -127.f / max;
+    const __m256 vs = _mm256_set1_ps(iscale);
+    const __m256i cap = _mm256_set1_epi32(127);
+    for (int j = 0; j < kQK_K; j += 32) {
+      __m256i v[4];
+      for (int k = 0; k < 4; ++k) {
+        // cvtps rounds to nearest even under the default MXCSR, as nearest_int does.
+        v[k] = _mm256_min_epi32(cap, _mm256_cvtps_epi32(_mm256_mul_ps(vs, _mm256_loadu_ps(x + j + 8 * k))));
+      }
+      y[i].bsums[j / 16] = static_cast<int16_t>(hsum_i32(_mm256_add_epi32(v[0], v[1])));
+      y[i].bsums[j / 16 + 1] = static_cast<int16_t>(hsum_i32(_mm256_add_epi32(v[2], v[3])));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[i].qs + j), pack_i32_to_i8(v[0], v[1], v[2], v[3]));
+    }
+    y[i].d = 1 / iscale;
+  }
+}
+
+void quantize_row_q8_0(const float* src, void* dst, int64_t n) {
+  auto* y = static_cast<BlockQ8_0*>(dst);
+  const __m256 sign_bit = _mm256_set1_ps(-0.0f);
+  for (int64_t i = 0; i < n / kQK8_0; ++i) {
+    const float* x = src + i * kQK8_0;
+    __m256 xs[4];
+    __m256 vmax = _mm256_setzero_ps();
+    for (int k = 0; k < 4; ++k) {
+      xs[k] = _mm256_loadu_ps(x + 8 * k);
+      vmax = _mm256_max_ps(vmax, _mm256_andnot_ps(sign_bit, xs[k]));
+    }
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    const float amax = _mm_cvtss_f32(m);
+    const float d = amax / ((1 << 7) - 1);
+    const float id = d ? 1.0f / d : 0.0f;
+    y[i].d = f32_to_fp16(d);
+    const __m256 vid = _mm256_set1_ps(id);
+    __m256i v[4];
+    for (int k = 0; k < 4; ++k) v[k] = _mm256_cvttps_epi32(round_half_away(_mm256_mul_ps(xs[k], vid)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[i].qs), pack_i32_to_i8(v[0], v[1], v[2], v[3]));
+  }
+}
+
+uint64_t read_stream(const uint8_t* p, int64_t bytes) {
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  for (int64_t i = 0; i < bytes; i += 128) {
+    a0 = _mm256_xor_si256(a0, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i)));
+    a1 = _mm256_xor_si256(a1, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 32)));
+    a2 = _mm256_xor_si256(a2, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 64)));
+    a3 = _mm256_xor_si256(a3, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 96)));
+  }
+  const __m256i s = _mm256_xor_si256(_mm256_xor_si256(a0, a1), _mm256_xor_si256(a2, a3));
+  return static_cast<uint64_t>(_mm256_extract_epi64(s, 0) ^ _mm256_extract_epi64(s, 1) ^
+                               _mm256_extract_epi64(s, 2) ^ _mm256_extract_epi64(s, 3));
+}
+
+}  // namespace popper::cpu::avx2
