@@ -1,0 +1,105 @@
+// A loaded Qwen3 / Qwen3-MoE model, and a Session: one sequence's KV cache and workspace, run
+// through the forward pass on a Backend.
+//
+// Forward, per layer (llama.cpp's qwen3 / qwen3moe graphs):
+//   h = x + W_o · attn(rope(qnorm(W_q · rms(x))), rope(knorm(W_k · rms(x))), W_v · rms(x))
+//   x' = h + ffn(rms(h))          ffn = dense SwiGLU (qwen3) or routed experts (qwen3moe)
+// then logits = output · rms(x). Both the cached path and the full-recompute reference
+// (forward_full) run this same code on the same backend ops; they differ only in what the KV
+// cache already holds.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/core/result.h"
+#include "engine/gguf/gguf_reader.h"
+#include "engine/model/backend.h"
+#include "engine/model/kv_cache.h"
+#include "engine/model/model_config.h"
+#include "engine/model/weights.h"
+
+namespace popper {
+
+// How often each FFN path ran (one count per layer per forward call). Read by the server's
+// /metrics: an MoE model must show dense == 0.
+struct FfnDispatchCounters {
+  std::atomic<uint64_t> dense{0};
+  std::atomic<uint64_t> moe{0};
+};
+
+class Model {
+ public:
+  // Opens, validates and binds. Errors name the file and the key or tensor.
+  static Result<std::unique_ptr<Model>> load(const std::string& path);
+
+  const ModelConfig& config() const { return config_; }
+  const ModelWeights& weights() const { return weights_; }
+  const GgufFile& file() const { return *file_; }
+  FfnDispatchCounters& counters() const { return counters_; }
+
+ private:
+  Model() = default;
+  std::unique_ptr<GgufFile> file_;
+  ModelConfig config_;
+  ModelWeights weights_;
+  mutable FfnDispatchCounters counters_;
+};
+
+struct SessionOptions {
+  int64_t capacity = 0;     // KV positions; required > 0
+  KvType kv_type = KvType::kF32;
+  int64_t max_batch = 512;  // tokens per forward chunk (prefill batch size)
+  bool record_routing = false;
+  // Negative control only: run the dense FFN even on an MoE model, to prove the guard fires.
+  bool force_dense_ffn = false;
+};
+
+// Expert choices per layer, in the order tokens were processed: layer il's ids of token i are
+// ids[il][i * k .. i * k + k), slot 0 the largest weight.
+struct RoutingTrace {
+  int64_t k = 0;
+  std::vector<std::vector<int32_t>> ids;
+  std::vector<std::vector<float>> weights;
+};
+
+class Session {
+ public:
+  Session(const Model& model, Backend& backend, const SessionOptions& options);
+
+  // Runs `tokens` at positions [cache().n_pos(), + n) in chunks of max_batch, appending to the
+  // cache. logits: [n_vocab] of the last token, or when all_logits is non-null, every token's
+  // logits appended there ([n, n_vocab]). Errors: a token id out of range, not enough cache
+  // positions (nothing is written then), the dense-FFN guard.
+  Status forward(std::span<const int32_t> tokens, float* logits, std::vector<float>* all_logits = nullptr);
+
+  KvCache& cache() { return cache_; }
+  const KvCache& cache() const { return cache_; }
+  const RoutingTrace& routing() const { return routing_; }
+  const Model& model() const { return model_; }
+
+ private:
+  Status forward_chunk(const int32_t* tokens, int64_t n, float* logits_out, bool all);
+  Status ffn(const LayerWeights& layer, int64_t il, int64_t n);
+
+  const Model& model_;
+  Backend& backend_;
+  SessionOptions options_;
+  KvCache cache_;
+  RoutingTrace routing_;
+  // Workspace for max_batch tokens, allocated once.
+  std::vector<float> x_, xn_, q_, k_, v_, attn_, proj_;  // [B, n_embd] / [B, q_dim] / [B, kv_dim]
+  std::vector<int32_t> expert_ids_;                       // [B, n_expert_used]
+  std::vector<float> expert_weights_;                     // [B, n_expert_used]
+};
+
+// The reference path: no cache carried between calls — every call recomputes all of `tokens`
+// in one batch from position 0 (same kernels as the cached path). Returns the last token's
+// logits [n_vocab].
+Result<std::vector<float>> forward_full(const Model& model, Backend& backend, std::span<const int32_t> tokens,
+                                        KvType kv_type = KvType::kF32);
+
+}  // namespace popper
