@@ -254,7 +254,11 @@ Result<GgufTensorGeometry> gguf_tensor_geometry(GgmlType type, std::span<const i
   if (dims[0] % info.block_size != 0) {
     return make_error("ne[0] = ", dims[0], " is not a multiple of ", info.name, "'s block size ", info.block_size);
   }
-  uint64_t n_bytes = static_cast<uint64_t>(dims[0] / info.block_size) * static_cast<uint64_t>(info.type_size);
+  uint64_t n_bytes = 0;
+  if (mul_overflows(static_cast<uint64_t>(dims[0] / info.block_size), static_cast<uint64_t>(info.type_size), n_bytes) ||
+      n_bytes > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    return make_error("byte size overflows int64 at ne[0]");
+  }
   for (size_t i = 1; i < dims.size(); ++i) {
     if (mul_overflows(n_bytes, static_cast<uint64_t>(dims[i]), n_bytes) ||
         n_bytes > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
