@@ -1,0 +1,2 @@
+popper_benchmark(kernels_bench SOURCES kernels_bench.cpp)
+popper_benchmark(tokenizer_bench SOURCES tokenizer_bench.cpp)
