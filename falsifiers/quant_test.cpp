@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "engine/core/fp16.h"
@@ -302,6 +304,67 @@ TEST(QuantTraits, TableCoversTheComputeTypesWithGgmlsVecDotTypes) {
   }
   EXPECT_EQ(quant_traits(GgmlType::Q4_0), nullptr);
   EXPECT_FALSE(is_compute_type(GgmlType::IQ2_XXS));
+}
+
+
+// ---- Goldens from gguf-py (llama.cpp's Python package), scripts/make_quant_goldens.py ------
+
+namespace golden {
+
+std::vector<uint8_t> read_file(const std::string& name) {
+  const std::string path = std::string(POPPER_SOURCE_DIR) + "/falsifiers/fixtures/quant/" + name;
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return {};
+  std::vector<uint8_t> bytes;
+  uint8_t buf[4096];
+  for (size_t got; (got = std::fread(buf, 1, sizeof buf, f)) > 0;) bytes.insert(bytes.end(), buf, buf + got);
+  std::fclose(f);
+  return bytes;
+}
+
+uint32_t u32_at(const std::vector<uint8_t>& b, size_t off) {
+  uint32_t v;
+  std::memcpy(&v, b.data() + off, 4);
+  return v;
+}
+
+}  // namespace golden
+
+TEST(QuantGolden, DequantisersMatchGgufPyBitForBit) {
+  RecordProperty("falsification_id", "FALSIFY-QUANT-GGML-PARITY");
+  const struct {
+    GgmlType type;
+    const char* file;
+  } cases[] = {{GgmlType::Q4_K, "q4_K.dequant.bin"}, {GgmlType::Q5_K, "q5_K.dequant.bin"},
+               {GgmlType::Q6_K, "q6_K.dequant.bin"}, {GgmlType::Q8_0, "q8_0.dequant.bin"},
+               {GgmlType::F16, "f16.dequant.bin"},   {GgmlType::BF16, "bf16.dequant.bin"}};
+  for (const auto& c : cases) {
+    const auto bytes = golden::read_file(c.file);
+    ASSERT_GE(bytes.size(), 8u) << "missing fixture " << c.file << " (scripts/make_quant_goldens.py)";
+    const uint32_t n_blocks = golden::u32_at(bytes, 0), block_bytes = golden::u32_at(bytes, 4);
+    const auto& info = ggml_type_info(c.type);
+    ASSERT_EQ(block_bytes, info.type_size) << c.file;
+    const int64_t n = n_blocks * info.block_size;
+    ASSERT_EQ(bytes.size(), 8 + size_t(n_blocks) * block_bytes + size_t(n) * 4) << c.file;
+    std::vector<float> want(static_cast<size_t>(n)), got(static_cast<size_t>(n));
+    std::memcpy(want.data(), bytes.data() + 8 + size_t(n_blocks) * block_bytes, size_t(n) * 4);
+    quant_traits(c.type)->dequantize_row(bytes.data() + 8, got.data(), n);
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(got[i], want[i]) << c.file << " element " << i;
+  }
+}
+
+TEST(QuantGolden, Q8_0QuantiserMatchesGgufPyBitForBit) {
+  RecordProperty("falsification_id", "FALSIFY-QUANT-GGML-PARITY");
+  const auto bytes = golden::read_file("q8_0.quant.bin");
+  ASSERT_GE(bytes.size(), 4u) << "missing fixture q8_0.quant.bin (scripts/make_quant_goldens.py)";
+  const uint32_t n = golden::u32_at(bytes, 0);
+  const size_t q_bytes = size_t(n) / 32 * sizeof(BlockQ8_0);
+  ASSERT_EQ(bytes.size(), 4 + size_t(n) * 4 + q_bytes);
+  std::vector<float> x(n);
+  std::memcpy(x.data(), bytes.data() + 4, size_t(n) * 4);
+  std::vector<uint8_t> got(q_bytes);
+  quant::quantize_row_q8_0_ref(x.data(), got.data(), n);
+  EXPECT_EQ(0, std::memcmp(got.data(), bytes.data() + 4 + size_t(n) * 4, q_bytes));
 }
 
 }  // namespace
