@@ -164,6 +164,32 @@ TEST(VecDot, Avx2MatchesScalarWithinTheSummationBoundForEveryTypeSizeAndOffset) 
   }
 }
 
+TEST(VecDot, MultiTokenKernelsEqualTheSingleTokenDotBitForBit) {
+  RecordProperty("falsification_id", "FALSIFY-KERNEL-SIMD-PARITY");
+  Rng rng(23);
+  int checked = 0;
+  for (GgmlType type : kWeightTypes) {
+    const VecDotMultiFn multi = vec_dot_multi_fn(type, SimdPath::kAvx2);
+    if (multi == nullptr) continue;
+    for (int64_t blocks = 1; blocks <= 33; blocks += 4) {
+      const int64_t n = blocks * block_size(type);
+      const auto w = random_weight_row(type, n, rng);
+      std::vector<std::vector<uint8_t>> rows;
+      const void* a[kVecDotTokens];
+      for (int t = 0; t < kVecDotTokens; ++t) rows.push_back(activation_row(type, gaussian(n, rng)));
+      for (int t = 0; t < kVecDotTokens; ++t) a[t] = rows[t].data();
+      float out[kVecDotTokens];
+      multi(n, w.data(), a, out);
+      for (int t = 0; t < kVecDotTokens; ++t) {
+        const float single = vec_dot_fn(type, SimdPath::kAvx2)(n, w.data(), a[t]);
+        ASSERT_EQ(0, std::memcmp(&out[t], &single, sizeof(float))) << ggml_type_name(type) << " token " << t;
+      }
+      ++checked;
+    }
+  }
+  if (checked == 0) GTEST_SKIP() << "no multi-token kernels on this CPU";
+}
+
 // Blocks whose scales are all 1 make every partial sum an integer below 2^24, so any float
 // summation order gives the same exact value: the paths must agree bit for bit and equal the
 // integer dot of the dequantised values. This pins the integer part (nibble unpacking, scale

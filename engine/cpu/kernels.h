@@ -30,6 +30,11 @@ float vec_dot_q4_k(int64_t n, const void* w, const void* a);
 float vec_dot_q5_k(int64_t n, const void* w, const void* a);
 float vec_dot_q6_k(int64_t n, const void* w, const void* a);
 
+// One weight row against 4 activation rows a[0..3], unpacking each weight block once:
+// out[t] is bit-identical to vec_dot_q*_k(n, w, a[t]). For prefill (matmul_rows).
+void vec_dot_q4_k_x4(int64_t n, const void* w, const void* const* a, float* out);
+void vec_dot_q6_k_x4(int64_t n, const void* w, const void* const* a, float* out);
+
 // Bit-identical to quant::quantize_row_q8_k_ref / quantize_row_q8_0_ref (same rounding, same
 // scale arithmetic), only vectorised: the decode step quantises every activation row.
 void quantize_row_q8_k(const float* src, void* dst, int64_t n);

@@ -71,6 +71,7 @@ void matmul_rows(const WeightMatrix& w, const QuantizedActivations& x, float* y,
   POPPER_CHECK(x.n_cols() == w.n_in, "activations have ", x.n_cols(), " columns, weights ", w.n_in);
   POPPER_CHECK(row_begin >= 0 && row_end <= w.n_out, "rows [", row_begin, ", ", row_end, ") of ", w.n_out);
   const VecDotFn dot = vec_dot_fn(w.type);
+  const VecDotMultiFn multi = vec_dot_multi_fn(w.type);
   const int64_t n_tokens = x.n_rows();
   const int64_t n = w.n_in;
   if (n_tokens == 1) {
@@ -78,14 +79,26 @@ void matmul_rows(const WeightMatrix& w, const QuantizedActivations& x, float* y,
     for (int64_t r = row_begin; r < row_end; ++r) y[r] = dot(n, w.data + r * w.row_bytes, a);
     return;
   }
-  const int64_t a_row_bytes = n_tokens > 0 ? x.row(1 < n_tokens ? 1 : 0) - x.row(0) : 0;
   const int64_t row_tile = std::max<int64_t>(1, kWeightTileBytes / w.row_bytes);
-  const int64_t token_tile = std::max<int64_t>(1, kTokenTileBytes / std::max<int64_t>(1, a_row_bytes));
+  const int64_t token_tile = std::max<int64_t>(1, kTokenTileBytes / std::max<int64_t>(1, x.row_bytes()));
   for (int64_t t0 = 0; t0 < n_tokens; t0 += token_tile) {
     const int64_t t1 = std::min(n_tokens, t0 + token_tile);
     for (int64_t r0 = row_begin; r0 < row_end; r0 += row_tile) {
       const int64_t r1 = std::min(row_end, r0 + row_tile);
-      for (int64_t t = t0; t < t1; ++t) {
+      int64_t t = t0;
+      if (multi != nullptr) {
+        // Groups of kVecDotTokens tokens share each weight block's unpacking.
+        for (; t + kVecDotTokens <= t1; t += kVecDotTokens) {
+          const void* a[kVecDotTokens];
+          for (int k = 0; k < kVecDotTokens; ++k) a[k] = x.row(t + k);
+          for (int64_t r = r0; r < r1; ++r) {
+            float out[kVecDotTokens];
+            multi(n, w.data + r * w.row_bytes, a, out);
+            for (int k = 0; k < kVecDotTokens; ++k) y[(t + k) * ldy + r] = out[k];
+          }
+        }
+      }
+      for (; t < t1; ++t) {
         const uint8_t* a = x.row(t);
         float* yt = y + t * ldy;
         for (int64_t r = r0; r < r1; ++r) yt[r] = dot(n, w.data + r * w.row_bytes, a);

@@ -39,6 +39,7 @@ class QuantizedActivations {
   GgmlType type() const { return type_; }
   int64_t n_rows() const { return n_rows_; }
   int64_t n_cols() const { return n_cols_; }
+  int64_t row_bytes() const { return row_bytes_; }
   const uint8_t* row(int64_t i) const { return bytes_.data() + i * row_bytes_; }
 
  private:

@@ -57,6 +57,13 @@ VecDotFn vec_dot_fn(GgmlType weight_type, SimdPath path) {
   return nullptr;
 }
 
+VecDotMultiFn vec_dot_multi_fn(GgmlType weight_type, SimdPath path) {
+  if (path != SimdPath::kAvx2 || !path_available(path)) return nullptr;
+  if (weight_type == GgmlType::Q4_K) return avx2::vec_dot_q4_k_x4;
+  if (weight_type == GgmlType::Q6_K) return avx2::vec_dot_q6_k_x4;
+  return nullptr;
+}
+
 ActivationQuantizeFn activation_quantize_fn(GgmlType vec_dot_type, SimdPath path) {
   if (!path_available(path)) return nullptr;
   if (vec_dot_type != GgmlType::F32 && vec_dot_type != GgmlType::Q8_0 && vec_dot_type != GgmlType::Q8_K) return nullptr;

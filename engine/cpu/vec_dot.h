@@ -26,6 +26,16 @@ const char* simd_path_name(SimdPath path);
 VecDotFn vec_dot_fn(GgmlType weight_type, SimdPath path);
 inline VecDotFn vec_dot_fn(GgmlType weight_type) { return vec_dot_fn(weight_type, active_simd_path()); }
 
+// One weight row against kVecDotTokens activation rows, each weight block unpacked once (the
+// prefill path). out[t] is bit-identical to vec_dot_fn(type, path)(n, w, a[t]). nullptr where
+// a type/path has no such kernel: callers then loop over the single-row dot.
+inline constexpr int kVecDotTokens = 4;
+using VecDotMultiFn = void (*)(int64_t n, const void* w, const void* const* a, float* out);
+VecDotMultiFn vec_dot_multi_fn(GgmlType weight_type, SimdPath path);
+inline VecDotMultiFn vec_dot_multi_fn(GgmlType weight_type) {
+  return vec_dot_multi_fn(weight_type, active_simd_path());
+}
+
 // Converts n f32 activations (a multiple of the block size) to `vec_dot_type` (F32, Q8_0 or
 // Q8_K). Every path writes the same bytes as the scalar reference quantiser
 // (quant_traits(type)->quantize_row_ref). nullptr for other types or an unavailable path.

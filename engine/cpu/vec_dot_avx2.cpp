@@ -99,6 +99,111 @@ inline __m256i pack_i32_to_i8(__m256i a, __m256i b, __m256i c, __m256i d) {
   return _mm256_permutevar8x32_epi32(_mm256_packs_epi16(ab, cd), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
+// Q4_K x Q8_K for kTokens activation rows at once: the weight block is unpacked once (nibbles,
+// scales, mins) and used for every token. Each token's operations are exactly those of the
+// single-token dot, in the same order, so the results are bit-identical to vec_dot_q4_k.
+template <int kTokens>
+inline void dot_q4_k(int64_t n, const void* w, const void* const* a, float* out) {
+  const auto* x = static_cast<const BlockQ4K*>(w);
+  const BlockQ8K* y[kTokens];
+  for (int t = 0; t < kTokens; ++t) y[t] = static_cast<const BlockQ8K*>(a[t]);
+  const __m256i m4 = _mm256_set1_epi8(0xF);
+  __m256 acc[kTokens];
+  __m128 acc_m[kTokens];
+  for (int t = 0; t < kTokens; ++t) {
+    acc[t] = _mm256_setzero_ps();
+    acc_m[t] = _mm_setzero_ps();
+  }
+  for (int64_t i = 0; i < n / kQK_K; ++i) {
+    prefetch_ahead<sizeof(x[i])>(&x[i]);
+    const float xd = fp16_to_f32(x[i].d);
+    const float xdmin = fp16_to_f32(x[i].dmin);
+    const __m256i mins_and_scales = _mm256_cvtepu8_epi16(unpack_scales_mins(x[i].scales));
+    const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(mins_and_scales));
+    __m256i sumi[kTokens];
+    for (int t = 0; t < kTokens; ++t) {
+      const float dmin = -y[t][i].d * xdmin;
+      acc_m[t] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(min_products(mins_and_scales, y[t][i].bsums)),
+                              acc_m[t]);
+      sumi[t] = _mm256_setzero_si256();
+    }
+    const uint8_t* q4 = x[i].qs;
+    for (int g = 0; g < 4; ++g, q4 += 32) {
+      const __m256i bits = loadu(q4);
+      const __m256i lo = _mm256_and_si256(bits, m4);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+      const __m256i sc_lo = broadcast16(scales, 2 * g);
+      const __m256i sc_hi = broadcast16(scales, 2 * g + 1);
+      for (int t = 0; t < kTokens; ++t) {
+        const int8_t* q8 = y[t][i].qs + 64 * g;
+        const __m256i p_lo = _mm256_madd_epi16(sc_lo, _mm256_maddubs_epi16(lo, loadu(q8)));
+        const __m256i p_hi = _mm256_madd_epi16(sc_hi, _mm256_maddubs_epi16(hi, loadu(q8 + 32)));
+        sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p_lo, p_hi));
+      }
+    }
+    for (int t = 0; t < kTokens; ++t) {
+      const float d = y[t][i].d * xd;
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+    }
+  }
+  for (int t = 0; t < kTokens; ++t) {
+    __m128 m = _mm_add_ps(acc_m[t], _mm_movehl_ps(acc_m[t], acc_m[t]));
+    m = _mm_add_ss(m, _mm_movehdup_ps(m));
+    out[t] = hsum(acc[t]) + _mm_cvtss_f32(m);
+  }
+}
+
+// Q6_K x Q8_K for kTokens activation rows, the block unpacked once; per token the same
+// operations in the same order as the single-token dot (bit-identical results).
+template <int kTokens>
+inline void dot_q6_k(int64_t n, const void* w, const void* const* a, float* out) {
+  const auto* x = static_cast<const BlockQ6K*>(w);
+  const BlockQ8K* y[kTokens];
+  for (int t = 0; t < kTokens; ++t) y[t] = static_cast<const BlockQ8K*>(a[t]);
+  const __m256i m4 = _mm256_set1_epi8(0xF);
+  const __m256i m2 = _mm256_set1_epi8(3);
+  __m256 acc[kTokens];
+  for (int t = 0; t < kTokens; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / kQK_K; ++i) {
+    prefetch_ahead<sizeof(x[i])>(&x[i]);
+    const float xd = fp16_to_f32(x[i].d);
+    const uint8_t* ql = x[i].ql;
+    const uint8_t* qh = x[i].qh;
+    const __m128i scales = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].scales));
+    const __m256i scales16 = _mm256_cvtepi8_epi16(scales);
+    __m256i sumi[kTokens];
+    for (int t = 0; t < kTokens; ++t) sumi[t] = _mm256_setzero_si256();
+    for (int g = 0; g < 2; ++g, ql += 64, qh += 32) {
+      const __m256i b1 = loadu(ql);
+      const __m256i b2 = loadu(ql + 32);
+      const __m256i bh = loadu(qh);
+      const __m256i q[4] = {
+          _mm256_or_si256(_mm256_and_si256(b1, m4), _mm256_slli_epi16(_mm256_and_si256(bh, m2), 4)),
+          _mm256_or_si256(_mm256_and_si256(b2, m4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 2), m2), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 4), m2), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 6), m2), 4))};
+      for (int k = 0; k < 4; ++k) {
+        const __m256i sc = _mm256_cvtepi8_epi16(
+            _mm_shuffle_epi8(scales, _mm_load_si128(reinterpret_cast<const __m128i*>(kPairBytes[4 * g + k]))));
+        for (int t = 0; t < kTokens; ++t) {
+          const __m256i p16 = _mm256_maddubs_epi16(q[k], loadu(y[t][i].qs + 128 * g + 32 * k));
+          sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(sc, p16));
+        }
+      }
+    }
+    for (int t = 0; t < kTokens; ++t) {
+      // 32 * sum_k sc_k * bsums_k: the offset of the stored quants (q - 32), from the bsums.
+      const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(loadu(y[t][i].bsums), scales16), 5);
+      const float d = y[t][i].d * xd;
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi[t], offset)), acc[t]);
+    }
+  }
+  for (int t = 0; t < kTokens; ++t) out[t] = hsum(acc[t]);
+}
+
 }  // namespace
 
 float vec_dot_f32(int64_t n, const void* w, const void* a) {
@@ -167,37 +272,12 @@ float vec_dot_q8_0(int64_t n, const void* w, const void* a) {
 }
 
 float vec_dot_q4_k(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const BlockQ4K*>(w);
-  const auto* y = static_cast<const BlockQ8K*>(a);
-  const __m256i m4 = _mm256_set1_epi8(0xF);
-  __m256 acc = _mm256_setzero_ps();
-  __m128 acc_m = _mm_setzero_ps();
-  for (int64_t i = 0; i < n / kQK_K; ++i) {
-    prefetch_ahead<sizeof(x[i])>(&x[i]);
-    const float d = y[i].d * fp16_to_f32(x[i].d);
-    const float dmin = -y[i].d * fp16_to_f32(x[i].dmin);
-    const __m256i mins_and_scales = _mm256_cvtepu8_epi16(unpack_scales_mins(x[i].scales));
-    acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(min_products(mins_and_scales, y[i].bsums)), acc_m);
-    const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(mins_and_scales));
-    const uint8_t* q4 = x[i].qs;
-    const int8_t* q8 = y[i].qs;
-    __m256i sumi = _mm256_setzero_si256();
-    for (int g = 0; g < 4; ++g, q4 += 32, q8 += 64) {
-      const __m256i bits = loadu(q4);
-      const __m256i lo = _mm256_and_si256(bits, m4);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-      __m256i p_lo = _mm256_maddubs_epi16(lo, loadu(q8));
-      __m256i p_hi = _mm256_maddubs_epi16(hi, loadu(q8 + 32));
-      p_lo = _mm256_madd_epi16(broadcast16(scales, 2 * g), p_lo);
-      p_hi = _mm256_madd_epi16(broadcast16(scales, 2 * g + 1), p_hi);
-      sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p_lo, p_hi));
-    }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-  }
-  __m128 m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
-  m = _mm_add_ss(m, _mm_movehdup_ps(m));
-  return hsum(acc) + _mm_cvtss_f32(m);
+  float out;
+  dot_q4_k<1>(n, w, &a, &out);
+  return out;
 }
+
+void vec_dot_q4_k_x4(int64_t n, const void* w, const void* const* a, float* out) { dot_q4_k<4>(n, w, a, out); }
 
 float vec_dot_q5_k(int64_t n, const void* w, const void* a) {
   const auto* x = static_cast<const BlockQ5K*>(w);
@@ -237,46 +317,12 @@ float vec_dot_q5_k(int64_t n, const void* w, const void* a) {
 }
 
 float vec_dot_q6_k(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const BlockQ6K*>(w);
-  const auto* y = static_cast<const BlockQ8K*>(a);
-  const __m256i m4 = _mm256_set1_epi8(0xF);
-  const __m256i m2 = _mm256_set1_epi8(3);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t i = 0; i < n / kQK_K; ++i) {
-    prefetch_ahead<sizeof(x[i])>(&x[i]);
-    const float d = y[i].d * fp16_to_f32(x[i].d);
-    const uint8_t* ql = x[i].ql;
-    const uint8_t* qh = x[i].qh;
-    const int8_t* q8 = y[i].qs;
-    const __m128i scales = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].scales));
-    // 32 * sum_k sc_k * bsums_k: the offset of the stored quants (q - 32), from the bsums.
-    const __m256i offset = _mm256_slli_epi32(
-        _mm256_madd_epi16(loadu(y[i].bsums), _mm256_cvtepi8_epi16(scales)), 5);
-    __m256i sumi = _mm256_setzero_si256();
-    for (int g = 0; g < 2; ++g, ql += 64, qh += 32, q8 += 128) {
-      const __m256i b1 = loadu(ql);
-      const __m256i b2 = loadu(ql + 32);
-      const __m256i bh = loadu(qh);
-      const __m256i q0 = _mm256_or_si256(_mm256_and_si256(b1, m4), _mm256_slli_epi16(_mm256_and_si256(bh, m2), 4));
-      const __m256i q1 = _mm256_or_si256(_mm256_and_si256(b2, m4),
-                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 2), m2), 4));
-      const __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m4),
-                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 4), m2), 4));
-      const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m4),
-                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 6), m2), 4));
-      const __m256i qs[4] = {q0, q1, q2, q3};
-      for (int k = 0; k < 4; ++k) {
-        const __m256i p16 = _mm256_maddubs_epi16(qs[k], loadu(q8 + 32 * k));
-        const __m128i sc_pair = _mm_shuffle_epi8(
-            scales, _mm_load_si128(reinterpret_cast<const __m128i*>(kPairBytes[4 * g + k])));
-        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc_pair), p16));
-      }
-    }
-    sumi = _mm256_sub_epi32(sumi, offset);
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-  }
-  return hsum(acc);
+  float out;
+  dot_q6_k<1>(n, w, &a, &out);
+  return out;
 }
+
+void vec_dot_q6_k_x4(int64_t n, const void* w, const void* const* a, float* out) { dot_q6_k<4>(n, w, a, out); }
 
 void quantize_row_q8_k(const float* src, void* dst, int64_t n) {
   auto* y = static_cast<BlockQ8K*>(dst);
