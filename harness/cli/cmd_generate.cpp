@@ -1,0 +1,132 @@
+// `popper generate`: run the engine on a GGUF file from prompt token ids and print the generated
+// ids and a timing line (prefill and decode tokens per second).
+#include <cstdio>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "engine/model/cpu_backend.h"
+#include "engine/model/generate.h"
+#include "harness/cli/commands.h"
+
+namespace popper::cli {
+namespace {
+
+struct GenerateFlags {
+  std::string model;
+  std::string prompt_tokens;
+  int64_t max_tokens = 16;
+  bool no_cache = false;
+  int threads = 0;
+  uint64_t seed = 0;
+  float temperature = 0.0f;
+  int64_t top_k = 0;
+  float top_p = 1.0f;
+  std::string kv_type = "f32";
+  int64_t n_ctx = 0;
+  int64_t batch = 512;
+  std::string stop_ids;
+};
+
+// "1,2,3" -> ids. Error names the bad item.
+Result<std::vector<int32_t>> parse_ids(const std::string& flag, const std::string& text) {
+  std::vector<int32_t> ids;
+  std::stringstream ss(text);
+  std::string item;
+  int index = 0;
+  while (std::getline(ss, item, ',')) {
+    size_t used = 0;
+    long long v = -1;
+    try {
+      v = std::stoll(item, &used);
+    } catch (...) {
+      used = 0;
+    }
+    if (used == 0 || used != item.size() || v < 0 || v > INT32_MAX) {
+      return make_error(flag, ": item ", index, " '", item, "' is not a non-negative token id");
+    }
+    ids.push_back(int32_t(v));
+    ++index;
+  }
+  return ids;
+}
+
+int run_generate(const GenerateFlags& f) {
+  auto prompt = parse_ids("--prompt-tokens", f.prompt_tokens);
+  if (!prompt.ok()) {
+    std::fprintf(stderr, "popper generate: %s\n", prompt.message().c_str());
+    return 2;
+  }
+  if (prompt->empty()) {
+    std::fprintf(stderr, "popper generate: --prompt-tokens: no token ids given\n");
+    return 2;
+  }
+  GenerateOptions opt;
+  opt.max_tokens = f.max_tokens;
+  opt.use_cache = !f.no_cache;
+  opt.n_ctx = f.n_ctx;
+  opt.prefill_batch = f.batch;
+  opt.sampling = {f.temperature, f.top_k, f.top_p, f.seed};
+  if (!f.stop_ids.empty()) {
+    auto stops = parse_ids("--stop-ids", f.stop_ids);
+    if (!stops.ok()) {
+      std::fprintf(stderr, "popper generate: %s\n", stops.message().c_str());
+      return 2;
+    }
+    opt.stop_ids = stops.value();
+  }
+  auto kv = parse_kv_type(f.kv_type);
+  if (!kv.ok()) {
+    std::fprintf(stderr, "popper generate: %s\n", kv.message().c_str());
+    return 2;
+  }
+  opt.kv_type = kv.value();
+  auto model = Model::load(f.model);
+  if (!model.ok()) {
+    std::fprintf(stderr, "popper generate: %s\n", model.message().c_str());
+    return 2;
+  }
+  CpuBackend backend(f.threads);
+  std::fprintf(stderr, "model: %s\nbackend: %s, %d threads, kv %s, %s\n", model.value()->config().summary().c_str(),
+               backend.name(), backend.n_threads(), kv_type_name(opt.kv_type),
+               opt.use_cache ? "cached" : "no cache (full recompute)");
+  auto result = generate(*model.value(), backend, prompt.value(), opt, [](int32_t tok) {
+    std::printf("%d ", tok);
+    std::fflush(stdout);
+  });
+  std::printf("\n");
+  if (!result.ok()) {
+    std::fprintf(stderr, "popper generate: %s\n", result.message().c_str());
+    return 2;
+  }
+  const GenerateResult& r = result.value();
+  std::printf("finish: %s, %zu tokens\n", finish_reason_name(r.finish), r.tokens.size());
+  std::printf("timing: prefill %lld tokens in %.3f s (%.2f tok/s), decode %lld steps in %.3f s (%.2f tok/s)\n",
+              static_cast<long long>(r.n_prompt), r.prefill_seconds, r.prefill_tok_per_s(),
+              static_cast<long long>(r.decode_steps), r.decode_seconds, r.decode_tok_per_s());
+  return 0;
+}
+
+void register_generate(CLI::App& app) {
+  static GenerateFlags f;
+  CLI::App* cmd = add_command(app, "generate", "Generate tokens from a Qwen3 / Qwen3-MoE GGUF model",
+                              [] { return run_generate(f); });
+  cmd->add_option("--model", f.model, "GGUF model file")->required();
+  cmd->add_option("--prompt-tokens", f.prompt_tokens, "Prompt token ids, comma-separated (e.g. 1,2,3)")->required();
+  cmd->add_option("--max-tokens", f.max_tokens, "Tokens to generate at most")->capture_default_str();
+  cmd->add_flag("--no-cache", f.no_cache, "Recompute the whole sequence every step (the reference path)");
+  cmd->add_option("--threads", f.threads, "Compute threads (0: all cores)")->capture_default_str();
+  cmd->add_option("--seed", f.seed, "Sampling seed")->capture_default_str();
+  cmd->add_option("--temperature", f.temperature, "Sampling temperature (0: greedy)")->capture_default_str();
+  cmd->add_option("--top-k", f.top_k, "Keep the k most likely tokens (0: all)")->capture_default_str();
+  cmd->add_option("--top-p", f.top_p, "Nucleus mass in (0, 1]")->capture_default_str();
+  cmd->add_option("--stop-ids", f.stop_ids, "Token ids that end generation, comma-separated");
+  cmd->add_option("--kv-type", f.kv_type, "KV cache storage: f32 or f16")->capture_default_str();
+  cmd->add_option("--ctx", f.n_ctx, "Context positions (0: prompt + max tokens + 8, capped at the model's)")
+      ->capture_default_str();
+  cmd->add_option("--batch", f.batch, "Prefill batch size in tokens")->capture_default_str();
+}
+
+}  // namespace
+POPPER_REGISTER_COMMAND(40, register_generate);
+}  // namespace popper::cli
