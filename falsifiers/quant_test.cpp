@@ -367,5 +367,34 @@ TEST(QuantGolden, Q8_0QuantiserMatchesGgufPyBitForBit) {
   EXPECT_EQ(0, std::memcmp(got.data(), bytes.data() + 4 + size_t(n) * 4, q_bytes));
 }
 
+
+TEST(QuantGolden, ReferenceQuantisersMatchGgmlsOwnBytes) {
+  RecordProperty("falsification_id", "FALSIFY-QUANT-GGML-PARITY");
+  // Bytes from libggml-base's quantize_row_*_ref on Gaussian rows at 1e-3, 1 and 1e3, with
+  // outliers and an all-zero block (scripts/make_quant_goldens.py with GGML_BASE_LIB).
+  const struct {
+    GgmlType type;
+    const char* file;
+  } cases[] = {{GgmlType::Q4_K, "q4_K.ggml_ref.bin"}, {GgmlType::Q5_K, "q5_K.ggml_ref.bin"},
+               {GgmlType::Q6_K, "q6_K.ggml_ref.bin"}, {GgmlType::Q8_K, "q8_K.ggml_ref.bin"},
+               {GgmlType::Q8_0, "q8_0.ggml_ref.bin"}};
+  for (const auto& c : cases) {
+    const auto bytes = golden::read_file(c.file);
+    ASSERT_GE(bytes.size(), 4u) << "missing fixture " << c.file << " (scripts/make_quant_goldens.py)";
+    const int64_t n = golden::u32_at(bytes, 0);
+    const size_t q_bytes = static_cast<size_t>(ggml_row_size(c.type, n));
+    ASSERT_EQ(bytes.size(), 4 + size_t(n) * 4 + q_bytes) << c.file;
+    std::vector<float> x(static_cast<size_t>(n));
+    std::memcpy(x.data(), bytes.data() + 4, size_t(n) * 4);
+    const uint8_t* want = bytes.data() + 4 + size_t(n) * 4;
+    std::vector<uint8_t> got(q_bytes);
+    quant_traits(c.type)->quantize_row_ref(x.data(), got.data(), n);
+    const size_t block_bytes = static_cast<size_t>(ggml_type_info(c.type).type_size);
+    for (size_t off = 0; off < q_bytes; off += block_bytes) {
+      ASSERT_EQ(0, std::memcmp(got.data() + off, want + off, block_bytes)) << c.file << " block " << off / block_bytes;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace popper

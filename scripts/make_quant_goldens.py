@@ -7,7 +7,12 @@ Run with the reference venv:  /work/venv-ref/bin/python scripts/make_quant_golde
 File layouts (little endian):
   <type>.dequant.bin  u32 n_blocks, u32 block_bytes, block bytes, f32 expected[n_blocks * block_size]
   q8_0.quant.bin      u32 n_values, f32 input[n_values], expected Q8_0 block bytes
+  <type>.ggml_ref.bin u32 n_values, f32 input[n_values], expected block bytes from ggml's own
+                      quantize_row_<type>_ref (libggml-base through ctypes; written only when
+                      GGML_BASE_LIB names that library, e.g. one built by llama-cpp-python)
 """
+import ctypes
+import os
 import struct
 from pathlib import Path
 
@@ -62,6 +67,38 @@ def main():
         f.write(struct.pack("<I", x.size))
         f.write(x.astype("<f4").tobytes())
         f.write(q.tobytes())
+    if os.environ.get("GGML_BASE_LIB"):
+        ggml_ref_goldens(os.environ["GGML_BASE_LIB"], rng)
+
+
+def ggml_ref_goldens(lib_path, rng):
+    lib = ctypes.CDLL(lib_path)
+    sizes = {"q4_K": 144, "q5_K": 176, "q6_K": 210, "q8_K": 292, "q8_0": 34}
+    block = {"q8_0": 32}
+    # Gaussian rows at three scales plus a row with outliers and a zero block: 24 super-blocks.
+    x = rng.normal(size=24 * 256).astype(np.float32)
+    x[0:2048] *= 1e-3
+    x[2048:4096] *= 1e3
+    x[4096 + 17] = 40.0
+    x[4096 + 300] = -55.0
+    x[5120:5376] = 0.0
+    for name, type_size in sizes.items():
+        fn = getattr(lib, f"quantize_row_{name}_ref")
+        fn.restype = None
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+        n_blocks = x.size // block.get(name, 256)
+        out = np.zeros(n_blocks * type_size, dtype=np.uint8)
+        fn(x.ctypes.data, out.ctypes.data, x.size)
+        if name == "q8_K":  # ggml leaves an all-zero block's bsums unwritten; they are zero
+            out = out.reshape(n_blocks, type_size)
+            for b in range(n_blocks):
+                if not x[b * 256:(b + 1) * 256].any():
+                    out[b, 260:] = 0
+            out = out.reshape(-1)
+        with open(OUT / f"{name}.ggml_ref.bin", "wb") as f:
+            f.write(struct.pack("<I", x.size))
+            f.write(x.astype("<f4").tobytes())
+            f.write(out.tobytes())
 
 
 if __name__ == "__main__":
