@@ -121,8 +121,8 @@ void BM_Matmul(benchmark::State& state, GgmlType type) {
     benchmark::ClobberMemory();
   }
   state.SetBytesProcessed(state.iterations() * m.copies[0].row_bytes * n_out);
-  state.counters["tokens_per_s"] = benchmark::Counter(static_cast<double>(tokens * state.iterations()),
-                                                      benchmark::Counter::kIsRate);
+  state.counters["tokens_per_s"] =
+      benchmark::Counter(static_cast<double>(tokens * state.iterations()), benchmark::Counter::kIsRate);
 }
 
 // ---- raw streaming read: the bound a decode step cannot beat -----------------------------------
@@ -158,8 +158,8 @@ void register_all() {
     for (int threads : {1, 2}) {
       mv->Args({2048, 2048, threads});
       if (t.type == GgmlType::Q4_K || t.type == GgmlType::Q6_K || t.type == GgmlType::Q5_K) {
-        mv->Args({768, 2048, threads});   // expert gate/up: n_ff_exp x n_embd
-        mv->Args({2048, 768, threads});   // expert down
+        mv->Args({768, 2048, threads});  // expert gate/up: n_ff_exp x n_embd
+        mv->Args({2048, 768, threads});  // expert down
       }
       if (t.type == GgmlType::Q4_K) mv->Args({8192, 4096, threads});  // 18.9 MB, one matrix
     }

@@ -166,7 +166,8 @@ TEST(QuantLayout, Q4KQuantiserPacksSixBitScalesLikeTheDocumentedLayout) {
   // The sub-block with the largest scale (and the one with the largest min) maps to 63.
   EXPECT_EQ(*std::max_element(sc_unpacked, sc_unpacked + 8), 63);
   EXPECT_EQ(*std::max_element(m_unpacked, m_unpacked + 8), 63);
-  EXPECT_GT(*std::max_element(sc_unpacked, sc_unpacked + 8) - *std::min_element(sc_unpacked, sc_unpacked + 8), 15)
+  EXPECT_GT(*std::max_element(sc_unpacked, sc_unpacked + 8) - *std::min_element(sc_unpacked, sc_unpacked + 8),
+            15)
       << "the data should need the high bits of the 6-bit scales";
   uint8_t repacked[12];
   pack_k4_scales(sc_unpacked, m_unpacked, repacked);
@@ -235,7 +236,8 @@ TEST(QuantRoundTrip, ScaledRowsKeepTheirBound) {
     auto x = gaussian(8192, 5);
     for (auto& v : x) v *= scale;
     for (const auto& b : kRoundTripBounds) {
-      EXPECT_LT(relative_rmse(b.type, x), b.max_relative_rmse) << ggml_type_name(b.type) << " scale " << scale;
+      EXPECT_LT(relative_rmse(b.type, x), b.max_relative_rmse)
+          << ggml_type_name(b.type) << " scale " << scale;
     }
   }
 }
@@ -306,7 +308,6 @@ TEST(QuantTraits, TableCoversTheComputeTypesWithGgmlsVecDotTypes) {
   EXPECT_FALSE(is_compute_type(GgmlType::IQ2_XXS));
 }
 
-
 // ---- Goldens from gguf-py (llama.cpp's Python package), scripts/make_quant_goldens.py ------
 
 namespace golden {
@@ -367,7 +368,6 @@ TEST(QuantGolden, Q8_0QuantiserMatchesGgufPyBitForBit) {
   EXPECT_EQ(0, std::memcmp(got.data(), bytes.data() + 4 + size_t(n) * 4, q_bytes));
 }
 
-
 TEST(QuantGolden, ReferenceQuantisersMatchGgmlsOwnBytes) {
   RecordProperty("falsification_id", "FALSIFY-QUANT-GGML-PARITY");
   // Bytes from libggml-base's quantize_row_*_ref on Gaussian rows at 1e-3, 1 and 1e3, with
@@ -375,8 +375,10 @@ TEST(QuantGolden, ReferenceQuantisersMatchGgmlsOwnBytes) {
   const struct {
     GgmlType type;
     const char* file;
-  } cases[] = {{GgmlType::Q4_K, "q4_K.ggml_ref.bin"}, {GgmlType::Q5_K, "q5_K.ggml_ref.bin"},
-               {GgmlType::Q6_K, "q6_K.ggml_ref.bin"}, {GgmlType::Q8_K, "q8_K.ggml_ref.bin"},
+  } cases[] = {{GgmlType::Q4_K, "q4_K.ggml_ref.bin"},
+               {GgmlType::Q5_K, "q5_K.ggml_ref.bin"},
+               {GgmlType::Q6_K, "q6_K.ggml_ref.bin"},
+               {GgmlType::Q8_K, "q8_K.ggml_ref.bin"},
                {GgmlType::Q8_0, "q8_0.ggml_ref.bin"}};
   for (const auto& c : cases) {
     const auto bytes = golden::read_file(c.file);
@@ -391,7 +393,8 @@ TEST(QuantGolden, ReferenceQuantisersMatchGgmlsOwnBytes) {
     quant_traits(c.type)->quantize_row_ref(x.data(), got.data(), n);
     const size_t block_bytes = static_cast<size_t>(ggml_type_info(c.type).type_size);
     for (size_t off = 0; off < q_bytes; off += block_bytes) {
-      ASSERT_EQ(0, std::memcmp(got.data() + off, want + off, block_bytes)) << c.file << " block " << off / block_bytes;
+      ASSERT_EQ(0, std::memcmp(got.data() + off, want + off, block_bytes))
+          << c.file << " block " << off / block_bytes;
     }
   }
 }

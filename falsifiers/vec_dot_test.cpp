@@ -2,6 +2,8 @@
 // the integer part, within a stated float bound otherwise), the scalar reference against
 // dequantise-then-dot, the vectorised activation quantisers byte for byte against the
 // reference, and the threaded, tiled matmul against a plain loop over the same dot.
+#include "engine/cpu/vec_dot.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -12,14 +14,13 @@
 #include "engine/core/rng.h"
 #include "engine/cpu/kernels.h"
 #include "engine/cpu/matmul.h"
-#include "engine/cpu/vec_dot.h"
 #include "engine/quant/blocks.h"
 #include "engine/quant/traits.h"
 
 namespace popper::cpu {
 namespace {
 
-constexpr GgmlType kWeightTypes[] = {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0,
+constexpr GgmlType kWeightTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q8_0,
                                      GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
 
 // Float summation bound: a dot that adds k float terms in any order differs from the exact
@@ -127,13 +128,20 @@ struct Shifted {
 
 size_t block_alignment(GgmlType type) {
   switch (type) {
-    case GgmlType::F32: return alignof(float);
-    case GgmlType::Q8_0: return alignof(BlockQ8_0);
-    case GgmlType::Q4_K: return alignof(BlockQ4K);
-    case GgmlType::Q5_K: return alignof(BlockQ5K);
-    case GgmlType::Q6_K: return alignof(BlockQ6K);
-    case GgmlType::Q8_K: return alignof(BlockQ8K);
-    default: return 2;  // F16, BF16
+    case GgmlType::F32:
+      return alignof(float);
+    case GgmlType::Q8_0:
+      return alignof(BlockQ8_0);
+    case GgmlType::Q4_K:
+      return alignof(BlockQ4K);
+    case GgmlType::Q5_K:
+      return alignof(BlockQ5K);
+    case GgmlType::Q6_K:
+      return alignof(BlockQ6K);
+    case GgmlType::Q8_K:
+      return alignof(BlockQ8K);
+    default:
+      return 2;  // F16, BF16
   }
 }
 
@@ -204,8 +212,12 @@ TEST(VecDot, IntegerPartIsExactOnEveryPath) {
       for (int64_t i = 0; i < n / block_size(type); ++i) {
         const uint16_t one = f32_to_fp16(1.0f);
         if (type == GgmlType::Q8_0) reinterpret_cast<BlockQ8_0*>(w.data())[i].d = one;
-        if (type == GgmlType::Q4_K) reinterpret_cast<BlockQ4K*>(w.data())[i].d = one, reinterpret_cast<BlockQ4K*>(w.data())[i].dmin = one;
-        if (type == GgmlType::Q5_K) reinterpret_cast<BlockQ5K*>(w.data())[i].d = one, reinterpret_cast<BlockQ5K*>(w.data())[i].dmin = one;
+        if (type == GgmlType::Q4_K)
+          reinterpret_cast<BlockQ4K*>(w.data())[i].d = one,
+          reinterpret_cast<BlockQ4K*>(w.data())[i].dmin = one;
+        if (type == GgmlType::Q5_K)
+          reinterpret_cast<BlockQ5K*>(w.data())[i].d = one,
+          reinterpret_cast<BlockQ5K*>(w.data())[i].dmin = one;
         if (type == GgmlType::Q6_K) reinterpret_cast<BlockQ6K*>(w.data())[i].d = one;
       }
       // Activations: small integers with scale 1 (|q| <= 8 keeps every sum below 2^24).
@@ -304,7 +316,8 @@ TEST(Matmul, ThreadedTiledMatmulEqualsPlainLoopBitForBit) {
   RecordProperty("falsification_id", "FALSIFY-KERNEL-MATMUL");
   Rng rng(13);
   const int64_t n_in = 512, n_out = 37;  // odd row count: uneven chunks and tiles
-  for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::Q8_0, GgmlType::F16, GgmlType::F32}) {
+  for (GgmlType type :
+       {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::Q8_0, GgmlType::F16, GgmlType::F32}) {
     std::vector<uint8_t> wbytes;
     for (int64_t r = 0; r < n_out; ++r) {
       const auto row = random_weight_row(type, n_in, rng);

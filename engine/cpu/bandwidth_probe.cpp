@@ -42,7 +42,8 @@ BandwidthResult measure_read_bandwidth(int n_threads, int64_t bytes, int repetit
                " bytes ", bytes, " repetitions ", repetitions);
   const int64_t slice = bytes / n_threads / kSliceAlign * kSliceAlign;
   const int64_t total = slice * n_threads;
-  std::unique_ptr<uint8_t, FreeDeleter> buffer(static_cast<uint8_t*>(std::aligned_alloc(64, static_cast<size_t>(total))));
+  std::unique_ptr<uint8_t, FreeDeleter> buffer(
+      static_cast<uint8_t*>(std::aligned_alloc(64, static_cast<size_t>(total))));
   POPPER_CHECK(buffer != nullptr, "cannot allocate ", total, " bytes");
   ThreadPool pool(n_threads);
   // Each thread first-touches its own slice (page placement) with non-zero bytes.
@@ -54,7 +55,8 @@ BandwidthResult measure_read_bandwidth(int n_threads, int64_t bytes, int repetit
     const auto start = std::chrono::steady_clock::now();
     pool.run([&](int t) {
       const uint8_t* p = buffer.get() + t * slice;
-      sink.fetch_xor(simd ? avx2::read_stream(p, slice) : read_stream_scalar(p, slice), std::memory_order_relaxed);
+      sink.fetch_xor(simd ? avx2::read_stream(p, slice) : read_stream_scalar(p, slice),
+                     std::memory_order_relaxed);
     });
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     rates.push_back(static_cast<double>(total) / seconds / 1e9);

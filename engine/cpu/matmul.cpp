@@ -23,7 +23,8 @@ constexpr int64_t kMinRowsPerChunk = 8;
 
 WeightMatrix WeightMatrix::make(GgmlType type, const void* data, int64_t n_in, int64_t n_out) {
   const auto& info = ggml_type_info(type);
-  POPPER_CHECK(n_in % info.block_size == 0, "n_in ", n_in, " is not a multiple of ", info.name, "'s block size");
+  POPPER_CHECK(n_in % info.block_size == 0, "n_in ", n_in, " is not a multiple of ", info.name,
+               "'s block size");
   WeightMatrix w;
   w.type = type;
   w.data = static_cast<const uint8_t*>(data);
@@ -62,8 +63,8 @@ void QuantizedActivations::quantize(const float* x, int64_t n_rows, int64_t n_co
   }
 }
 
-void matmul_rows(const WeightMatrix& w, const QuantizedActivations& x, float* y, int64_t ldy, int64_t row_begin,
-                 int64_t row_end) {
+void matmul_rows(const WeightMatrix& w, const QuantizedActivations& x, float* y, int64_t ldy,
+                 int64_t row_begin, int64_t row_end) {
   const QuantTraits* traits = quant_traits(w.type);
   POPPER_CHECK(traits != nullptr, "no kernels for ", ggml_type_name(w.type));
   POPPER_CHECK(x.type() == traits->vec_dot_type, "activations are ", ggml_type_name(x.type()), ", ",
@@ -109,7 +110,8 @@ void matmul_rows(const WeightMatrix& w, const QuantizedActivations& x, float* y,
 
 void matmul(const WeightMatrix& w, const QuantizedActivations& x, float* y, int64_t ldy, ThreadPool& pool) {
   const int64_t grain = std::max<int64_t>(kMinRowsPerChunk, w.n_out / (pool.size() * kChunksPerThread));
-  pool.parallel_for(w.n_out, grain, [&](int64_t begin, int64_t end, int) { matmul_rows(w, x, y, ldy, begin, end); });
+  pool.parallel_for(w.n_out, grain,
+                    [&](int64_t begin, int64_t end, int) { matmul_rows(w, x, y, ldy, begin, end); });
 }
 
 void matmul_f32(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {

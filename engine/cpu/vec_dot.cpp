@@ -25,9 +25,12 @@ constexpr KernelRow kKernels[] = {
 
 bool path_available(SimdPath path) {
   switch (path) {
-    case SimdPath::kScalar: return true;
-    case SimdPath::kAvx2: return cpu_features().has_avx2_fma();
-    case SimdPath::kAvx512: return false;  // no AVX-512 kernels yet: the AVX2 ones serve there
+    case SimdPath::kScalar:
+      return true;
+    case SimdPath::kAvx2:
+      return cpu_features().has_avx2_fma();
+    case SimdPath::kAvx512:
+      return false;  // no AVX-512 kernels yet: the AVX2 ones serve there
   }
   return false;
 }
@@ -42,9 +45,12 @@ SimdPath active_simd_path() {
 
 const char* simd_path_name(SimdPath path) {
   switch (path) {
-    case SimdPath::kScalar: return "scalar";
-    case SimdPath::kAvx2: return "avx2";
-    case SimdPath::kAvx512: return "avx512";
+    case SimdPath::kScalar:
+      return "scalar";
+    case SimdPath::kAvx2:
+      return "avx2";
+    case SimdPath::kAvx512:
+      return "avx512";
   }
   return "unknown";
 }
@@ -66,7 +72,8 @@ VecDotMultiFn vec_dot_multi_fn(GgmlType weight_type, SimdPath path) {
 
 ActivationQuantizeFn activation_quantize_fn(GgmlType vec_dot_type, SimdPath path) {
   if (!path_available(path)) return nullptr;
-  if (vec_dot_type != GgmlType::F32 && vec_dot_type != GgmlType::Q8_0 && vec_dot_type != GgmlType::Q8_K) return nullptr;
+  if (vec_dot_type != GgmlType::F32 && vec_dot_type != GgmlType::Q8_0 && vec_dot_type != GgmlType::Q8_K)
+    return nullptr;
   if (path == SimdPath::kAvx2 && vec_dot_type == GgmlType::Q8_K) return avx2::quantize_row_q8_k;
   if (path == SimdPath::kAvx2 && vec_dot_type == GgmlType::Q8_0) return avx2::quantize_row_q8_0;
   return quant_traits(vec_dot_type)->quantize_row_ref;

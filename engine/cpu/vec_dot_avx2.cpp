@@ -57,22 +57,23 @@ inline __m128i unpack_scales_mins(const uint8_t* packed) {
                        static_cast<int>(u[0]));
 }
 
-// Shuffle masks that broadcast int16 element k of a 128-bit lane to the whole lane.
-alignas(32) constexpr uint8_t kBroadcast16[8][32] = {
-#define POPPER_B(k) {2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, \
-                     2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1}
-    POPPER_B(0), POPPER_B(1), POPPER_B(2), POPPER_B(3), POPPER_B(4), POPPER_B(5), POPPER_B(6), POPPER_B(7)
-#undef POPPER_B
+// Shuffle masks: broadcast16[k] copies int16 element k of each 128-bit lane across the lane;
+// pair_bytes[k] makes 8 copies of byte 2k then 8 of byte 2k+1 (a Q6_K scale pair).
+struct ShuffleMasks {
+  uint8_t broadcast16[8][32];
+  uint8_t pair_bytes[8][16];
 };
+constexpr ShuffleMasks make_shuffle_masks() {
+  ShuffleMasks m{};
+  for (int k = 0; k < 8; ++k) {
+    for (int j = 0; j < 32; ++j) m.broadcast16[k][j] = static_cast<uint8_t>(2 * k + (j & 1));
+    for (int j = 0; j < 16; ++j) m.pair_bytes[k][j] = static_cast<uint8_t>(2 * k + (j >= 8));
+  }
+  return m;
+}
+alignas(32) constexpr ShuffleMasks kMasks = make_shuffle_masks();
 
-// Shuffle masks for a 16-byte int8 vector: 8 copies of byte 2k then 8 copies of byte 2k+1.
-alignas(16) constexpr uint8_t kPairBytes[8][16] = {
-#define POPPER_P(k) {2*k, 2*k, 2*k, 2*k, 2*k, 2*k, 2*k, 2*k, 2*k+1, 2*k+1, 2*k+1, 2*k+1, 2*k+1, 2*k+1, 2*k+1, 2*k+1}
-    POPPER_P(0), POPPER_P(1), POPPER_P(2), POPPER_P(3), POPPER_P(4), POPPER_P(5), POPPER_P(6), POPPER_P(7)
-#undef POPPER_P
-};
-
-inline __m256i broadcast16(__m256i v, int k) { return _mm256_shuffle_epi8(v, loadu(kBroadcast16[k])); }
+inline __m256i broadcast16(__m256i v, int k) { return _mm256_shuffle_epi8(v, loadu(kMasks.broadcast16[k])); }
 
 // The min term of a Q4_K/Q5_K block: sum_j m_j * (bsums[2j] + bsums[2j+1]) as 4 int32 lanes.
 inline __m128i min_products(__m256i mins_and_scales, const int16_t* bsums) {
@@ -123,8 +124,8 @@ inline void dot_q4_k(int64_t n, const void* w, const void* const* a, float* out)
     __m256i sumi[kTokens];
     for (int t = 0; t < kTokens; ++t) {
       const float dmin = -y[t][i].d * xdmin;
-      acc_m[t] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(min_products(mins_and_scales, y[t][i].bsums)),
-                              acc_m[t]);
+      acc_m[t] = _mm_fmadd_ps(_mm_set1_ps(dmin),
+                              _mm_cvtepi32_ps(min_products(mins_and_scales, y[t][i].bsums)), acc_m[t]);
       sumi[t] = _mm256_setzero_si256();
     }
     const uint8_t* q4 = x[i].qs;
@@ -186,8 +187,8 @@ inline void dot_q6_k(int64_t n, const void* w, const void* const* a, float* out)
           _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m4),
                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 6), m2), 4))};
       for (int k = 0; k < 4; ++k) {
-        const __m256i sc = _mm256_cvtepi8_epi16(
-            _mm_shuffle_epi8(scales, _mm_load_si128(reinterpret_cast<const __m128i*>(kPairBytes[4 * g + k]))));
+        const __m256i sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(
+            scales, _mm_loadu_si128(reinterpret_cast<const __m128i*>(kMasks.pair_bytes[4 * g + k]))));
         for (int t = 0; t < kTokens; ++t) {
           const __m256i p16 = _mm256_maddubs_epi16(q[k], loadu(y[t][i].qs + 128 * g + 32 * k));
           sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(sc, p16));
@@ -198,7 +199,8 @@ inline void dot_q6_k(int64_t n, const void* w, const void* const* a, float* out)
       // 32 * sum_k sc_k * bsums_k: the offset of the stored quants (q - 32), from the bsums.
       const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(loadu(y[t][i].bsums), scales16), 5);
       const float d = y[t][i].d * xd;
-      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi[t], offset)), acc[t]);
+      acc[t] =
+          _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi[t], offset)), acc[t]);
     }
   }
   for (int t = 0; t < kTokens; ++t) out[t] = hsum(acc[t]);
@@ -277,7 +279,9 @@ float vec_dot_q4_k(int64_t n, const void* w, const void* a) {
   return out;
 }
 
-void vec_dot_q4_k_x4(int64_t n, const void* w, const void* const* a, float* out) { dot_q4_k<4>(n, w, a, out); }
+void vec_dot_q4_k_x4(int64_t n, const void* w, const void* const* a, float* out) {
+  dot_q4_k<4>(n, w, a, out);
+}
 
 float vec_dot_q5_k(int64_t n, const void* w, const void* a) {
   const auto* x = static_cast<const BlockQ5K*>(w);
@@ -291,7 +295,8 @@ float vec_dot_q5_k(int64_t n, const void* w, const void* a) {
     const float d = y[i].d * fp16_to_f32(x[i].d);
     const float dmin = -y[i].d * fp16_to_f32(x[i].dmin);
     const __m256i mins_and_scales = _mm256_cvtepu8_epi16(unpack_scales_mins(x[i].scales));
-    acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(min_products(mins_and_scales, y[i].bsums)), acc_m);
+    acc_m =
+        _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(min_products(mins_and_scales, y[i].bsums)), acc_m);
     const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(mins_and_scales));
     const uint8_t* q5 = x[i].qs;
     const int8_t* q8 = y[i].qs;
@@ -322,7 +327,9 @@ float vec_dot_q6_k(int64_t n, const void* w, const void* a) {
   return out;
 }
 
-void vec_dot_q6_k_x4(int64_t n, const void* w, const void* const* a, float* out) { dot_q6_k<4>(n, w, a, out); }
+void vec_dot_q6_k_x4(int64_t n, const void* w, const void* const* a, float* out) {
+  dot_q6_k<4>(n, w, a, out);
+}
 
 void quantize_row_q8_k(const float* src, void* dst, int64_t n) {
   auto* y = static_cast<BlockQ8K*>(dst);
@@ -330,7 +337,8 @@ void quantize_row_q8_k(const float* src, void* dst, int64_t n) {
   for (int64_t i = 0; i < n / kQK_K; ++i) {
     const float* x = src + i * kQK_K;
     __m256 vmax = _mm256_setzero_ps();
-    for (int j = 0; j < kQK_K; j += 8) vmax = _mm256_max_ps(vmax, _mm256_andnot_ps(sign_bit, _mm256_loadu_ps(x + j)));
+    for (int j = 0; j < kQK_K; j += 8)
+      vmax = _mm256_max_ps(vmax, _mm256_andnot_ps(sign_bit, _mm256_loadu_ps(x + j)));
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));
     m = _mm_max_ss(m, _mm_movehdup_ps(m));
@@ -343,7 +351,8 @@ void quantize_row_q8_k(const float* src, void* dst, int64_t n) {
     float max = 0;
     const __m256 vam = _mm256_set1_ps(amax);
     for (int j = 0; j < kQK_K; j += 8) {
-      const int hit = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign_bit, _mm256_loadu_ps(x + j)), vam, _CMP_EQ_OQ));
+      const int hit = _mm256_movemask_ps(
+          _mm256_cmp_ps(_mm256_andnot_ps(sign_bit, _mm256_loadu_ps(x + j)), vam, _CMP_EQ_OQ));
       if (hit) {
         max = x[j + __builtin_ctz(static_cast<unsigned>(hit))];
         break;

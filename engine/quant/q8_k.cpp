@@ -38,7 +38,8 @@ void quantize_row_q8_k_ref(const float* src, void* dst, int64_t n) {
       continue;
     }
     const float iscale = -127.f / max;
-    for (int j = 0; j < kQK_K; ++j) y[i].qs[j] = static_cast<int8_t>(std::min(127, nearest_int(iscale * x[j])));
+    for (int j = 0; j < kQK_K; ++j)
+      y[i].qs[j] = static_cast<int8_t>(std::min(127, nearest_int(iscale * x[j])));
     for (int j = 0; j < kQK_K / 16; ++j) {
       int sum = 0;
       for (int ii = 0; ii < 16; ++ii) sum += y[i].qs[j * 16 + ii];
