@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 
 #include "engine/cpu/vec_dot.h"
 #include "engine/model/router.h"
@@ -22,6 +23,11 @@ GgmlType vec_dot_type_of(GgmlType weight_type) {
 }
 
 constexpr size_t kMaxActivationFormats = 4;
+
+// Below about this much work (weight bytes x token rows, or elements touched) an op runs on
+// the calling thread: a pool dispatch costs microseconds when cores are free and whole
+// scheduler slices when they are oversubscribed, more than a small op itself.
+constexpr int64_t kParallelMinWork = int64_t(1) << 20;
 
 inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
@@ -66,11 +72,17 @@ cpu::QuantizedActivations& CpuBackend::activations_for(GgmlType weight_type, con
   POPPER_CHECK(act_type_.size() < act_.size(), "more activation formats than slots");
   act_type_.push_back(want);
   cpu::QuantizedActivations& a = act_[act_type_.size() - 1];
-  a.quantize(x, n_rows, n_cols, n_cols, want, &pool_);
+  a.quantize(x, n_rows, n_cols, n_cols, want, n_rows * n_cols * 4 >= kParallelMinWork ? &pool_ : nullptr);
   return a;
 }
 
 void CpuBackend::run_matmuls(const std::vector<MatmulJob>& jobs) {
+  int64_t work = 0;
+  for (const MatmulJob& job : jobs) work += job.w.row_bytes * job.w.n_out * job.x->n_rows();
+  if (work < kParallelMinWork) {
+    for (const MatmulJob& job : jobs) cpu::matmul_rows(job.w, *job.x, job.y, job.w.n_out, 0, job.w.n_out);
+    return;
+  }
   chunks_.clear();
   for (size_t j = 0; j < jobs.size(); ++j) {
     const WeightMatrix& w = jobs[j].w;
@@ -138,7 +150,9 @@ void CpuBackend::attention(const KvCache& cache, int64_t il, const float* q, int
   const int64_t capacity = cache.capacity();
   // One work item per (token, kv head): the group's query heads share the keys, so their scores
   // are one small matmul against the contiguous [positions, head_dim] key block.
-  pool_.parallel_for(n_tokens * s.n_head_kv, 1, [&](int64_t begin, int64_t end, int tid) {
+  const int64_t n_items = n_tokens * s.n_head_kv;
+  const int64_t work = n_tokens * (pos0 + n_tokens) * s.n_head * s.head_dim * cache.elem_bytes();
+  auto body = [&](int64_t begin, int64_t end, int tid) {
     std::vector<float>& scores = scores_[tid];
     cpu::QuantizedActivations& qa = group_q_[tid];
     for (int64_t item = begin; item < end; ++item) {
@@ -168,7 +182,12 @@ void CpuBackend::attention(const KvCache& cache, int64_t il, const float* q, int
         for (int64_t i = 0; i < s.head_dim; ++i) o[i] = dot(n_kv, cache.v_row(il, kvh * s.head_dim + i), sc);
       }
     }
-  });
+  };
+  if (work < kParallelMinWork) {
+    body(0, n_items, 0);
+  } else {
+    pool_.parallel_for(n_items, 1, body);
+  }
 }
 
 void CpuBackend::moe_route(const WeightMatrix& gate_inp, const float* x, int64_t n_tokens, int64_t k, int32_t* ids,
@@ -227,9 +246,18 @@ void CpuBackend::moe_ffn(const LayerWeights& L, const float* x, int64_t n_tokens
   const GgmlType up_vt = vec_dot_type_of(L.ffn_up_exps.all.type);
   const GgmlType down_vt = vec_dot_type_of(L.ffn_down_exps.all.type);
   const int64_t n_active = int64_t(active_experts_.size());
+  // Quantising and the SwiGLU product are light: worth threads only for big batches.
+  const bool parallel_rows = n_assign * std::max(n_embd, n_ff) * 4 >= kParallelMinWork;
+  auto for_each_active = [&](const std::function<void(int64_t, int64_t, int)>& fn) {
+    if (parallel_rows) {
+      pool_.parallel_for(n_active, 1, fn);
+    } else {
+      fn(0, n_active, 0);
+    }
+  };
 
   // Each selected expert's input rows, in its weights' activation formats.
-  pool_.parallel_for(n_active, 1, [&](int64_t b, int64_t e_end, int) {
+  for_each_active([&](int64_t b, int64_t e_end, int) {
     for (int64_t i = b; i < e_end; ++i) {
       const int64_t e = active_experts_[i];
       const float* xe = moe_x_.data() + expert_offset_[e] * n_embd;
@@ -247,7 +275,7 @@ void CpuBackend::moe_ffn(const LayerWeights& L, const float* x, int64_t n_tokens
   }
   run_matmuls(jobs_);
   // silu(gate) * up, then down.
-  pool_.parallel_for(n_active, 1, [&](int64_t b, int64_t e_end, int) {
+  for_each_active([&](int64_t b, int64_t e_end, int) {
     for (int64_t i = b; i < e_end; ++i) {
       const int64_t e = active_experts_[i];
       float* g = moe_gate_.data() + expert_offset_[e] * n_ff;
