@@ -146,8 +146,7 @@ Result<Tokenizer> Tokenizer::from_gguf(const GgufFile& f) {
   t.n_merges_ = static_cast<int64_t>(merges->strings.size());
   size_t cap = 16;
   while (cap < static_cast<size_t>(t.n_merges_) * 2) cap <<= 1;
-  t.merge_keys_.assign(cap, kEmptyKey);
-  t.merge_vals_.assign(cap, Merge{0, 0});
+  t.merge_slots_.assign(cap, MergeSlot{kEmptyKey, Merge{0, 0}});
   t.merge_mask_ = cap - 1;
   std::string joined;
   for (int64_t r = 0; r < t.n_merges_; ++r) {
@@ -167,10 +166,10 @@ Result<Tokenizer> Tokenizer::from_gguf(const GgufFile& f) {
     }
     const uint64_t key = pair_key(l->second, rt->second);
     for (uint64_t slot = mix(key) & t.merge_mask_;; slot = (slot + 1) & t.merge_mask_) {
-      if (t.merge_keys_[slot] == key) break;  // repeated merge: the first (lowest rank) wins
-      if (t.merge_keys_[slot] == kEmptyKey) {
-        t.merge_keys_[slot] = key;
-        t.merge_vals_[slot] = Merge{static_cast<int32_t>(r), res->second};
+      MergeSlot& s = t.merge_slots_[slot];
+      if (s.key == key) break;  // repeated merge: the first (lowest rank) wins
+      if (s.key == kEmptyKey) {
+        s = MergeSlot{key, Merge{static_cast<int32_t>(r), res->second}};
         break;
       }
     }
@@ -197,9 +196,9 @@ std::optional<TokenId> Tokenizer::find_token(std::string_view text) const {
 const Tokenizer::Merge* Tokenizer::find_merge(TokenId left, TokenId right) const {
   const uint64_t key = pair_key(left, right);
   for (uint64_t slot = mix(key) & merge_mask_;; slot = (slot + 1) & merge_mask_) {
-    const uint64_t k = merge_keys_[slot];
-    if (k == key) return &merge_vals_[slot];
-    if (k == kEmptyKey) return nullptr;
+    const MergeSlot& s = merge_slots_[slot];
+    if (s.key == key) return &s.merge;
+    if (s.key == kEmptyKey) return nullptr;
   }
 }
 
