@@ -208,52 +208,47 @@ inline void dot_q6_k(int64_t n, const void* w, const void* const* a, float* out)
 
 }  // namespace
 
-float vec_dot_f32(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const float*>(w);
+namespace {
+
+// Float-like weight rows against f32 activations: Load8 widens 8 weights at element i to
+// floats, Widen1 one weight for the tail.
+template <class T, class Load8, class Widen1>
+float dot_float_row(int64_t n, const void* w, const void* a, Load8 load8, Widen1 widen1) {
+  const auto* x = static_cast<const T*>(w);
   const auto* y = static_cast<const float*>(a);
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), acc1);
+    acc0 = _mm256_fmadd_ps(load8(x + i), _mm256_loadu_ps(y + i), acc0);
+    acc1 = _mm256_fmadd_ps(load8(x + i + 8), _mm256_loadu_ps(y + i + 8), acc1);
   }
   float sum = hsum(_mm256_add_ps(acc0, acc1));
-  for (; i < n; ++i) sum += x[i] * y[i];
+  for (; i < n; ++i) sum += widen1(x[i]) * y[i];
   return sum;
+}
+
+}  // namespace
+
+float vec_dot_f32(int64_t n, const void* w, const void* a) {
+  return dot_float_row<float>(
+      n, w, a, [](const float* p) { return _mm256_loadu_ps(p); }, [](float v) { return v; });
 }
 
 float vec_dot_f16(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const uint16_t*>(w);
-  const auto* y = static_cast<const float*>(a);
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)));
-    const __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i + 8)));
-    acc0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(y + i), acc0);
-    acc1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(y + i + 8), acc1);
-  }
-  float sum = hsum(_mm256_add_ps(acc0, acc1));
-  for (; i < n; ++i) sum += fp16_to_f32(x[i]) * y[i];
-  return sum;
+  return dot_float_row<uint16_t>(
+      n, w, a,
+      [](const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); },
+      fp16_to_f32);
 }
 
 float vec_dot_bf16(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const uint16_t*>(w);
-  const auto* y = static_cast<const float*>(a);
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  auto widen = [](const uint16_t* p) {
-    const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
-  };
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    acc0 = _mm256_fmadd_ps(widen(x + i), _mm256_loadu_ps(y + i), acc0);
-    acc1 = _mm256_fmadd_ps(widen(x + i + 8), _mm256_loadu_ps(y + i + 8), acc1);
-  }
-  float sum = hsum(_mm256_add_ps(acc0, acc1));
-  for (; i < n; ++i) sum += bf16_to_f32(x[i]) * y[i];
-  return sum;
+  return dot_float_row<uint16_t>(
+      n, w, a,
+      [](const uint16_t* p) {
+        const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+      },
+      bf16_to_f32);
 }
 
 // Activations come from quantize_row_q8_0 and lie in [-127, 127], so negating them by the

@@ -9,28 +9,29 @@
 
 namespace popper::cpu::scalar {
 
-float vec_dot_f32(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const float*>(w);
+namespace {
+
+// A row of float-like weights (f32, f16, bf16; widen converts one element) dotted with f32
+// activations, summed in order.
+template <class T, float (*widen)(T)>
+float dot_float_row(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const T*>(w);
   const auto* y = static_cast<const float*>(a);
   float sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += x[i] * y[i];
+  for (int64_t i = 0; i < n; ++i) sum += widen(x[i]) * y[i];
   return sum;
 }
 
+float identity(float v) { return v; }
+
+}  // namespace
+
+float vec_dot_f32(int64_t n, const void* w, const void* a) { return dot_float_row<float, identity>(n, w, a); }
 float vec_dot_f16(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const uint16_t*>(w);
-  const auto* y = static_cast<const float*>(a);
-  float sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += fp16_to_f32(x[i]) * y[i];
-  return sum;
+  return dot_float_row<uint16_t, fp16_to_f32>(n, w, a);
 }
-
 float vec_dot_bf16(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const uint16_t*>(w);
-  const auto* y = static_cast<const float*>(a);
-  float sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += bf16_to_f32(x[i]) * y[i];
-  return sum;
+  return dot_float_row<uint16_t, bf16_to_f32>(n, w, a);
 }
 
 float vec_dot_q8_0(int64_t n, const void* w, const void* a) {

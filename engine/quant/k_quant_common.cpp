@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "engine/core/fp16.h"
+#include "engine/quant/blocks.h"
+
 namespace popper::quant {
 
 float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min,
@@ -131,6 +134,47 @@ void pack_scale_min_k4(const uint8_t* ls, const uint8_t* lm, uint8_t* scales) {
       scales[j + 4] = static_cast<uint8_t>((ls[j] & 0xF) | ((lm[j] & 0xF) << 4));
       scales[j - 4] |= static_cast<uint8_t>((ls[j] >> 4) << 6);
       scales[j - 0] |= static_cast<uint8_t>((lm[j] >> 4) << 6);
+    }
+  }
+}
+
+void quantize_superblock_k4(const float* x, int nmax, float rmin, float rdelta, int nstep, uint16_t* d,
+                            uint16_t* dmin, uint8_t* scales, uint8_t* L) {
+  uint8_t Laux[32];
+  float weights[32];
+  float mins[kQK_K / 32];
+  float sub_scales[kQK_K / 32];
+  float max_scale = 0;  // mins are subtracted, so scales are non-negative
+  float max_min = 0;
+  for (int j = 0; j < kQK_K / 32; ++j) {
+    float sum_x2 = 0;
+    for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
+    const float av_x = std::sqrt(sum_x2 / 32);
+    for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
+    sub_scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, rdelta,
+                                     nstep, false);
+    max_scale = std::max(max_scale, sub_scales[j]);
+    max_min = std::max(max_min, mins[j]);
+  }
+  const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+  const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+  uint8_t ls[8], lm[8];
+  for (int j = 0; j < 8; ++j) {
+    ls[j] = std::min<uint8_t>(63, static_cast<uint8_t>(nearest_int(inv_scale * sub_scales[j])));
+    lm[j] = std::min<uint8_t>(63, static_cast<uint8_t>(nearest_int(inv_min * mins[j])));
+  }
+  pack_scale_min_k4(ls, lm, scales);
+  *d = f32_to_fp16(max_scale / 63.f);
+  *dmin = f32_to_fp16(max_min / 63.f);
+  for (int j = 0; j < kQK_K / 32; ++j) {
+    uint8_t sc, m;
+    get_scale_min_k4(j, scales, &sc, &m);
+    const float dj = fp16_to_f32(*d) * sc;
+    if (!dj) continue;
+    const float dm = fp16_to_f32(*dmin) * m;
+    for (int ii = 0; ii < 32; ++ii) {
+      const int l = nearest_int((x[32 * j + ii] + dm) / dj);
+      L[32 * j + ii] = static_cast<uint8_t>(std::max(0, std::min(nmax, l)));
     }
   }
 }

@@ -30,6 +30,14 @@ float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, ui
 // rmse_type 1 (weights x^2) and no importance weights. Returns the scale.
 float make_qx_quants_rmse1(int n, int nmax, const float* x, int8_t* L);
 
+// One 256-value super-block of Q4_K / Q5_K as ggml's quantize_row_q{4,5}_K_ref makes it: per
+// 32-value sub-block a make_qkx2_quants fit (weights av_x + |x|, search rmin, rdelta, nstep),
+// the 8 scales and mins coded in 6 bits against the largest, then every value re-rounded
+// against the coded scale and min. Writes the fp16 bits of d and dmin, the 12 packed scale
+// bytes and the levels L[256] in [0, nmax]; the caller packs L into its bit layout.
+void quantize_superblock_k4(const float* x, int nmax, float rmin, float rdelta, int nstep, uint16_t* d,
+                            uint16_t* dmin, uint8_t* scales, uint8_t* L);
+
 // Packs 8 six-bit scales and 8 six-bit mins into the 12-byte layout get_scale_min_k4 reads.
 void pack_scale_min_k4(const uint8_t* ls, const uint8_t* lm, uint8_t* scales);
 

@@ -39,44 +39,8 @@ void quantize_row_q5_k_ref(const float* src, void* dst, int64_t n) {
   auto* y = static_cast<BlockQ5K*>(dst);
   const float* x = src;
   uint8_t L[kQK_K];
-  uint8_t Laux[32];
-  float weights[32];
-  float mins[kQK_K / 32];
-  float scales[kQK_K / 32];
   for (int64_t i = 0; i < n / kQK_K; ++i, x += kQK_K) {
-    float max_scale = 0;
-    float max_min = 0;
-    for (int j = 0; j < kQK_K / 32; ++j) {
-      float sum_x2 = 0;
-      for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
-      const float av_x = std::sqrt(sum_x2 / 32);
-      for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
-      scales[j] =
-          make_qkx2_quants(32, 31, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.5f, 0.1f, 15, false);
-      max_scale = std::max(max_scale, scales[j]);
-      max_min = std::max(max_min, mins[j]);
-    }
-    const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
-    const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
-    uint8_t ls[8], lm[8];
-    for (int j = 0; j < 8; ++j) {
-      ls[j] = std::min<uint8_t>(63, static_cast<uint8_t>(nearest_int(inv_scale * scales[j])));
-      lm[j] = std::min<uint8_t>(63, static_cast<uint8_t>(nearest_int(inv_min * mins[j])));
-    }
-    pack_scale_min_k4(ls, lm, y[i].scales);
-    y[i].d = f32_to_fp16(max_scale / 63.f);
-    y[i].dmin = f32_to_fp16(max_min / 63.f);
-    for (int j = 0; j < kQK_K / 32; ++j) {
-      uint8_t sc, m;
-      get_scale_min_k4(j, y[i].scales, &sc, &m);
-      const float d = fp16_to_f32(y[i].d) * sc;
-      if (!d) continue;
-      const float dm = fp16_to_f32(y[i].dmin) * m;
-      for (int ii = 0; ii < 32; ++ii) {
-        const int l = nearest_int((x[32 * j + ii] + dm) / d);
-        L[32 * j + ii] = static_cast<uint8_t>(std::max(0, std::min(31, l)));
-      }
-    }
+    quantize_superblock_k4(x, 31, -0.5f, 0.1f, 15, &y[i].d, &y[i].dmin, y[i].scales, L);
     uint8_t* qh = y[i].qh;
     uint8_t* ql = y[i].qs;
     std::memset(qh, 0, kQK_K / 8);
