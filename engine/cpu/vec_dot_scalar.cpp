@@ -67,8 +67,13 @@ int min_term(const int* m, const int16_t* bsums) {
 
 }  // namespace
 
-float vec_dot_q4_k(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const BlockQ4K*>(w);
+namespace {
+
+// Q4_K and Q5_K share the block structure; Q5_K adds the fifth bit from qh (bit 2g of qh[l]
+// for element 64g+l, bit 2g+1 for element 64g+32+l).
+template <class Block, bool kHasHighBit>
+float dot_k4_family(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const Block*>(w);
   const auto* y = static_cast<const BlockQ8K*>(a);
   float sum = 0;
   for (int64_t i = 0; i < n / kQK_K; ++i) {
@@ -80,8 +85,13 @@ float vec_dot_q4_k(int64_t n, const void* w, const void* a) {
     for (int g = 0; g < 4; ++g, q += 32, q8 += 64) {
       int lo = 0, hi = 0;
       for (int l = 0; l < 32; ++l) {
-        lo += (q[l] & 0xF) * q8[l];
-        hi += (q[l] >> 4) * q8[l + 32];
+        int q_lo = q[l] & 0xF, q_hi = q[l] >> 4;
+        if constexpr (kHasHighBit) {
+          q_lo |= ((x[i].qh[l] >> (2 * g)) & 1) << 4;
+          q_hi |= ((x[i].qh[l] >> (2 * g + 1)) & 1) << 4;
+        }
+        lo += q_lo * q8[l];
+        hi += q_hi * q8[l + 32];
       }
       sumi += sc[2 * g] * lo + sc[2 * g + 1] * hi;
     }
@@ -92,31 +102,12 @@ float vec_dot_q4_k(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
-float vec_dot_q5_k(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const BlockQ5K*>(w);
-  const auto* y = static_cast<const BlockQ8K*>(a);
-  float sum = 0;
-  for (int64_t i = 0; i < n / kQK_K; ++i) {
-    int sc[8], m[8];
-    unpack_scales_mins(x[i].scales, sc, m);
-    const uint8_t* q = x[i].qs;
-    const uint8_t* qh = x[i].qh;
-    const int8_t* q8 = y[i].qs;
-    int sumi = 0;
-    for (int g = 0; g < 4; ++g, q += 32, q8 += 64) {
-      int lo = 0, hi = 0;
-      for (int l = 0; l < 32; ++l) {
-        lo += ((q[l] & 0xF) | (((qh[l] >> (2 * g)) & 1) << 4)) * q8[l];
-        hi += ((q[l] >> 4) | (((qh[l] >> (2 * g + 1)) & 1) << 4)) * q8[l + 32];
-      }
-      sumi += sc[2 * g] * lo + sc[2 * g + 1] * hi;
-    }
-    const float d = fp16_to_f32(x[i].d) * y[i].d;
-    const float dmin = fp16_to_f32(x[i].dmin) * y[i].d;
-    sum += d * sumi - dmin * min_term(m, y[i].bsums);
-  }
-  return sum;
+}  // namespace
+
+float vec_dot_q4_k(int64_t n, const void* w, const void* a) {
+  return dot_k4_family<BlockQ4K, false>(n, w, a);
 }
+float vec_dot_q5_k(int64_t n, const void* w, const void* a) { return dot_k4_family<BlockQ5K, true>(n, w, a); }
 
 float vec_dot_q6_k(int64_t n, const void* w, const void* a) {
   const auto* x = static_cast<const BlockQ6K*>(w);
