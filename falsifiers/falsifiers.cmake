@@ -5,3 +5,7 @@ popper_falsifier(gguf_corruption_test LABEL gguf SOURCES gguf_corruption_test.cp
 popper_falsifier(synth_test LABEL synth SOURCES synth_test.cpp)
 popper_falsifier(quant_test LABEL quant SOURCES quant_test.cpp)
 popper_falsifier(vec_dot_test LABEL kernels SOURCES vec_dot_test.cpp)
+popper_falsifier(model_kv_cache_test LABEL model SOURCES model_kv_cache_test.cpp)
+popper_falsifier(model_forward_test LABEL model SOURCES model_forward_test.cpp)
+popper_falsifier(model_bad_models_test LABEL model SOURCES model_bad_models_test.cpp)
+popper_falsifier(model_reference_test LABEL model SOURCES model_reference_test.cpp LIBS nlohmann_json::nlohmann_json)

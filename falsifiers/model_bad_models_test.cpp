@@ -1,4 +1,4 @@
-// Falsifiers for model loading (contracts/qwen3-moe-forward-v1.yaml FALSIFY-FWD-007): a GGUF
+// Falsifiers for model loading (contracts/qwen3-moe-forward-v1.yaml FALSIFY-QWEN3_MOE_FORWARD_V1_007): a GGUF
 // missing a required tensor or key, or with a wrong shape or type, or an unknown arch, fails at
 // load with a message naming the culprit — never later inside a matmul.
 #include <gtest/gtest.h>
@@ -66,34 +66,34 @@ void expect_load_error(const Mutation& m, const std::string& name, const std::ve
 }
 
 TEST(BadModels, TheUnmodifiedCopyLoads) {
-  RecordProperty("falsification_id", "FALSIFY-FWD-007");
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_FORWARD_V1_007");
   auto r = load_mutated({}, "control");
   EXPECT_TRUE(r.ok()) << r.message();
 }
 
 TEST(BadModels, MissingTensorIsNamedAtLoad) {
-  RecordProperty("falsification_id", "FALSIFY-FWD-007");
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_FORWARD_V1_007");
   Mutation m;
   m.skip_tensor = "blk.2.ffn_down_exps.weight";
   expect_load_error(m, "missing_tensor", {"blk.2.ffn_down_exps.weight", "missing"});
 }
 
 TEST(BadModels, MissingKeyIsNamedAtLoad) {
-  RecordProperty("falsification_id", "FALSIFY-FWD-007");
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_FORWARD_V1_007");
   Mutation m;
   m.skip_key = "qwen3moe.expert_used_count";
   expect_load_error(m, "missing_key", {"qwen3moe.expert_used_count", "missing"});
 }
 
 TEST(BadModels, WrongShapeIsNamedWithBothShapes) {
-  RecordProperty("falsification_id", "FALSIFY-FWD-007");
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_FORWARD_V1_007");
   Mutation m;
   m.reshape_tensor = "blk.1.attn_k.weight";
   expect_load_error(m, "wrong_shape", {"blk.1.attn_k.weight", "want [256, 128]", "got [128, 128]"});
 }
 
 TEST(BadModels, WrongTypeOfARouterOrNormIsNamed) {
-  RecordProperty("falsification_id", "FALSIFY-FWD-007");
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_FORWARD_V1_007");
   Mutation m;
   m.retype_tensor = "blk.0.ffn_gate_inp.weight";
   expect_load_error(m, "wrong_type_router", {"blk.0.ffn_gate_inp.weight", "want f32", "got f16"});
@@ -103,7 +103,7 @@ TEST(BadModels, WrongTypeOfARouterOrNormIsNamed) {
 }
 
 TEST(BadModels, UnknownArchIsAClearError) {
-  RecordProperty("falsification_id", "FALSIFY-FWD-007");
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_FORWARD_V1_007");
   Mutation m;
   m.set_key = "general.architecture";
   m.set_value = GgufValue::string("llama");
@@ -111,7 +111,7 @@ TEST(BadModels, UnknownArchIsAClearError) {
 }
 
 TEST(BadModels, MetadataThatContradictsTheTensorsFailsAtLoad) {
-  RecordProperty("falsification_id", "FALSIFY-FWD-007");
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_FORWARD_V1_007");
   Mutation m;
   m.set_key = "qwen3moe.expert_count";
   m.set_value = GgufValue::u32(16);

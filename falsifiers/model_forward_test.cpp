@@ -26,7 +26,7 @@ constexpr float kAttentionTolerance = 1e-5f;
 // --- chunked prefill ---------------------------------------------------------------------
 
 TEST(ChunkedPrefill, ChunksOf1And7AndWholeGiveTheSameLogits) {
-  RecordProperty("falsification_id", "FALSIFY-KV-006");
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_KVCACHE_V1_006");
   for (SynthArch arch : {SynthArch::kQwen3Moe, SynthArch::kQwen3}) {
     const Model& model = tiny_model({arch, SynthQuant::kF32});
     CpuBackend backend(1);
@@ -47,7 +47,7 @@ TEST(ChunkedPrefill, ChunksOf1And7AndWholeGiveTheSameLogits) {
 }
 
 TEST(ChunkedPrefill, PromptFedInPiecesEqualsOneForward) {
-  RecordProperty("falsification_id", "FALSIFY-KV-006");
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_KVCACHE_V1_006");
   const Model& model = tiny_model({SynthArch::kQwen3Moe, SynthQuant::kQ4_K_M});
   CpuBackend backend(2);  // also exercises the threaded kernels
   const auto prompt = test_prompt(23, model.config().n_vocab, 78);
@@ -66,7 +66,7 @@ TEST(ChunkedPrefill, PromptFedInPiecesEqualsOneForward) {
 // --- router ------------------------------------------------------------------------------
 
 TEST(Router, SoftmaxIsFiniteOnExtremeLogits) {
-  RecordProperty("falsification_id", "FALSIFY-FWD-002");
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_FORWARD_V1_002");
   const float big = std::numeric_limits<float>::max();
   const std::vector<std::vector<float>> cases = {
       {big, -big, 0.0f, 1e30f}, {-big, -big, -big, -big}, {1e30f, 1e30f, -1e30f, 88.0f}, {-1e-45f, 1e-45f, 0, 0}};
@@ -84,7 +84,7 @@ TEST(Router, SoftmaxIsFiniteOnExtremeLogits) {
 }
 
 TEST(Router, TopKReturnsTheLargestWithRenormalisedWeights) {
-  RecordProperty("falsification_id", "FALSIFY-FWD-002");
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_FORWARD_V1_002");
   Rng rng(3);
   for (int trial = 0; trial < 200; ++trial) {
     const int64_t n = 8 + int64_t(rng.below(121));
@@ -108,7 +108,7 @@ TEST(Router, TopKReturnsTheLargestWithRenormalisedWeights) {
 }
 
 TEST(Router, UniformLogitsGiveOneOverKAndTheLowestIds) {
-  RecordProperty("falsification_id", "FALSIFY-FWD-002");
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_FORWARD_V1_002");
   for (int64_t k : {1, 2, 8}) {
     std::vector<float> logits(128, 0.25f), p(128);
     router_softmax(logits.data(), 128, p.data());
@@ -123,7 +123,7 @@ TEST(Router, UniformLogitsGiveOneOverKAndTheLowestIds) {
 }
 
 TEST(Router, ExpertChoicesSpreadOverTheExpertsOnSyntheticModels) {
-  RecordProperty("falsification_id", "FALSIFY-FWD-003");
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_FORWARD_V1_003");
   for (SynthQuant q : {SynthQuant::kF32, SynthQuant::kQ4_K_M}) {
     const Model& model = tiny_model({SynthArch::kQwen3Moe, q});
     const ModelConfig& c = model.config();
@@ -191,7 +191,7 @@ std::vector<float> naive_attention(const std::vector<float>& q, const std::vecto
 }
 
 TEST(Attention, BatchedGqaEqualsAPlainPerHeadLoop) {
-  RecordProperty("falsification_id", "FALSIFY-FWD-004");
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_FORWARD_V1_004");
   const int64_t n_head = 8, n_head_kv = 2, hd = 64, total = 37;
   Rng rng(17);
   std::vector<float> q(total * n_head * hd), k(total * n_head_kv * hd), v(total * n_head_kv * hd);
@@ -214,7 +214,7 @@ TEST(Attention, BatchedGqaEqualsAPlainPerHeadLoop) {
 }
 
 TEST(Attention, StoreRefusesPositionsPastCapacity) {
-  RecordProperty("falsification_id", "FALSIFY-KV-003");
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_KVCACHE_V1_003");
   KvCache cache(2, 2, 64, 8, KvType::kF32);
   std::vector<float> kv(3 * 128, 1.0f);
   EXPECT_TRUE(cache.store(1, 5, 3, kv.data(), kv.data()).ok());
@@ -224,7 +224,7 @@ TEST(Attention, StoreRefusesPositionsPastCapacity) {
 }
 
 TEST(Rope, NeoxPairsRotateByPositionTimesBasePower) {
-  RecordProperty("falsification_id", "FALSIFY-FWD-005");
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_FORWARD_V1_005");
   const int64_t hd = 64, n_heads = 3, n_tokens = 5, pos0 = 1000;
   const float base = 1e6f;
   Rng rng(5);

@@ -28,7 +28,7 @@ const TinyModelSpec kModels[] = {
 class KvCacheEquivalence : public ::testing::TestWithParam<TinyModelSpec> {};
 
 TEST_P(KvCacheEquivalence, GreedyTokensMatchFullRecomputeFor32Steps) {
-  RecordProperty("falsification_id", "FALSIFY-KV-001");
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_KVCACHE_V1_001");
   const Model& model = tiny_model(GetParam());
   CpuBackend backend(1);
   for (uint64_t salt : {1u, 2u, 3u}) {
@@ -47,7 +47,7 @@ TEST_P(KvCacheEquivalence, GreedyTokensMatchFullRecomputeFor32Steps) {
 }
 
 TEST_P(KvCacheEquivalence, SeededSamplingMatchesFullRecompute) {
-  RecordProperty("falsification_id", "FALSIFY-KV-001");
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_KVCACHE_V1_001");
   const Model& model = tiny_model(GetParam());
   CpuBackend backend(1);
   const auto prompt = test_prompt(9, model.config().n_vocab, 11);
@@ -67,7 +67,7 @@ INSTANTIATE_TEST_SUITE_P(TinyModels, KvCacheEquivalence, ::testing::ValuesIn(kMo
 // Steps the cached session and full recompute side by side on the F32 models and compares the
 // logits at every step.
 TEST(KvCache, F32LogitsAgreeWithFullRecomputeAtEveryStep) {
-  RecordProperty("falsification_id", "FALSIFY-KV-002");
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_KVCACHE_V1_002");
   for (SynthArch arch : {SynthArch::kQwen3Moe, SynthArch::kQwen3}) {
     const Model& model = tiny_model({arch, SynthQuant::kF32});
     CpuBackend backend(1);
@@ -93,7 +93,7 @@ TEST(KvCache, F32LogitsAgreeWithFullRecomputeAtEveryStep) {
 }
 
 TEST(KvCache, F16CacheGreedyTokensMatchFullRecompute) {
-  RecordProperty("falsification_id", "FALSIFY-KV-001");
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_KVCACHE_V1_001");
   const Model& model = tiny_model({SynthArch::kQwen3Moe, SynthQuant::kQ4_K_M});
   CpuBackend backend(1);
   const auto prompt = test_prompt(12, model.config().n_vocab, 8);
@@ -108,7 +108,7 @@ TEST(KvCache, F16CacheGreedyTokensMatchFullRecompute) {
 }
 
 TEST(KvCache, FullCacheEndsWithContextFullNotAnOverflow) {
-  RecordProperty("falsification_id", "FALSIFY-KV-003");
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_KVCACHE_V1_003");
   const Model& model = tiny_model({SynthArch::kQwen3Moe, SynthQuant::kF32});
   CpuBackend backend(1);
   const auto prompt = test_prompt(10, model.config().n_vocab, 4);
@@ -136,7 +136,7 @@ TEST(KvCache, FullCacheEndsWithContextFullNotAnOverflow) {
 }
 
 TEST(KvCache, TruncateThenContinueEqualsAFreshSession) {
-  RecordProperty("falsification_id", "FALSIFY-KV-004");
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_KVCACHE_V1_004");
   const Model& model = tiny_model({SynthArch::kQwen3Moe, SynthQuant::kF32});
   CpuBackend backend(1);
   const auto a = test_prompt(8, model.config().n_vocab, 21);
@@ -158,7 +158,7 @@ TEST(KvCache, TruncateThenContinueEqualsAFreshSession) {
 }
 
 TEST(FfnGuard, DenseFfnOnAnMoeModelFailsWithTheFixedMessage) {
-  RecordProperty("falsification_id", "FALSIFY-FWD-006");
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_FORWARD_V1_006");
   const Model& model = tiny_model({SynthArch::kQwen3Moe, SynthQuant::kF32});
   CpuBackend backend(1);
   SessionOptions so;
@@ -175,7 +175,7 @@ TEST(FfnGuard, DenseFfnOnAnMoeModelFailsWithTheFixedMessage) {
 }
 
 TEST(FfnGuard, DispatchCountersShowOnlyTheArchsFfnPath) {
-  RecordProperty("falsification_id", "FALSIFY-FWD-006");
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_FORWARD_V1_006");
   CpuBackend backend(1);
   const std::vector<int32_t> prompt = {5, 6, 7};
   for (SynthArch arch : {SynthArch::kQwen3Moe, SynthArch::kQwen3}) {
@@ -194,7 +194,7 @@ TEST(FfnGuard, DispatchCountersShowOnlyTheArchsFfnPath) {
 }
 
 TEST(Sampler, SameSeedSameTokensDifferentSeedDifferentTokens) {
-  RecordProperty("falsification_id", "FALSIFY-KV-005");
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_KVCACHE_V1_005");
   const Model& model = tiny_model({SynthArch::kQwen3Moe, SynthQuant::kF32});
   CpuBackend backend(1);
   const auto prompt = test_prompt(5, model.config().n_vocab, 31);
@@ -211,7 +211,7 @@ TEST(Sampler, SameSeedSameTokensDifferentSeedDifferentTokens) {
 }
 
 TEST(Sampler, GreedyBreaksTiesToTheLowestIdAndTopKOneIsGreedy) {
-  RecordProperty("falsification_id", "FALSIFY-KV-005");
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_KVCACHE_V1_005");
   const std::vector<float> logits = {0.5f, 2.0f, -1.0f, 2.0f, 1.0f};
   EXPECT_EQ(argmax_token(logits), 1);
   Sampler top1({1.0f, 1, 1.0f, 9});
@@ -224,7 +224,7 @@ TEST(Sampler, GreedyBreaksTiesToTheLowestIdAndTopKOneIsGreedy) {
 }
 
 TEST(Generate, StopIdEndsGenerationWithReasonStop) {
-  RecordProperty("falsification_id", "FALSIFY-KV-005");
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_KVCACHE_V1_005");
   const Model& model = tiny_model({SynthArch::kQwen3Moe, SynthQuant::kF32});
   CpuBackend backend(1);
   const auto prompt = test_prompt(7, model.config().n_vocab, 41);
