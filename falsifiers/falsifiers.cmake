@@ -9,3 +9,8 @@ popper_falsifier(model_kv_cache_test LABEL model SOURCES model_kv_cache_test.cpp
 popper_falsifier(model_forward_test LABEL model SOURCES model_forward_test.cpp)
 popper_falsifier(model_bad_models_test LABEL model SOURCES model_bad_models_test.cpp)
 popper_falsifier(model_reference_test LABEL model SOURCES model_reference_test.cpp LIBS nlohmann_json::nlohmann_json)
+popper_falsifier(harness_contract_test LABEL harness SOURCES harness_contract_test.cpp LIBS popper_harness)
+popper_falsifier(harness_stats_test LABEL harness SOURCES harness_stats_test.cpp LIBS popper_harness)
+popper_falsifier(harness_runner_test LABEL harness SOURCES harness_runner_test.cpp LIBS popper_harness)
+popper_falsifier(harness_evidence_test LABEL harness SOURCES harness_evidence_test.cpp LIBS popper_harness)
+include(${CMAKE_CURRENT_SOURCE_DIR}/fixtures/harness/fixtures.cmake)

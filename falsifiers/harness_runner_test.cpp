@@ -1,0 +1,196 @@
+// Falsifiers for `popper run`'s verdicts: each fixture behaviour (pass, fail, skip, crash, hang,
+// garbage, metrics, missing target / GPU / model) maps to the verdict the contract README
+// promises, and a misbehaving child never takes the harness down.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+
+#include "falsifiers/harness_test_util.h"
+#include "harness/contract.h"
+#include "harness/runner.h"
+
+namespace popper::harness {
+namespace {
+
+// A one-item contract whose falsifier binding is `binding` (YAML, any style).
+Contract contract_with(const std::string& binding, const std::string& item_extra = "") {
+  std::string text =
+      "metadata: {version: 1.0.0, created: 2026-01-01, updated: 2026-01-01}\n"
+      "name: runner-fixture-v1\nversion: 1.0.0\ndescription: d\nfalsification:\n"
+      "  - id: FALSIFY-RUNNER_FIXTURE_V1_001\n    description: d\n" +
+      item_extra + "    falsifier: " + binding +
+      "\nstatus_history:\n  - {version: 1.0.0, date: 2026-01-01, summary: s}\n";
+  auto l = parse_contract("runner-fixture-v1.yaml", text);
+  POPPER_CHECK(!l.has_errors(), "contract fixture: ", l.diagnostics.empty() ? "" : l.diagnostics[0].format());
+  return *l.contract;
+}
+
+class Runner : public ::testing::Test {
+ protected:
+  ItemResult run(const std::string& binding, const std::string& item_extra = "", std::optional<std::string> profile = {}) {
+    Contract c = contract_with(binding, item_extra);
+    RunOptions o;
+    o.build_dir = testing::build_dir();
+    o.repo_root = POPPER_SOURCE_DIR;
+    o.model_cache = dir_ / "models";
+    o.work_dir = dir_ / "work";
+    o.popper_exe = testing::build_dir() + "/harness/popper";
+    o.profile = profile;
+    o.gpu.present = false;
+    o.gpu.how = "test: no GPU";
+    return run_item(c, c.items[0], o);
+  }
+  testing::TempDir dir_;
+};
+
+std::string gtest_binding(const std::string& filter, const std::string& more = "") {
+  return "{kind: gtest, target: harness_fixture_gtest, filter: \"" + filter + "\"" + more + "}";
+}
+
+TEST_F(Runner, PassingTestsSurvive) {
+  ItemResult r = run(gtest_binding("Fixture.Passes:Fixture.AlsoPasses"));
+  EXPECT_EQ(r.verdict, Verdict::kSurvived) << r.reason;
+  EXPECT_EQ(r.reason, "2 tests passed");
+  EXPECT_EQ(r.detail["counts"]["passed"], 2);
+}
+
+TEST_F(Runner, FailedAssertionIsFalsifiedWithItsMessage) {
+  ItemResult r = run(gtest_binding("Fixture.Passes:Fixture.FailsWithMessage"));
+  EXPECT_EQ(r.verdict, Verdict::kFalsified) << r.reason;
+  EXPECT_NE(r.reason.find("1 of 2 tests failed: Fixture.FailsWithMessage"), std::string::npos) << r.reason;
+  EXPECT_NE(r.reason.find("the fixture's claim is false"), std::string::npos) << r.reason;
+}
+
+TEST_F(Runner, SkipIsInconclusiveWithItsReason) {
+  ItemResult r = run(gtest_binding("Fixture.SkipsWithReason"));
+  EXPECT_EQ(r.verdict, Verdict::kInconclusive);
+  EXPECT_EQ(r.reason, "skipped: fixture needs a GPU");
+}
+
+TEST_F(Runner, CrashIsAnErrorAndTheHarnessCarriesOn) {
+  RecordProperty("falsification_id", "harness: crashing falsifier");
+  ItemResult r = run(gtest_binding("Fixture.Crashes"));
+  EXPECT_EQ(r.verdict, Verdict::kError);
+  EXPECT_NE(r.reason.find("crashed: killed by signal 11 (SIGSEGV)"), std::string::npos) << r.reason;
+  // The next item runs normally.
+  EXPECT_EQ(run(gtest_binding("Fixture.Passes")).verdict, Verdict::kSurvived);
+}
+
+TEST_F(Runner, HangIsKilledAtTheTimeoutAndIsAnError) {
+  RecordProperty("falsification_id", "harness: hanging falsifier");
+  auto t0 = std::chrono::steady_clock::now();
+  ItemResult r = run(gtest_binding("Fixture.Hangs", ", timeout_s: 1"));
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(r.verdict, Verdict::kError);
+  EXPECT_NE(r.reason.find("timed out after"), std::string::npos) << r.reason;
+  EXPECT_LT(s, 10.0) << "SIGTERM is honoured by the default handler; SIGKILL follows within 2 s";
+}
+
+TEST_F(Runner, GarbageOutputIsAnErrorWithTheLogTail) {
+  RecordProperty("falsification_id", "harness: garbage-printing falsifier");
+  ItemResult r = run("{kind: gtest, target: harness_fixture_garbage, filter: \"*\"}");
+  EXPECT_EQ(r.verdict, Verdict::kError);
+  EXPECT_NE(r.reason.find("unparsable output"), std::string::npos) << r.reason;
+  // The log excerpt in the evidence is valid UTF-8 whatever the child printed.
+  std::string dumped = r.detail.dump();
+  EXPECT_NE(dumped.find("log_tail"), std::string::npos);
+}
+
+TEST_F(Runner, FilterMatchingNothingIsAnError) {
+  ItemResult r = run(gtest_binding("Fixture.NoSuchTest"));
+  EXPECT_EQ(r.verdict, Verdict::kError);
+  EXPECT_NE(r.reason.find("matched no tests"), std::string::npos) << r.reason;
+}
+
+TEST_F(Runner, TargetNotBuiltIsInconclusiveAndNamesIt) {
+  ItemResult r = run("{kind: gtest, target: serve_dispatch_test_not_here, filter: \"*\"}",
+                     "    blocked_on: issue 5\n");
+  EXPECT_EQ(r.verdict, Verdict::kInconclusive);
+  EXPECT_EQ(r.reason.rfind("blocked on issue 5: target serve_dispatch_test_not_here not built (no ", 0), 0u)
+      << r.reason;
+  EXPECT_FALSE(r.required) << "blocked items are optional for the gate";
+}
+
+TEST_F(Runner, GpuRequirementWithoutGpuIsInconclusive) {
+  ItemResult r = run(gtest_binding("Fixture.Passes", ", requires: [gpu]"));
+  EXPECT_EQ(r.verdict, Verdict::kInconclusive);
+  EXPECT_EQ(r.reason, "needs a CUDA GPU; none found (test: no GPU)");
+}
+
+TEST_F(Runner, MissingModelFileIsInconclusiveNeverSurvived) {
+  ItemResult r = run(gtest_binding("Fixture.SeesModelEnvironment", ", model: models/absent.gguf"));
+  EXPECT_EQ(r.verdict, Verdict::kInconclusive);
+  EXPECT_NE(r.reason.find("absent.gguf does not exist"), std::string::npos) << r.reason;
+}
+
+TEST_F(Runner, LargeModelIsNotBuiltUnlessAsked) {
+  ItemResult r = run(gtest_binding("Fixture.SeesModelEnvironment", ", model: 30b-a3b-q4_k_m"));
+  EXPECT_EQ(r.verdict, Verdict::kInconclusive);
+  EXPECT_NE(r.reason.find("pass --build-models"), std::string::npos) << r.reason;
+}
+
+TEST_F(Runner, MetricThresholdsAreJudgedOnTheInterval) {
+  const std::string t = ", thresholds: [{metric: tokens_per_second, op: \">=\", value: 5}]";
+  auto with = [&](const char* samples) {
+    return run(gtest_binding("Fixture.ReportsMetric", t + ", env: {FIXTURE_SAMPLES: \"" + samples + "\"}"));
+  };
+  ItemResult high = with("7.9,8.0,8.1,7.95,8.05,8.0,7.9,8.1,8.0");
+  EXPECT_EQ(high.verdict, Verdict::kSurvived) << high.reason;
+  EXPECT_NE(high.reason.find("median tokens_per_second 8"), std::string::npos) << high.reason;
+  EXPECT_EQ(high.detail["samples"]["Fixture.ReportsMetric"]["tokens_per_second"].size(), 9u);
+  ItemResult low = with("3.9,4.0,4.1,3.95,4.05,4.0,3.9,4.1,4.0");
+  EXPECT_EQ(low.verdict, Verdict::kFalsified) << low.reason;
+  ItemResult straddle = with("4.5,5.5,4.6,5.4,4.9,5.1,4.7,5.3,5.0");
+  EXPECT_EQ(straddle.verdict, Verdict::kInconclusive) << straddle.reason;
+  EXPECT_NE(straddle.reason.find("CI straddles"), std::string::npos) << straddle.reason;
+  ItemResult missing = run(gtest_binding("Fixture.Passes", t));
+  EXPECT_EQ(missing.verdict, Verdict::kError) << missing.reason;
+}
+
+TEST_F(Runner, ProfilesChooseTheModelAndTheirThresholds) {
+  const std::string b =
+      "{kind: gtest, target: harness_fixture_gtest, filter: Fixture.SeesModelEnvironment,"
+      " profiles: [{name: small, model: models/a.gguf}, {name: big, model: models/b.gguf}]}";
+  ItemResult def = run(b);
+  EXPECT_EQ(def.profile, "small");
+  EXPECT_NE(def.reason.find("a.gguf"), std::string::npos) << def.reason;
+  ItemResult big = run(b, "", std::string("big"));
+  EXPECT_EQ(big.profile, "big");
+  EXPECT_NE(big.reason.find("b.gguf"), std::string::npos) << big.reason;
+}
+
+TEST_F(Runner, BenchmarkCountersAreJudgedAndSkipsAreInconclusive) {
+  const std::string t = "thresholds: [{metric: tokens_per_second, op: \">=\", value: 50}]";
+  ItemResult ok = run("{kind: benchmark, target: falsifiers/harness_fixture_bench, filter: BM_Fixture_Throughput, " + t +
+                      ", env: {FIXTURE_TPS: \"100\"}}");
+  EXPECT_EQ(ok.verdict, Verdict::kSurvived) << ok.reason;
+  EXPECT_EQ(ok.detail["samples"]["BM_Fixture_Throughput/iterations:10"]["tokens_per_second"].size(), 9u)
+      << ok.detail["samples"].dump();
+  ItemResult slow = run("{kind: benchmark, target: falsifiers/harness_fixture_bench, filter: BM_Fixture_Throughput, " +
+                        t + ", env: {FIXTURE_TPS: \"20\"}}");
+  EXPECT_EQ(slow.verdict, Verdict::kFalsified) << slow.reason;
+  ItemResult gpu = run("{kind: benchmark, target: falsifiers/harness_fixture_bench, filter: BM_Fixture_NeedsGpu, " + t +
+                       ", repetitions: 1}");
+  EXPECT_EQ(gpu.verdict, Verdict::kInconclusive) << gpu.reason;
+  EXPECT_NE(gpu.reason.find("fixture needs a GPU"), std::string::npos) << gpu.reason;
+  ItemResult broken = run("{kind: benchmark, target: falsifiers/harness_fixture_bench, filter: BM_Fixture_Broken, " + t +
+                          ", repetitions: 1}");
+  EXPECT_EQ(broken.verdict, Verdict::kError) << broken.reason;
+}
+
+TEST_F(Runner, CommandExitCodesMapToVerdicts) {
+  EXPECT_EQ(run("{kind: command, command: [/bin/sh, -c, \"exit 0\"]}").verdict, Verdict::kSurvived);
+  EXPECT_EQ(run("{kind: command, command: [/bin/sh, -c, \"echo nope >&2; exit 1\"]}").verdict, Verdict::kFalsified);
+  ItemResult skip = run("{kind: command, command: [/bin/sh, -c, \"echo no server >&2; exit 77\"]}");
+  EXPECT_EQ(skip.verdict, Verdict::kInconclusive);
+  EXPECT_NE(skip.reason.find("no server"), std::string::npos) << skip.reason;
+  EXPECT_EQ(run("{kind: command, command: [/bin/sh, -c, \"kill -SEGV $$\"]}").verdict, Verdict::kError);
+  ItemResult metrics = run(
+      "{kind: command, command: [/bin/sh, -c, \"echo '{\\\"metrics\\\": {\\\"pass_rate\\\": [1.0]}}' > "
+      "$POPPER_METRICS_OUT\"], thresholds: [{metric: pass_rate, op: \">\", value: 0, statistic: exact}]}");
+  EXPECT_EQ(metrics.verdict, Verdict::kSurvived) << metrics.reason;
+}
+
+}  // namespace
+}  // namespace popper::harness

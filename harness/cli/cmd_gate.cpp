@@ -1,0 +1,95 @@
+// `popper gate [PATHS]`: CI decision from the latest evidence: exit 0 every required item
+// survived, 1 something was falsified / errored / inconclusive / stale, 2 harness or input error.
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "engine/core/atomic_file.h"
+#include "harness/cli/commands.h"
+#include "harness/cli/harness_cli.h"
+#include "harness/contract_set.h"
+#include "harness/gate.h"
+#include "harness/provenance.h"
+#include "harness/targets.h"
+#include "harness/validate.h"
+
+namespace popper::cli {
+namespace {
+namespace fs = std::filesystem;
+using namespace harness;
+
+struct GateArgs {
+  std::vector<std::string> paths;
+  std::string evidence_dir;
+  std::string junit;
+  std::string markdown;
+  bool allow_inconclusive = false;
+  bool any_commit = false;
+};
+
+int run_gate(const GateArgs& a) {
+  const std::string root = find_repo_root(".");
+  auto files = expand_contract_paths(a.paths, root);
+  if (!files.ok()) {
+    std::fprintf(stderr, "popper gate: %s\n", files.message().c_str());
+    return 2;
+  }
+  ContractSet set = load_contract_set(*files);
+  std::vector<Diagnostic> diags = set.diagnostics();
+  ValidateOptions vopts;
+  vopts.repo_root = root;
+  vopts.check_bindings = false;
+  validate_contracts(set.contracts(), vopts, diags);
+  if (print_diagnostics(diags, false) > 0) {
+    std::fprintf(stderr, "popper gate: the contracts above have errors\n");
+    return 2;
+  }
+  GateOptions opts;
+  opts.evidence_dir = a.evidence_dir.empty() ? (fs::path(root) / "evidence").string() : a.evidence_dir;
+  opts.allow_inconclusive = a.allow_inconclusive;
+  if (!a.any_commit) {
+    GitState git = read_git_state(root, "");
+    if (git.available) opts.head_commit = git.commit;
+  }
+  GateReport rep = evaluate_gate(set.contracts(), opts);
+  if (rep.exit_code == 2) {
+    std::fprintf(stderr, "popper gate: %s\n", rep.harness_error.c_str());
+    return 2;
+  }
+  bool color = use_color(STDOUT_FILENO);
+  for (const auto& c : rep.contracts) {
+    std::printf("%s %s%s%s\n", c.name.c_str(), c.version.c_str(), c.evidence.empty() ? "" : "  (",
+                c.evidence.empty() ? "" : (c.evidence + ")").c_str());
+    if (!c.problem.empty()) std::printf("  ! %s\n", c.problem.c_str());
+    for (const auto& i : c.items)
+      std::printf("  %s %s %s%s\n", i.blocks ? "✗" : " ", verdict_label(i.verdict, color).c_str(), i.id.c_str(),
+                  i.required ? "" : "  (optional)");
+  }
+  for (const auto& [path, text] : {std::pair{a.junit, render_junit(rep)}, std::pair{a.markdown, render_markdown(rep)}}) {
+    if (path.empty()) continue;
+    Status st = write_file_atomic(path, text);
+    if (!st.ok()) {
+      std::fprintf(stderr, "popper gate: %s\n", st.message().c_str());
+      return 2;
+    }
+  }
+  std::printf("gate: %s\n", rep.exit_code == 0 ? "PASS (every required item survived)"
+                                               : "FAIL (items marked ✗ block it)");
+  return rep.exit_code;
+}
+
+void register_gate(CLI::App& app) {
+  auto a = std::make_shared<GateArgs>();
+  CLI::App* cmd = add_command(app, "gate", "CI gate on the latest evidence: exit 0 pass, 1 fail, 2 harness error",
+                              [a] { return run_gate(*a); });
+  cmd->add_option("paths", a->paths, "Contract files or directories (default: <repo>/contracts)");
+  cmd->add_option("--evidence-dir", a->evidence_dir, "Evidence directory (default: <repo>/evidence)");
+  cmd->add_option("--junit", a->junit, "Also write a JUnit XML report here");
+  cmd->add_option("--markdown", a->markdown, "Also write a Markdown summary here (for a pull-request comment)");
+  cmd->add_flag("--allow-inconclusive", a->allow_inconclusive, "Let inconclusive required items pass (still listed)");
+  cmd->add_flag("--any-commit", a->any_commit, "Accept evidence produced from another commit");
+}
+
+}  // namespace
+POPPER_REGISTER_COMMAND(42, register_gate);
+}  // namespace popper::cli
