@@ -97,12 +97,15 @@ Result<Tokenizer> Tokenizer::from_gguf(const GgufFile& f) {
     }
   }
 
-  t.id_of_.reserve(static_cast<size_t>(n) * 2);
+  size_t id_cap = 16;
+  while (id_cap < static_cast<size_t>(n) * 2) id_cap <<= 1;
+  t.id_slots_.assign(id_cap, kEmptyKey);
+  t.id_mask_ = id_cap - 1;
   t.pieces_.resize(static_cast<size_t>(n));
   t.special_pieces_.resize(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {
     const std::string& text = t.texts_[i];
-    t.id_of_[text] = static_cast<TokenId>(i);  // a repeated text maps to its last id, as in llama.cpp
+    t.index_token(static_cast<TokenId>(i));  // a repeated text maps to its last id, as in llama.cpp
     switch (t.types_[i]) {
       case kTypeNormal:
       case kTypeByte:
@@ -133,12 +136,12 @@ Result<Tokenizer> Tokenizer::from_gguf(const GgufFile& f) {
   for (int b = 0; b < 256; ++b) {
     std::string sym;
     append_utf8(sym, byte_to_codepoint(static_cast<uint8_t>(b)));
-    auto it = t.id_of_.find(sym);
-    if (it == t.id_of_.end()) {
+    const auto it = t.find_token(sym);
+    if (!it) {
       return make_error(f.path(), ": tokenizer.ggml.tokens: no token for byte 0x", std::hex, b, std::dec, " ('", sym,
                         "'); a byte-level vocab needs all 256");
     }
-    t.byte_token_[b] = it->second;
+    t.byte_token_[b] = *it;
   }
 
   const GgufArray* merges = find_array(f, "tokenizer.ggml.merges", GgufValueType::STRING, err);
@@ -156,20 +159,20 @@ Result<Tokenizer> Tokenizer::from_gguf(const GgufFile& f) {
       return make_error(f.path(), ": tokenizer.ggml.merges[", r, "]: '", m, "' is not two tokens separated by a space");
     }
     const std::string_view left(m.data(), space), right(m.data() + space + 1, m.size() - space - 1);
-    const auto l = t.id_of_.find(left), rt = t.id_of_.find(right);
+    const auto l = t.find_token(left), rt = t.find_token(right);
     joined.assign(left);
     joined.append(right);
-    const auto res = t.id_of_.find(joined);
-    if (l == t.id_of_.end() || rt == t.id_of_.end() || res == t.id_of_.end()) {
-      const std::string_view what = l == t.id_of_.end() ? left : rt == t.id_of_.end() ? right : std::string_view(joined);
+    const auto res = t.find_token(joined);
+    if (!l || !rt || !res) {
+      const std::string_view what = !l ? left : !rt ? right : std::string_view(joined);
       return make_error(f.path(), ": tokenizer.ggml.merges[", r, "]: '", m, "': '", what, "' is not a token");
     }
-    const uint64_t key = pair_key(l->second, rt->second);
+    const uint64_t key = pair_key(*l, *rt);
     for (uint64_t slot = mix(key) & t.merge_mask_;; slot = (slot + 1) & t.merge_mask_) {
       MergeSlot& s = t.merge_slots_[slot];
       if (s.key == key) break;  // repeated merge: the first (lowest rank) wins
       if (s.key == kEmptyKey) {
-        s = MergeSlot{key, Merge{static_cast<int32_t>(r), res->second}};
+        s = MergeSlot{key, Merge{static_cast<int32_t>(r), *res}};
         break;
       }
     }
@@ -187,10 +190,28 @@ Result<Tokenizer> Tokenizer::from_gguf(const GgufFile& f) {
   return t;
 }
 
+// Slots hold (hash tag << 32 | id) so a probe compares texts only when the tags agree.
+void Tokenizer::index_token(TokenId id) {
+  const std::string& text = texts_[id];
+  const uint64_t h = mix(std::hash<std::string_view>()(text));
+  const uint64_t tag = h >> 32;
+  for (uint64_t slot = h & id_mask_;; slot = (slot + 1) & id_mask_) {
+    uint64_t& s = id_slots_[slot];
+    if (s == kEmptyKey || ((s >> 32) == tag && texts_[static_cast<uint32_t>(s)] == text)) {
+      s = (tag << 32) | static_cast<uint32_t>(id);
+      return;
+    }
+  }
+}
+
 std::optional<TokenId> Tokenizer::find_token(std::string_view text) const {
-  auto it = id_of_.find(text);
-  if (it == id_of_.end()) return std::nullopt;
-  return it->second;
+  const uint64_t h = mix(std::hash<std::string_view>()(text));
+  const uint64_t tag = h >> 32;
+  for (uint64_t slot = h & id_mask_;; slot = (slot + 1) & id_mask_) {
+    const uint64_t s = id_slots_[slot];
+    if (s == kEmptyKey) return std::nullopt;
+    if ((s >> 32) == tag && texts_[static_cast<uint32_t>(s)] == text) return static_cast<TokenId>(static_cast<uint32_t>(s));
+  }
 }
 
 const Tokenizer::Merge* Tokenizer::find_merge(TokenId left, TokenId right) const {

@@ -34,9 +34,9 @@ class Tokenizer {
   // token_type / tokens length mismatch, a merge whose parts or result are not tokens, a normal
   // token whose text is not byte-level, a special id out of range.
   static Result<Tokenizer> from_gguf(const GgufFile& file);
-  // Movable, not copyable (id_of_ views into texts_, which a move keeps in place).
   Tokenizer(Tokenizer&&) = default;
   Tokenizer& operator=(Tokenizer&&) = default;
+  // Copying ~150k strings is costly: spelled out rather than implicit.
   Tokenizer(const Tokenizer&) = delete;
   Tokenizer& operator=(const Tokenizer&) = delete;
 
@@ -90,7 +90,11 @@ class Tokenizer {
   std::vector<int32_t> types_;
   std::vector<std::string> pieces_;          // decoded bytes of each token
   std::vector<std::string> special_pieces_;  // control tokens' text (render_special)
-  std::unordered_map<std::string_view, TokenId> id_of_;  // views into texts_
+  // Text -> id: open addressing over ids (keys compared through texts_), load <= 1/2. note: a
+  // node-based map spent most of the 151936-token load in allocation and pointer chasing.
+  std::vector<uint64_t> id_slots_;  // hash tag << 32 | id; ~0 when free
+  uint64_t id_mask_ = 0;
+  void index_token(TokenId id);
   TokenId byte_token_[256] = {};
   // Open-addressing table of merges, linear probing, load <= 1/2. note: lookups are BPE's
   // inner loop; key and value share a 16-byte slot so a lookup costs one cache miss.
