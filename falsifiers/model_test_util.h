@@ -28,6 +28,9 @@ struct TinyModelSpec {
   }
 };
 
+// gtest prints parameters with this (ADL) instead of their bytes.
+inline void PrintTo(const TinyModelSpec& spec, std::ostream* os) { *os << spec.name(); }
+
 inline std::filesystem::path test_temp_dir() {
   static const std::filesystem::path dir = [] {
     auto d = std::filesystem::temp_directory_path() / ("popper-model-test-" + std::to_string(::getpid()));
