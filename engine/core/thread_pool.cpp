@@ -52,7 +52,7 @@ void ThreadPool::worker_loop(int index) {
     seen = gen;
     if (stop_.load(std::memory_order_acquire)) return;
     (*job_)(index);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
   }
 }
 
@@ -66,7 +66,10 @@ void ThreadPool::run(const std::function<void(int)>& fn) {
   generation_.fetch_add(1, std::memory_order_acq_rel);
   generation_.notify_all();
   fn(0);
-  while (pending_.load(std::memory_order_acquire) != 0) cpu_relax();
+  // Spin briefly (the usual case: workers finish within microseconds), then sleep so an
+  // oversubscribed machine gives the stragglers the core instead of burning it.
+  for (int spin = 0; spin < kSpinIterations && pending_.load(std::memory_order_acquire) != 0; ++spin) cpu_relax();
+  for (int left; (left = pending_.load(std::memory_order_acquire)) != 0;) pending_.wait(left, std::memory_order_acquire);
   job_ = nullptr;
 }
 
