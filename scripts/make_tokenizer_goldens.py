@@ -7,8 +7,9 @@
   falsifiers/fixtures/tokenizer/chat_goldens.json  the Qwen3 chat template rendered by jinja2 the
                                                    way transformers renders it
 
-Run with the reference venv, giving a built `popper` binary (it writes the two GGUFs):
-  /work/venv-ref/bin/python scripts/make_tokenizer_goldens.py build/harness/popper
+Run with the reference venv, giving a built `popper` binary (it writes the GGUFs):
+  /work/venv-ref/bin/python scripts/make_tokenizer_goldens.py build/harness/popper [tokens|chat]
+(default both; `tokens` needs llama_cpp, `chat` needs jinja2 and gguf).
 Texts that are not valid UTF-8 are left out: llama.cpp turns each invalid byte into U+FFFD
 while Popper keeps the byte (tokenizer_test checks those round trips instead).
 """
@@ -18,9 +19,6 @@ import subprocess
 import sys
 import tempfile
 
-import jinja2
-import jinja2.sandbox
-import llama_cpp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT_DIR = os.path.join(ROOT, "falsifiers", "fixtures", "tokenizer")
@@ -114,36 +112,46 @@ def write_atomic(path, text):
 
 def render_jinja(template, messages, add_generation_prompt, enable_thinking):
     # As transformers' apply_chat_template renders it.
+    import jinja2.sandbox
     env = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
                                                        extensions=["jinja2.ext.loopcontrols"])
     return env.from_string(template).render(messages=messages, add_generation_prompt=add_generation_prompt,
                                             enable_thinking=enable_thinking)
 
 
-def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: make_tokenizer_goldens.py PATH/TO/popper")
-    popper = sys.argv[1]
+def synth(popper, tmp, n_vocab, args):
+    path = os.path.join(tmp, f"vocab{n_vocab}.gguf")
+    subprocess.run([popper, "synth", *args, "-q", "-o", path], check=True)
+    return path
+
+
+def make_token_goldens(popper):
+    import llama_cpp
     cases = []
-    template = None
     with tempfile.TemporaryDirectory() as tmp:
         for n_vocab, args in VOCABS:
-            path = os.path.join(tmp, f"vocab{n_vocab}.gguf")
-            subprocess.run([popper, "synth", *args, "-q", "-o", path], check=True)
+            path = synth(popper, tmp, n_vocab, args)
             llm = llama_cpp.Llama(model_path=path, vocab_only=True, verbose=False)
             assert llm.n_vocab() == n_vocab, (llm.n_vocab(), n_vocab)
-            template = llm.metadata["tokenizer.chat_template"]
             for special, texts in ((True, TEXTS), (False, PLAIN_TEXTS)):
                 for text in texts:
                     ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
                     cases.append({"n_vocab": n_vocab, "special": special, "text": text, "ids": ids})
             del llm
-    os.makedirs(OUT_DIR, exist_ok=True)
     write_atomic(os.path.join(OUT_DIR, "goldens.json"), json.dumps({
         "generator": "scripts/make_tokenizer_goldens.py",
         "reference": f"llama-cpp-python {llama_cpp.__version__} (llama.cpp tokenizer, vocab_only)",
         "cases": cases}, ensure_ascii=False, indent=1) + "\n")
+    print(f"{len(cases)} tokenizer cases")
 
+
+def make_chat_goldens(popper):
+    import gguf
+    import jinja2
+    with tempfile.TemporaryDirectory() as tmp:
+        path = synth(popper, tmp, *VOCABS[0])
+        field = gguf.GGUFReader(path).fields["tokenizer.chat_template"]
+        template = bytes(field.parts[field.data[0]]).decode("utf-8")
     chat = []
     for messages, add_gen, thinking in CHAT_CASES:
         chat.append({"messages": messages, "add_generation_prompt": add_gen, "enable_thinking": thinking,
@@ -152,7 +160,19 @@ def main():
         "generator": "scripts/make_tokenizer_goldens.py",
         "reference": f"jinja2 {jinja2.__version__}, ImmutableSandboxedEnvironment(trim_blocks, lstrip_blocks)",
         "template": template, "cases": chat}, ensure_ascii=False, indent=1) + "\n")
-    print(f"{len(cases)} tokenizer cases, {len(chat)} chat cases")
+    print(f"{len(chat)} chat cases")
+
+
+def main():
+    if len(sys.argv) not in (2, 3) or (len(sys.argv) == 3 and sys.argv[2] not in ("tokens", "chat")):
+        sys.exit("usage: make_tokenizer_goldens.py PATH/TO/popper [tokens|chat]")
+    popper = os.path.abspath(sys.argv[1])
+    what = sys.argv[2] if len(sys.argv) == 3 else "both"
+    os.makedirs(OUT_DIR, exist_ok=True)
+    if what in ("tokens", "both"):
+        make_token_goldens(popper)
+    if what in ("chat", "both"):
+        make_chat_goldens(popper)
 
 
 if __name__ == "__main__":
