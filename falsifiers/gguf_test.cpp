@@ -84,7 +84,7 @@ std::vector<GgufKeyValue> every_value_type() {
   add("t.arr.strings", GgufValue::array(GgufArray::of_strings({"!", "\"", "Ġthe", "<|im_start|>", ""})));
   add("t.arr.i32", GgufValue::array(GgufArray::of_i32({1, -2, std::numeric_limits<int32_t>::max()})));
   add("t.arr.u32", GgufValue::array(GgufArray::of_u32({0, 7, 4294967295u})));
-  add("t.arr.f32", GgufValue::array(GgufArray::of_f32({0.5, -1.25, 0x1p100})));  // exact in f32
+  add("t.arr.f32", GgufValue::array(GgufArray::of_f32({0.5, -1.25, 0x1p100, -0.0, std::nan("")})));  // f32-exact
   GgufArray bools;
   bools.elem_type = GgufValueType::BOOL;
   bools.uints = {1, 0, 1};
@@ -288,6 +288,23 @@ TEST(GgufReader, AcceptsVersion2AndRejectsVersion1And4) {
       EXPECT_NE(file.message().find("v.gguf: offset 4"), std::string::npos) << file.message();
     }
   }
+}
+
+TEST(GgufReader, RejectsEmptyAndOverlongTensorNames) {
+  for (size_t len : {size_t{0}, kGgufMaxTensorName + 1}) {
+    Bytes b;
+    b.u32(kGgufMagic).u32(3).u64(1).u64(0);
+    b.str(std::string(len, 'n')).u32(1).i64(4).u32(0).u64(0);
+    b.pad_to(32).zeros(16);
+    auto file = GgufFile::parse("names.gguf", b.bytes());
+    ASSERT_FALSE(file.ok()) << len;
+    EXPECT_NE(file.message().find("names.gguf: offset 24: tensor"), std::string::npos) << file.message();
+  }
+  Bytes ok;
+  ok.u32(kGgufMagic).u32(3).u64(1).u64(0);
+  ok.str(std::string(kGgufMaxTensorName, 'n')).u32(1).i64(4).u32(0).u64(0);
+  ok.pad_to(32).zeros(16);
+  EXPECT_TRUE(GgufFile::parse("names.gguf", ok.bytes()).ok());
 }
 
 class TempDir {

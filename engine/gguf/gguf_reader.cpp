@@ -416,6 +416,7 @@ Status GgufFile::parse_header_and_tables() {
     t.info_offset = c.pos();
     POPPER_RETURN_IF_ERROR(c.read_string(t.name, "tensor #", i, " name"));
     const std::string ctx = str_cat("tensor ", quoted(t.name));
+    if (t.name.empty()) return c.error_at(t.info_offset, "tensor #", i, ": empty name");
     if (t.name.size() > kGgufMaxTensorName) {
       return c.error_at(t.info_offset, ctx, ": name is ", t.name.size(), " bytes, longer than ggml's limit of ",
                         kGgufMaxTensorName);

@@ -263,6 +263,17 @@ size_t GgufArray::size() const {
   }
 }
 
+bool GgufArray::operator==(const GgufArray& other) const {
+  if (elem_type != other.elem_type || uints != other.uints || ints != other.ints || strings != other.strings ||
+      arrays != other.arrays || floats.size() != other.floats.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < floats.size(); ++i) {
+    if (std::bit_cast<uint64_t>(floats[i]) != std::bit_cast<uint64_t>(other.floats[i])) return false;
+  }
+  return true;
+}
+
 GgufArray GgufArray::of_strings(std::vector<std::string> v) {
   GgufArray a;
   a.elem_type = GgufValueType::STRING;

@@ -104,7 +104,8 @@ struct GgufArray {
   std::vector<GgufArray> arrays;
 
   size_t size() const;
-  bool operator==(const GgufArray& other) const = default;
+  // Floats compare by bit pattern, as in GgufValue: a NaN equals itself, -0 differs from +0.
+  bool operator==(const GgufArray& other) const;
 
   static GgufArray of_strings(std::vector<std::string> v);
   static GgufArray of_i32(std::vector<int64_t> v);
