@@ -1,12 +1,14 @@
 // `popper generate`: run the engine on a GGUF file from prompt token ids and print the generated
 // ids and a timing line (prefill and decode tokens per second).
 #include <cstdio>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "engine/model/cpu_backend.h"
 #include "engine/model/generate.h"
+#include "engine/tokenizer/tokenizer.h"
 #include "harness/cli/commands.h"
 
 namespace popper::cli {
@@ -15,6 +17,7 @@ namespace {
 struct GenerateFlags {
   std::string model;
   std::string prompt_tokens;
+  std::string prompt_text;
   int64_t max_tokens = 16;
   bool no_cache = false;
   int threads = 0;
@@ -52,13 +55,8 @@ Result<std::vector<int32_t>> parse_ids(const std::string& flag, const std::strin
 }
 
 int run_generate(const GenerateFlags& f) {
-  auto prompt = parse_ids("--prompt-tokens", f.prompt_tokens);
-  if (!prompt.ok()) {
-    std::fprintf(stderr, "popper generate: %s\n", prompt.message().c_str());
-    return 2;
-  }
-  if (prompt->empty()) {
-    std::fprintf(stderr, "popper generate: --prompt-tokens: no token ids given\n");
+  if (f.prompt_tokens.empty() == f.prompt_text.empty()) {
+    std::fprintf(stderr, "popper generate: give exactly one of --prompt-tokens and --prompt\n");
     return 2;
   }
   GenerateOptions opt;
@@ -86,6 +84,28 @@ int run_generate(const GenerateFlags& f) {
     std::fprintf(stderr, "popper generate: %s\n", model.message().c_str());
     return 2;
   }
+  // The prompt: ids as given, or the text through the model's own tokenizer.
+  std::optional<Tokenizer> tokenizer;
+  Result<std::vector<int32_t>> prompt = std::vector<int32_t>{};
+  if (!f.prompt_text.empty()) {
+    auto tok = Tokenizer::from_gguf(model.value()->file());
+    if (!tok.ok()) {
+      std::fprintf(stderr, "popper generate: --prompt needs the model's tokenizer: %s\n", tok.message().c_str());
+      return 2;
+    }
+    tokenizer.emplace(std::move(tok.value()));
+    prompt = tokenizer->encode(f.prompt_text);
+  } else {
+    prompt = parse_ids("--prompt-tokens", f.prompt_tokens);
+  }
+  if (!prompt.ok()) {
+    std::fprintf(stderr, "popper generate: %s\n", prompt.message().c_str());
+    return 2;
+  }
+  if (prompt->empty()) {
+    std::fprintf(stderr, "popper generate: the prompt has no tokens\n");
+    return 2;
+  }
   CpuBackend backend(f.threads);
   std::fprintf(stderr, "model: %s\nbackend: %s, %d threads, kv %s, %s\n", model.value()->config().summary().c_str(),
                backend.name(), backend.n_threads(), kv_type_name(opt.kv_type),
@@ -100,6 +120,9 @@ int run_generate(const GenerateFlags& f) {
     return 2;
   }
   const GenerateResult& r = result.value();
+  if (tokenizer) {
+    std::printf("text: %s\n", tokenizer->decode(r.tokens).c_str());
+  }
   std::printf("finish: %s, %zu tokens\n", finish_reason_name(r.finish), r.tokens.size());
   std::printf("timing: prefill %lld tokens in %.3f s (%.2f tok/s), decode %lld steps in %.3f s (%.2f tok/s)\n",
               static_cast<long long>(r.n_prompt), r.prefill_seconds, r.prefill_tok_per_s(),
@@ -112,7 +135,8 @@ void register_generate(CLI::App& app) {
   CLI::App* cmd = add_command(app, "generate", "Generate tokens from a Qwen3 / Qwen3-MoE GGUF model",
                               [] { return run_generate(f); });
   cmd->add_option("--model", f.model, "GGUF model file")->required();
-  cmd->add_option("--prompt-tokens", f.prompt_tokens, "Prompt token ids, comma-separated (e.g. 1,2,3)")->required();
+  cmd->add_option("--prompt-tokens", f.prompt_tokens, "Prompt token ids, comma-separated (e.g. 1,2,3)");
+  cmd->add_option("--prompt", f.prompt_text, "Prompt text, tokenized with the model's own tokenizer");
   cmd->add_option("--max-tokens", f.max_tokens, "Tokens to generate at most")->capture_default_str();
   cmd->add_flag("--no-cache", f.no_cache, "Recompute the whole sequence every step (the reference path)");
   cmd->add_option("--threads", f.threads, "Compute threads (0: all cores)")->capture_default_str();
