@@ -179,6 +179,17 @@ TEST_F(Runner, BenchmarkCountersAreJudgedAndSkipsAreInconclusive) {
   EXPECT_EQ(broken.verdict, Verdict::kError) << broken.reason;
 }
 
+TEST_F(Runner, BenchmarkWithNoThresholdUnderItsProfileIsInconclusiveNotSurvived) {
+  const std::string b =
+      "{kind: benchmark, target: falsifiers/harness_fixture_bench, filter: BM_Fixture_Throughput,"
+      " profiles: [{name: ci}, {name: full}],"
+      " thresholds: [{metric: tokens_per_second, op: \">=\", value: 50, profile: full}]}";
+  ItemResult ci = run(b);
+  EXPECT_EQ(ci.verdict, Verdict::kInconclusive) << ci.reason;
+  EXPECT_EQ(ci.reason, "no threshold applies under profile 'ci'; recorded tokens_per_second median 100 (figures in the evidence)");
+  EXPECT_EQ(run(b, "", std::string("full")).verdict, Verdict::kSurvived);
+}
+
 TEST_F(Runner, CommandExitCodesMapToVerdicts) {
   EXPECT_EQ(run("{kind: command, command: [/bin/sh, -c, \"exit 0\"]}").verdict, Verdict::kSurvived);
   EXPECT_EQ(run("{kind: command, command: [/bin/sh, -c, \"echo nope >&2; exit 1\"]}").verdict, Verdict::kFalsified);

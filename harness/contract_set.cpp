@@ -10,7 +10,13 @@ namespace fs = std::filesystem;
 Result<std::vector<std::string>> expand_contract_paths(const std::vector<std::string>& paths,
                                                        const std::string& repo_root) {
   std::vector<std::string> in = paths;
-  if (in.empty()) in.push_back((fs::path(repo_root) / "contracts").string());
+  if (in.empty()) {
+    // Shown in messages: relative to the working directory when the contracts are below it.
+    std::error_code ec;
+    fs::path dir = fs::path(repo_root) / "contracts";
+    fs::path rel = fs::relative(dir, fs::current_path(ec), ec);
+    in.push_back(!ec && !rel.empty() && rel.string().rfind("..", 0) != 0 ? rel.string() : dir.string());
+  }
   std::vector<std::string> out;
   for (const auto& p : in) {
     std::error_code ec;

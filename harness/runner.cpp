@@ -382,6 +382,17 @@ ItemResult run_item(const Contract& contract, const Item& item, const RunOptions
   if (!b.thresholds.empty() && (out.verdict == Verdict::kSurvived || out.verdict == Verdict::kFalsified)) {
     judge_thresholds(b.thresholds, parsed->metrics, out, r.detail);
   }
+  if (b.kind == "benchmark" && b.thresholds.empty() && out.verdict == Verdict::kSurvived) {
+    // Figures with nothing to hold them to under this profile: recorded, but no claim was tested.
+    std::string figures;
+    for (const Threshold& t : item.falsifier->thresholds)
+      for (const auto& [source, table] : parsed->metrics)
+        if (auto it = table.find(t.metric); it != table.end() && figures.find(t.metric) == std::string::npos)
+          figures += (figures.empty() ? "" : ", ") + t.metric + " median " + fmt_num(median(it->second));
+    out.verdict = Verdict::kInconclusive;
+    out.reason = "no threshold applies under profile '" + eb.profile + "'" +
+                 (figures.empty() ? "" : "; recorded " + figures) + " (figures in the evidence)";
+  }
   if (out.reason.empty()) out.reason = b.kind == "command" ? "command exited 0" : "ran";
   return finish(out.verdict, out.reason);
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -86,7 +87,8 @@ class Progress {
 
  private:
   std::string prefix() const {
-    return "[" + std::to_string(index_) + "/" + std::to_string(total_) + "]";
+    std::string i = std::to_string(index_), t = std::to_string(total_);
+    return "[" + std::string(t.size() - std::min(t.size(), i.size()), ' ') + i + "/" + t + "]";
   }
   void draw(double elapsed) {
     last_draw_ = elapsed;
