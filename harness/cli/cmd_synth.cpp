@@ -46,10 +46,11 @@ int run_synth(const SynthArgs& args) {
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
   std::function<void(const SynthProgress&)> progress;
   if (!args.quiet) {
-    progress = [&, last = -1.0](const SynthProgress& p) mutable {
+    progress = [&, last = 0.0](const SynthProgress& p) mutable {
       double t = elapsed();
       bool done = p.tensors_done == p.tensors_total;
-      if (!done && (!tty || t - last < 0.25)) return;
+      // A terminal gets a live line; a log gets one line every 10 seconds.
+      if (!done && t - last < (tty ? 0.25 : 10.0)) return;
       last = t;
       std::fprintf(stderr, "%s  synth: %zu/%zu tensors, %.2f/%.2f GiB, %.1f s%s", tty ? "\r" : "", p.tensors_done,
                    p.tensors_total, p.bytes_done / 1073741824.0, p.bytes_total / 1073741824.0, t,
