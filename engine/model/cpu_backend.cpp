@@ -5,7 +5,6 @@
 #include <cstring>
 #include <functional>
 
-#include "engine/cpu/vec_dot.h"
 #include "engine/model/router.h"
 #include "engine/quant/traits.h"
 
@@ -145,8 +144,6 @@ void CpuBackend::attention(const KvCache& cache, int64_t il, const float* q, int
                            const AttentionShape& s, float* out) {
   const int64_t group = s.n_head / s.n_head_kv;
   const GgmlType kv_type = cache.ggml_type();
-  const cpu::VecDotFn dot = cpu::vec_dot_fn(kv_type);
-  POPPER_CHECK(dot != nullptr, "no vec_dot for the KV type");
   const int64_t capacity = cache.capacity();
   // One work item per (token, kv head): the group's query heads share the keys, so their scores
   // are one small matmul against the contiguous [positions, head_dim] key block.
@@ -178,9 +175,18 @@ void CpuBackend::attention(const KvCache& cache, int64_t il, const float* q, int
         }
         const float inv = static_cast<float>(1.0 / sum);
         for (int64_t j = 0; j < n_kv; ++j) sc[j] *= inv;
-        float* o = out + (t * s.n_head + kvh * group + g) * s.head_dim;
-        for (int64_t i = 0; i < s.head_dim; ++i) o[i] = dot(n_kv, cache.v_row(il, kvh * s.head_dim + i), sc);
       }
+      // out[g, i] = sum_j p[g, j] v_j[i]: the transposed V block of this kv head is a matrix of
+      // head_dim rows over the first n_kv positions (row stride: the capacity), so the whole
+      // group reads each V row once.
+      WeightMatrix values;
+      values.type = kv_type;
+      values.data = cache.v_row(il, kvh * s.head_dim);
+      values.n_in = n_kv;
+      values.n_out = s.head_dim;
+      values.row_bytes = capacity * cache.elem_bytes();
+      qa.quantize(scores.data(), group, n_kv, n_kv, GgmlType::F32);
+      cpu::matmul_rows(values, qa, out + (t * s.n_head + kvh * group) * s.head_dim, s.head_dim, 0, s.head_dim);
     }
   };
   if (work < kParallelMinWork) {
