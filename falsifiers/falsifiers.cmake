@@ -14,5 +14,6 @@ popper_falsifier(harness_contract_test LABEL harness SOURCES harness_contract_te
 popper_falsifier(harness_stats_test LABEL harness SOURCES harness_stats_test.cpp LIBS popper_harness)
 popper_falsifier(harness_runner_test LABEL harness SOURCES harness_runner_test.cpp LIBS popper_harness)
 popper_falsifier(harness_evidence_test LABEL harness SOURCES harness_evidence_test.cpp LIBS popper_harness)
+popper_falsifier(harness_cli_test LABEL harness SOURCES harness_cli_test.cpp LIBS popper_harness)
 include(${CMAKE_CURRENT_SOURCE_DIR}/fixtures/harness/fixtures.cmake)
 popper_falsifier(model_reference_test LABEL model SOURCES model_reference_test.cpp LIBS nlohmann_json::nlohmann_json)
