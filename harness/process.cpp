@@ -24,6 +24,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+volatile sig_atomic_t g_interrupted = 0;
+
+void on_interrupt(int) { g_interrupted = 1; }
+
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
@@ -50,6 +54,16 @@ std::vector<char*> c_array(std::vector<std::string>& v) {
 
 }  // namespace
 
+void install_interrupt_handler() {
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+}
+
+bool interrupted() { return g_interrupted != 0; }
+
 std::string signal_name(int sig) {
   switch (sig) {
     case SIGSEGV: return "SIGSEGV";
@@ -70,6 +84,7 @@ std::string ProcessResult::describe() const {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.1f s", elapsed_s);
   if (timed_out) return std::string("timed out after ") + buf + " (process group killed)";
+  if (interrupted) return std::string("interrupted after ") + buf + " (process group killed)";
   if (signal != 0) return "killed by signal " + std::to_string(signal) + " (" + signal_name(signal) + ")";
   return "exit code " + std::to_string(exit_code);
 }
@@ -128,8 +143,9 @@ ProcessResult run_process(const SpawnOptions& opts) {
       break;
     }
     double el = seconds_since(t0);
-    if (!term_sent && el > opts.timeout_s) {
-      r.timed_out = true;
+    if (!term_sent && (el > opts.timeout_s || g_interrupted)) {
+      if (g_interrupted) r.interrupted = true;
+      else r.timed_out = true;
       ::kill(-pid, SIGTERM);
       term_sent = true;
       term_time = Clock::now();
@@ -137,7 +153,7 @@ ProcessResult run_process(const SpawnOptions& opts) {
       ::kill(-pid, SIGKILL);
     }
     if (opts.on_tick) opts.on_tick(el);
-    std::this_thread::sleep_for(std::chrono::milliseconds(r.timed_out ? 20 : 100));
+    std::this_thread::sleep_for(std::chrono::milliseconds(term_sent ? 20 : 100));
   }
   r.elapsed_s = seconds_since(t0);
   // Whatever the child left running in its group goes too (a server a test forgot to stop).

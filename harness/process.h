@@ -29,6 +29,7 @@ struct ProcessResult {
   int exit_code = -1;       // valid when exited normally
   int signal = 0;           // the signal that ended it, 0 if none
   bool timed_out = false;   // we killed it after timeout_s
+  bool interrupted = false; // we killed it because the harness got SIGINT/SIGTERM
   double elapsed_s = 0;
 
   bool exited_ok() const { return started && !timed_out && signal == 0 && exit_code == 0; }
@@ -39,6 +40,12 @@ struct ProcessResult {
 // Runs the child to completion (or kills its whole process group at the timeout: SIGTERM, then
 // SIGKILL 2 s later). Any processes the child left behind in its group are killed too.
 ProcessResult run_process(const SpawnOptions& opts);
+
+// Children run in their own process group, so a Ctrl-C at the terminal reaches only the
+// harness. After this, SIGINT/SIGTERM set a flag instead of killing the harness; run_process
+// then kills the running child's group and returns, and the caller stops.
+void install_interrupt_handler();
+bool interrupted();
 
 // Runs a short command and returns its stdout (stderr discarded); an error when it cannot start,
 // exits non-zero or times out.

@@ -18,6 +18,7 @@
 #include "harness/evidence.h"
 #include "harness/history.h"
 #include "harness/models.h"
+#include "harness/process.h"
 #include "harness/provenance.h"
 #include "harness/runner.h"
 #include "harness/targets.h"
@@ -189,6 +190,7 @@ int run_run(const RunArgs& a) {
   const std::string evidence_dir = a.evidence_dir.empty() ? (fs::path(root) / "evidence").string() : a.evidence_dir;
   nlohmann::json provenance = collect_provenance(git, opts.gpu, opts.build_dir);
 
+  install_interrupt_handler();
   Progress progress(static_cast<int>(total), id_width);
   opts.on_tick = [&](double el) { progress.tick(el); };
   std::fprintf(stderr, "popper run: %zu item%s from %zu contract%s (build %s%s%s)\n", total, total == 1 ? "" : "s",
@@ -207,12 +209,19 @@ int run_run(const RunArgs& a) {
     info.build_dir = opts.build_dir;
     std::vector<ItemResult> results;
     for (const Item* it : items) {
+      if (interrupted()) break;
       progress.start(it->id);
       ItemResult r = run_item(*c, *it, opts);
+      if (interrupted()) {
+        std::fprintf(stderr, "\npopper run: interrupted; %s was stopped, no evidence written for %s\n",
+                     it->id.c_str(), c->name.c_str());
+        break;
+      }
       progress.finish(r);
       totals[r.verdict]++;
       results.push_back(std::move(r));
     }
+    if (interrupted()) break;
     info.finished_at = utc_timestamp_iso();
     std::map<Verdict, int> counts;
     for (const auto& r : results) counts[r.verdict]++;
@@ -265,6 +274,7 @@ int run_run(const RunArgs& a) {
                                   {"inconclusive", totals[Verdict::kInconclusive]}, {"error", totals[Verdict::kError]}}}};
     std::printf("%s\n", j.dump(2).c_str());
   }
+  if (interrupted()) return 130;
   if (harness_failure) return 2;
   return totals[Verdict::kFalsified] + totals[Verdict::kError] > 0 ? 1 : 0;
 }
