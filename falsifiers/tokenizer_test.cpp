@@ -120,6 +120,21 @@ TEST(SynthVocab, EveryMergeJoinsTwoEarlierTokensIntoItsToken) {
   }
 }
 
+TEST(SynthVocab, EveryRegularTokenIsReachedByBpeFromItsOwnText) {
+  RecordProperty("falsification_id", "TOKENIZER-SYNTH-REACHABLE");
+  for (int64_t n : {kTinyVocab, kQwen3Vocab}) {
+    const Tokenizer& t = tokenizer(n);
+    int64_t unreachable = 0;
+    for (TokenId id = 0; id < synth_n_regular(n); ++id) {
+      const auto ids = t.encode(t.piece(id), false);
+      if (ids.size() != 1 || ids[0] != id) {
+        if (++unreachable <= 5) ADD_FAILURE() << "vocab " << n << ": token " << id << " '" << t.token_text(id) << "' encodes to " << ids.size() << " tokens";
+      }
+    }
+    EXPECT_EQ(unreachable, 0) << "vocab " << n;
+  }
+}
+
 TEST(SynthVocab, CommonWordsAreSingleTokens) {
   const Tokenizer& t = tokenizer(kQwen3Vocab);
   for (const char* word : {"The", " the", " model", " token", " and", "def", " return", " number"}) {

@@ -1,6 +1,7 @@
 #include "engine/synth/vocab.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <map>
 #include <string_view>
 #include <unordered_map>
@@ -130,9 +131,11 @@ I'm sure you'll like it; we've been there and they're right: it's the best place
 // The vocabulary under construction.
 struct Builder {
   std::vector<std::string> tokens;
-  std::vector<uint8_t> raw_len;  // bytes each token stands for
+  std::vector<std::string> raw;  // the bytes each token stands for
   std::vector<std::string> merges;
   std::unordered_map<std::string, int32_t> id_of;
+  std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merge_of;  // (a << 32 | b) -> (rank, id)
+  std::vector<int32_t> byte_ids;  // byte -> token id
   int64_t n_regular = 0;
 
   bool full() const { return static_cast<int64_t>(tokens.size()) >= n_regular; }
@@ -145,9 +148,34 @@ struct Builder {
     POPPER_CHECK(it->second >= 0, "merged token collides with an added token: ", it->first);
     if (inserted) {
       tokens.push_back(std::move(joined));
-      raw_len.push_back(static_cast<uint8_t>(std::min(255, raw_len[a] + raw_len[b])));
+      raw.push_back(raw[a] + raw[b]);
     }
+    merge_of.emplace(pair_key(a, b), std::make_pair(static_cast<int32_t>(merges.size() - 1), it->second));
     return it->second;
+  }
+
+  static uint64_t pair_key(int32_t a, int32_t b) { return (static_cast<uint64_t>(a) << 32) | static_cast<uint32_t>(b); }
+
+  // BPE of `bytes` with the merges so far: repeatedly join the adjacent pair of lowest rank,
+  // leftmost first (the tokenizer's rule, recomputed naively: words here are <= 16 bytes).
+  void bpe(std::string_view bytes, std::vector<int32_t>& syms) const {
+    syms.clear();
+    for (char ch : bytes) syms.push_back(byte_ids[static_cast<uint8_t>(ch)]);
+    for (;;) {
+      int32_t best_rank = INT32_MAX, best_id = -1;
+      size_t best_at = 0;
+      for (size_t i = 0; i + 1 < syms.size(); ++i) {
+        auto m = merge_of.find(pair_key(syms[i], syms[i + 1]));
+        if (m != merge_of.end() && m->second.first < best_rank) {
+          best_rank = m->second.first;
+          best_id = m->second.second;
+          best_at = i;
+        }
+      }
+      if (best_id < 0) return;
+      syms[best_at] = best_id;
+      syms.erase(syms.begin() + static_cast<std::ptrdiff_t>(best_at) + 1);
+    }
   }
 };
 
@@ -199,17 +227,41 @@ void train_on_text(Builder& b, const std::vector<int32_t>& byte_ids) {
   }
 }
 
-// Deterministic synthetic merges of existing pairs until the vocab is full. Half of the right
-// parts are single bytes, so new tokens grow like real ones (a known piece plus a letter).
+// True for the byte-level text of a word piece: ASCII letters, optionally after one leading
+// 'Ġ' (a space). Such a token is always inside one pre-tokenizer word.
+bool is_word_piece(std::string_view text) {
+  if (text.starts_with("\xC4\xA0")) text.remove_prefix(2);
+  if (text.empty()) return false;
+  for (char c : text) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) return false;
+  }
+  return true;
+}
+
+// Deterministic synthetic merges until the vocab is full: a word piece a plus one lowercase
+// letter c, kept only when BPE of a's bytes plus the letter gives exactly [a, c]. The new merge
+// ranks last, so BPE then reaches the new token from its own text, and no earlier token loses
+// that property (a single symbol has no pair left to merge).
 void fill_synthetic(Builder& b) {
+  std::vector<int32_t> pieces, syms;
+  for (size_t id = 0; id < b.tokens.size(); ++id) {
+    if (!is_word_piece(b.tokens[id])) continue;
+    b.bpe(b.raw[id], syms);
+    if (syms.size() == 1 && syms[0] == static_cast<int32_t>(id)) pieces.push_back(static_cast<int32_t>(id));
+  }
   Rng rng(kSyntheticMergeSeed);
+  std::string bytes;
   while (!b.full()) {
-    const auto n = static_cast<uint64_t>(b.tokens.size());
-    const auto a = static_cast<int32_t>(rng.below(n));
-    const auto c = static_cast<int32_t>((rng.next() & 1) ? rng.below(256) : rng.below(n));
-    if (b.raw_len[a] + b.raw_len[c] > kMaxSyntheticTokenBytes) continue;
+    const int32_t a = pieces[rng.below(pieces.size())];
+    const char letter = static_cast<char>('a' + rng.below(26));
+    const int32_t c = b.byte_ids[static_cast<uint8_t>(letter)];
+    if (b.raw[a].size() + 1 > kMaxSyntheticTokenBytes) continue;
     if (b.id_of.count(b.tokens[a] + b.tokens[c])) continue;
-    b.merge(a, c);
+    bytes.assign(b.raw[a]);
+    bytes.push_back(letter);
+    b.bpe(bytes, syms);
+    if (syms.size() != 2 || syms[0] != a || syms[1] != c) continue;
+    pieces.push_back(b.merge(a, c));
   }
 }
 
@@ -224,7 +276,8 @@ SynthVocab build_synth_vocab(int64_t n_vocab) {
   Builder b;
   b.n_regular = synth_n_regular(n_vocab);
   b.tokens.reserve(static_cast<size_t>(n_vocab));
-  b.raw_len.reserve(static_cast<size_t>(n_vocab));
+  b.raw.reserve(static_cast<size_t>(n_vocab));
+  b.merge_of.reserve(static_cast<size_t>(n_vocab));
   b.merges.reserve(static_cast<size_t>(b.n_regular));
   b.id_of.reserve(static_cast<size_t>(n_vocab) * 2);
   // Reserve the added tokens' texts first so no merged token can collide with them.
@@ -241,8 +294,9 @@ SynthVocab build_synth_vocab(int64_t n_vocab) {
     byte_ids[byte] = static_cast<int32_t>(b.tokens.size());
     b.id_of.emplace(text, byte_ids[byte]);
     b.tokens.push_back(std::move(text));
-    b.raw_len.push_back(1);
+    b.raw.emplace_back(1, static_cast<char>(byte));
   }
+  b.byte_ids = byte_ids;
   train_on_text(b, byte_ids);
   fill_synthetic(b);
 

@@ -10,8 +10,8 @@
 // n_regular is 151643 for n_vocab 151936 (the real Qwen3 ids: <|im_end|> = 151645, <think> =
 // 151667) and n_vocab - 32 otherwise. Merges come from real BPE training (most frequent adjacent
 // pair, ties to the lowest ids) on a built-in English + code text, so common words are single
-// tokens; when that text is exhausted, deterministic synthetic merges of existing token pairs
-// fill the rest. Every merge "a b" joins two earlier tokens into the token with text a+b.
+// tokens; when that text is exhausted, deterministic synthetic merges (a word piece plus one
+// lowercase letter, so BPE can reach them from text) fill the rest. Every merge "a b" joins two earlier tokens into the token with text a+b.
 #pragma once
 
 #include <cstdint>
