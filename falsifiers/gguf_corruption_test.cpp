@@ -40,9 +40,17 @@ std::vector<uint8_t> realistic_file() {
   w.add_kv("general.file_type", GgufValue::u32(15));
   w.add_kv("general.quantization_version", GgufValue::u32(2));
   w.add_kv("general.alignment", GgufValue::u32(32));
-  const char* u32_keys[] = {"context_length", "embedding_length", "block_count", "feed_forward_length",
-                            "expert_feed_forward_length", "attention.head_count", "attention.head_count_kv",
-                            "attention.key_length", "attention.value_length", "expert_count", "expert_used_count"};
+  const char* u32_keys[] = {"context_length",
+                            "embedding_length",
+                            "block_count",
+                            "feed_forward_length",
+                            "expert_feed_forward_length",
+                            "attention.head_count",
+                            "attention.head_count_kv",
+                            "attention.key_length",
+                            "attention.value_length",
+                            "expert_count",
+                            "expert_used_count"};
   uint32_t v = 64;
   for (const char* k : u32_keys) w.add_kv(str_cat("qwen3moe.", k), GgufValue::u32(v++));
   w.add_kv("qwen3moe.rope.freq_base", GgufValue::f32(1e6f));
@@ -163,8 +171,9 @@ TEST(GgufCorruption, TruncationInsideTheDataRegionNamesTheTensorThatNoLongerFits
   Rng rng(11);
   for (int i = 0; i < kDataCutSamples; ++i) {
     // The first and last data bytes, then random points between.
-    const uint64_t cut = i == 0 ? data_offset : i == 1 ? full.size() - 1
-                                                      : data_offset + rng.below(full.size() - data_offset);
+    const uint64_t cut = i == 0   ? data_offset
+                         : i == 1 ? full.size() - 1
+                                  : data_offset + rng.below(full.size() - data_offset);
     std::vector<uint8_t> image(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(cut));
     auto file = GgufFile::parse(kName, image);
     if (file.ok()) {
@@ -265,8 +274,8 @@ TEST(GgufCorruption, BadMagicVersionAndValueTypesAreNamed) {
   image = fixture();
   const size_t type_at = string_field_at(image, "general.file_type") + 8 + 17;
   poke<uint32_t>(image, type_at, 13);
-  expect_message_has(expect_rejected(image),
-                     {"key 'general.file_type'", "invalid value type 13", str_cat("offset ", type_at).c_str()});
+  expect_message_has(expect_rejected(image), {"key 'general.file_type'", "invalid value type 13",
+                                              str_cat("offset ", type_at).c_str()});
   image = fixture();
   const size_t elem_type_at = string_field_at(image, "tokenizer.ggml.merges") + 8 + 21 + 4;
   poke<uint32_t>(image, elem_type_at, 0xFFFFFFFF);
@@ -313,7 +322,8 @@ TEST(GgufCorruption, OverlappingOutOfRangeAndMisalignedTensorDataAreRejected) {
 
   auto image = full;
   poke<uint64_t>(image, k.offset, q_offset);
-  expect_message_has(expect_rejected(image), {"overlaps", "blk.0.attn_q.weight", "blk.0.attn_k.weight", "offset"});
+  expect_message_has(expect_rejected(image),
+                     {"overlaps", "blk.0.attn_q.weight", "blk.0.attn_k.weight", "offset"});
 
   image = full;
   poke<uint64_t>(image, k.offset, q_offset + 32);  // aligned, but inside q's 4352 bytes
@@ -322,14 +332,16 @@ TEST(GgufCorruption, OverlappingOutOfRangeAndMisalignedTensorDataAreRejected) {
   for (uint64_t far : {uint64_t{full.size()}, uint64_t{1} << 62, std::numeric_limits<uint64_t>::max() - 31}) {
     image = full;
     poke<uint64_t>(image, k.offset, far / 32 * 32);
-    expect_message_has(expect_rejected(image), {"tensor 'blk.0.attn_k.weight'", "ends past the end of the file",
-                                                str_cat("offset ", k.name).c_str()});
+    expect_message_has(expect_rejected(image),
+                       {"tensor 'blk.0.attn_k.weight'", "ends past the end of the file",
+                        str_cat("offset ", k.name).c_str()});
   }
 
   image = full;
   poke<uint64_t>(image, k.offset, peek<uint64_t>(full, k.offset) + 1);
-  expect_message_has(expect_rejected(image), {"tensor 'blk.0.attn_k.weight'", "not a multiple of the alignment 32",
-                                              str_cat("offset ", k.offset).c_str()});
+  expect_message_has(expect_rejected(image),
+                     {"tensor 'blk.0.attn_k.weight'", "not a multiple of the alignment 32",
+                      str_cat("offset ", k.offset).c_str()});
 }
 
 TEST(GgufCorruption, UnknownTypesAndBadDimsAreRejected) {
@@ -391,7 +403,8 @@ TEST(GgufCorruption, OpenReportsMissingEmptyAndNonRegularFiles) {
   ASSERT_FALSE(dir.ok());
   expect_message_has(dir.message(), {"not a regular file"});
 
-  const auto empty_path = std::filesystem::temp_directory_path() / str_cat("popper-empty-", ::getpid(), ".gguf");
+  const auto empty_path =
+      std::filesystem::temp_directory_path() / str_cat("popper-empty-", ::getpid(), ".gguf");
   { std::ofstream(empty_path.string()); }
   auto empty = GgufFile::open(empty_path.string());
   std::filesystem::remove(empty_path);

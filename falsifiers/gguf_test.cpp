@@ -1,12 +1,12 @@
 // Falsifiers for engine/gguf: read(write(x)) == x for every metadata value type and every ggml
 // tensor type, alignment rules, and the exact byte layout against a hand-assembled file.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <bit>
 #include <cmath>
 #include <filesystem>
 #include <limits>
-#include <unistd.h>
 
 #include "engine/core/ggml_type.h"
 #include "engine/core/rng.h"
@@ -84,7 +84,8 @@ std::vector<GgufKeyValue> every_value_type() {
   add("t.arr.strings", GgufValue::array(GgufArray::of_strings({"!", "\"", "Ġthe", "<|im_start|>", ""})));
   add("t.arr.i32", GgufValue::array(GgufArray::of_i32({1, -2, std::numeric_limits<int32_t>::max()})));
   add("t.arr.u32", GgufValue::array(GgufArray::of_u32({0, 7, 4294967295u})));
-  add("t.arr.f32", GgufValue::array(GgufArray::of_f32({0.5, -1.25, 0x1p100, -0.0, std::nan("")})));  // f32-exact
+  add("t.arr.f32",
+      GgufValue::array(GgufArray::of_f32({0.5, -1.25, 0x1p100, -0.0, std::nan("")})));  // f32-exact
   GgufArray bools;
   bools.elem_type = GgufValueType::BOOL;
   bools.uints = {1, 0, 1};
@@ -96,18 +97,42 @@ std::vector<GgufKeyValue> every_value_type() {
     a.elem_type = type;
     GgufArray empty = a;
     switch (type) {
-      case GgufValueType::UINT8: a.uints = {0, 200}; break;
-      case GgufValueType::UINT16: a.uints = {1, 60000}; break;
-      case GgufValueType::UINT32: a.uints = {2, 4000000000u}; break;
-      case GgufValueType::UINT64: a.uints = {3, 1ull << 63}; break;
-      case GgufValueType::BOOL: a.uints = {0, 1}; break;
-      case GgufValueType::INT8: a.ints = {-1, 127}; break;
-      case GgufValueType::INT16: a.ints = {-2, 32767}; break;
-      case GgufValueType::INT32: a.ints = {-3, 2000000000}; break;
-      case GgufValueType::INT64: a.ints = {-4, std::numeric_limits<int64_t>::max()}; break;
-      case GgufValueType::FLOAT32: a.floats = {0.25, -3.0}; break;
-      case GgufValueType::FLOAT64: a.floats = {0.1, -1e300}; break;
-      case GgufValueType::STRING: a.strings = {"x", "ÿ"}; break;
+      case GgufValueType::UINT8:
+        a.uints = {0, 200};
+        break;
+      case GgufValueType::UINT16:
+        a.uints = {1, 60000};
+        break;
+      case GgufValueType::UINT32:
+        a.uints = {2, 4000000000u};
+        break;
+      case GgufValueType::UINT64:
+        a.uints = {3, 1ull << 63};
+        break;
+      case GgufValueType::BOOL:
+        a.uints = {0, 1};
+        break;
+      case GgufValueType::INT8:
+        a.ints = {-1, 127};
+        break;
+      case GgufValueType::INT16:
+        a.ints = {-2, 32767};
+        break;
+      case GgufValueType::INT32:
+        a.ints = {-3, 2000000000};
+        break;
+      case GgufValueType::INT64:
+        a.ints = {-4, std::numeric_limits<int64_t>::max()};
+        break;
+      case GgufValueType::FLOAT32:
+        a.floats = {0.25, -3.0};
+        break;
+      case GgufValueType::FLOAT64:
+        a.floats = {0.1, -1e300};
+        break;
+      case GgufValueType::STRING:
+        a.strings = {"x", "ÿ"};
+        break;
       case GgufValueType::ARRAY: {
         a.arrays = {GgufArray::of_i32({1, 2}), GgufArray::of_strings({"nested"}), GgufArray::of_u32({})};
         empty.arrays = {};
@@ -140,7 +165,8 @@ TEST(GgufRoundTrip, EveryMetadataValueTypeSurvivesExactly) {
     // Same order, same key, same exact type and value (floats compared by bits).
     EXPECT_EQ(file->metadata()[i].key, kvs[i].key);
     EXPECT_EQ(file->metadata()[i].value.type(), kvs[i].value.type()) << kvs[i].key;
-    EXPECT_TRUE(file->metadata()[i].value == kvs[i].value) << kvs[i].key << ": " << file->metadata()[i].value.summary();
+    EXPECT_TRUE(file->metadata()[i].value == kvs[i].value)
+        << kvs[i].key << ": " << file->metadata()[i].value.summary();
   }
   const GgufValue* snan = file->find("t.f32.snan");
   ASSERT_TRUE(snan);
@@ -206,10 +232,10 @@ void expect_ggml_layout(const GgufFile& file, uint64_t alignment) {
 GgufWriter odd_sized_tensors() {
   GgufWriter w;
   w.add_kv("general.architecture", GgufValue::string("x"));
-  w.add_tensor("a", GgmlType::F32, {3}, pattern_filler(1));     // 12 bytes
+  w.add_tensor("a", GgmlType::F32, {3}, pattern_filler(1));       // 12 bytes
   w.add_tensor("b", GgmlType::Q8_0, {32, 3}, pattern_filler(2));  // 102 bytes
-  w.add_tensor("c", GgmlType::F16, {5, 1}, pattern_filler(3));   // 10 bytes
-  w.add_tensor("d", GgmlType::Q6_K, {256}, pattern_filler(4));   // 210 bytes
+  w.add_tensor("c", GgmlType::F16, {5, 1}, pattern_filler(3));    // 10 bytes
+  w.add_tensor("d", GgmlType::Q6_K, {256}, pattern_filler(4));    // 210 bytes
   return w;
 }
 
@@ -358,7 +384,8 @@ TEST(GgufWriter, FillerErrorLeavesNoFileAndNoTempFile) {
   TempDir dir;
   GgufWriter w;
   w.add_tensor("ok", GgmlType::F32, {4}, pattern_filler(1));
-  w.add_tensor("broken", GgmlType::F32, {4}, [](std::span<uint8_t>) { return Status(make_error("disk on fire")); });
+  w.add_tensor("broken", GgmlType::F32, {4},
+               [](std::span<uint8_t>) { return Status(make_error("disk on fire")); });
   const std::string path = (dir.path() / "m.gguf").string();
   Status st = w.write(path);
   ASSERT_FALSE(st.ok());
@@ -374,20 +401,39 @@ TEST(GgufWriter, RejectsWhatLlamaCppWouldRefuse) {
     const char* needle;
   };
   const std::vector<Case> cases = {
-      {"duplicate key", [](GgufWriter& w) { w.add_kv("k", GgufValue::u8(1)); w.add_kv("k", GgufValue::u8(2)); },
+      {"duplicate key",
+       [](GgufWriter& w) {
+         w.add_kv("k", GgufValue::u8(1));
+         w.add_kv("k", GgufValue::u8(2));
+       },
        "duplicate key"},
-      {"duplicate tensor", [](GgufWriter& w) {
+      {"duplicate tensor",
+       [](GgufWriter& w) {
          w.add_tensor("t", GgmlType::F32, {1}, nullptr);
          w.add_tensor("t", GgmlType::F32, {1}, nullptr);
-       }, "duplicate tensor name"},
+       },
+       "duplicate tensor name"},
       {"block size", [](GgufWriter& w) { w.add_tensor("q", GgmlType::Q4_K, {100}, nullptr); }, "block size"},
-      {"five dims", [](GgufWriter& w) { w.add_tensor("t", GgmlType::F32, {1, 1, 1, 1, 1}, nullptr); }, "n_dims"},
+      {"five dims",
+       [](GgufWriter& w) {
+         w.add_tensor("t", GgmlType::F32, {1, 1, 1, 1, 1}, nullptr);
+       },
+       "n_dims"},
       {"no dims", [](GgufWriter& w) { w.add_tensor("t", GgmlType::F32, {}, nullptr); }, "n_dims"},
-      {"zero dim", [](GgufWriter& w) { w.add_tensor("t", GgmlType::F32, {4, 0}, nullptr); }, "ne[1]"},
-      {"overflow", [](GgufWriter& w) { w.add_tensor("t", GgmlType::F32, {1ll << 40, 1ll << 40}, nullptr); },
+      {"zero dim",
+       [](GgufWriter& w) {
+         w.add_tensor("t", GgmlType::F32, {4, 0}, nullptr);
+       },
+       "ne[1]"},
+      {"overflow",
+       [](GgufWriter& w) {
+         w.add_tensor("t", GgmlType::F32, {1ll << 40, 1ll << 40}, nullptr);
+       },
        "overflow"},
-      {"alignment type", [](GgufWriter& w) { w.add_kv("general.alignment", GgufValue::u64(32)); }, "want u32"},
-      {"alignment value", [](GgufWriter& w) { w.add_kv("general.alignment", GgufValue::u32(48)); }, "power of two"},
+      {"alignment type", [](GgufWriter& w) { w.add_kv("general.alignment", GgufValue::u64(32)); },
+       "want u32"},
+      {"alignment value", [](GgufWriter& w) { w.add_kv("general.alignment", GgufValue::u32(48)); },
+       "power of two"},
       {"long name", [](GgufWriter& w) { w.add_tensor(std::string(64, 'n'), GgmlType::F32, {1}, nullptr); },
        "limit"},
   };

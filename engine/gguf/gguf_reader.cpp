@@ -27,8 +27,8 @@ constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 8 + 4 + 8;
 
 // The fewest bytes one array element of `type` takes.
 uint64_t min_element_bytes(GgufValueType type) {
-  if (type == GgufValueType::STRING) return 8;      // length only
-  if (type == GgufValueType::ARRAY) return 4 + 8;   // elem type + count
+  if (type == GgufValueType::STRING) return 8;     // length only
+  if (type == GgufValueType::ARRAY) return 4 + 8;  // elem type + count
   return gguf_scalar_size(type);
 }
 
@@ -37,7 +37,8 @@ uint64_t min_element_bytes(GgufValueType type) {
 // field.
 class Cursor {
  public:
-  Cursor(const std::string& name, const uint8_t* base, uint64_t size) : name_(name), base_(base), size_(size) {}
+  Cursor(const std::string& name, const uint8_t* base, uint64_t size)
+      : name_(name), base_(base), size_(size) {}
 
   uint64_t pos() const { return pos_; }
   uint64_t left() const { return size_ - pos_; }
@@ -51,8 +52,8 @@ class Cursor {
   template <class T, class... What>
   Status read(T& out, const What&... what) {
     if (left() < sizeof(T)) {
-      return error_at(pos_, what..., ": truncated: need ", sizeof(T), " bytes, ", left(),
-                      " left (file size ", size_, ")");
+      return error_at(pos_, what..., ": truncated: need ", sizeof(T), " bytes, ", left(), " left (file size ",
+                      size_, ")");
     }
     std::memcpy(&out, base_ + pos_, sizeof(T));
     pos_ += sizeof(T);
@@ -88,16 +89,26 @@ class ValueParser {
   // `ctx` names the key ("key 'general.name'").
   Status value(GgufValueType type, GgufValue& out, const std::string& ctx) {
     switch (type) {
-      case GgufValueType::UINT8: return scalar<uint8_t>(out, ctx, GgufValue::u8);
-      case GgufValueType::INT8: return scalar<int8_t>(out, ctx, GgufValue::i8);
-      case GgufValueType::UINT16: return scalar<uint16_t>(out, ctx, GgufValue::u16);
-      case GgufValueType::INT16: return scalar<int16_t>(out, ctx, GgufValue::i16);
-      case GgufValueType::UINT32: return scalar<uint32_t>(out, ctx, GgufValue::u32);
-      case GgufValueType::INT32: return scalar<int32_t>(out, ctx, GgufValue::i32);
-      case GgufValueType::UINT64: return scalar<uint64_t>(out, ctx, GgufValue::u64);
-      case GgufValueType::INT64: return scalar<int64_t>(out, ctx, GgufValue::i64);
-      case GgufValueType::FLOAT32: return scalar<float>(out, ctx, GgufValue::f32);
-      case GgufValueType::FLOAT64: return scalar<double>(out, ctx, GgufValue::f64);
+      case GgufValueType::UINT8:
+        return scalar<uint8_t>(out, ctx, GgufValue::u8);
+      case GgufValueType::INT8:
+        return scalar<int8_t>(out, ctx, GgufValue::i8);
+      case GgufValueType::UINT16:
+        return scalar<uint16_t>(out, ctx, GgufValue::u16);
+      case GgufValueType::INT16:
+        return scalar<int16_t>(out, ctx, GgufValue::i16);
+      case GgufValueType::UINT32:
+        return scalar<uint32_t>(out, ctx, GgufValue::u32);
+      case GgufValueType::INT32:
+        return scalar<int32_t>(out, ctx, GgufValue::i32);
+      case GgufValueType::UINT64:
+        return scalar<uint64_t>(out, ctx, GgufValue::u64);
+      case GgufValueType::INT64:
+        return scalar<int64_t>(out, ctx, GgufValue::i64);
+      case GgufValueType::FLOAT32:
+        return scalar<float>(out, ctx, GgufValue::f32);
+      case GgufValueType::FLOAT64:
+        return scalar<double>(out, ctx, GgufValue::f64);
       case GgufValueType::BOOL: {
         bool b = false;
         POPPER_RETURN_IF_ERROR(read_bool(b, ctx));
@@ -175,16 +186,36 @@ class ValueParser {
     out.elem_type = type;
     const size_t reserve = static_cast<size_t>(std::min<uint64_t>(n, kGgufReserveCap));
     switch (type) {
-      case GgufValueType::UINT8: out.uints.reserve(reserve); return elements<uint8_t>(out.uints, n, ctx);
-      case GgufValueType::UINT16: out.uints.reserve(reserve); return elements<uint16_t>(out.uints, n, ctx);
-      case GgufValueType::UINT32: out.uints.reserve(reserve); return elements<uint32_t>(out.uints, n, ctx);
-      case GgufValueType::UINT64: out.uints.reserve(reserve); return elements<uint64_t>(out.uints, n, ctx);
-      case GgufValueType::INT8: out.ints.reserve(reserve); return elements<int8_t>(out.ints, n, ctx);
-      case GgufValueType::INT16: out.ints.reserve(reserve); return elements<int16_t>(out.ints, n, ctx);
-      case GgufValueType::INT32: out.ints.reserve(reserve); return elements<int32_t>(out.ints, n, ctx);
-      case GgufValueType::INT64: out.ints.reserve(reserve); return elements<int64_t>(out.ints, n, ctx);
-      case GgufValueType::FLOAT32: out.floats.reserve(reserve); return elements<float>(out.floats, n, ctx);
-      case GgufValueType::FLOAT64: out.floats.reserve(reserve); return elements<double>(out.floats, n, ctx);
+      case GgufValueType::UINT8:
+        out.uints.reserve(reserve);
+        return elements<uint8_t>(out.uints, n, ctx);
+      case GgufValueType::UINT16:
+        out.uints.reserve(reserve);
+        return elements<uint16_t>(out.uints, n, ctx);
+      case GgufValueType::UINT32:
+        out.uints.reserve(reserve);
+        return elements<uint32_t>(out.uints, n, ctx);
+      case GgufValueType::UINT64:
+        out.uints.reserve(reserve);
+        return elements<uint64_t>(out.uints, n, ctx);
+      case GgufValueType::INT8:
+        out.ints.reserve(reserve);
+        return elements<int8_t>(out.ints, n, ctx);
+      case GgufValueType::INT16:
+        out.ints.reserve(reserve);
+        return elements<int16_t>(out.ints, n, ctx);
+      case GgufValueType::INT32:
+        out.ints.reserve(reserve);
+        return elements<int32_t>(out.ints, n, ctx);
+      case GgufValueType::INT64:
+        out.ints.reserve(reserve);
+        return elements<int64_t>(out.ints, n, ctx);
+      case GgufValueType::FLOAT32:
+        out.floats.reserve(reserve);
+        return elements<float>(out.floats, n, ctx);
+      case GgufValueType::FLOAT64:
+        out.floats.reserve(reserve);
+        return elements<double>(out.floats, n, ctx);
       case GgufValueType::BOOL:
         out.uints.reserve(reserve);
         for (uint64_t i = 0; i < n; ++i) {
@@ -252,10 +283,12 @@ Result<GgufTensorGeometry> gguf_tensor_geometry(GgmlType type, std::span<const i
     }
   }
   if (dims[0] % info.block_size != 0) {
-    return make_error("ne[0] = ", dims[0], " is not a multiple of ", info.name, "'s block size ", info.block_size);
+    return make_error("ne[0] = ", dims[0], " is not a multiple of ", info.name, "'s block size ",
+                      info.block_size);
   }
   uint64_t n_bytes = 0;
-  if (mul_overflows(static_cast<uint64_t>(dims[0] / info.block_size), static_cast<uint64_t>(info.type_size), n_bytes) ||
+  if (mul_overflows(static_cast<uint64_t>(dims[0] / info.block_size), static_cast<uint64_t>(info.type_size),
+                    n_bytes) ||
       n_bytes > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
     return make_error("byte size overflows int64 at ne[0]");
   }
@@ -336,7 +369,9 @@ const GgufTensorInfo* GgufFile::find_tensor(std::string_view name) const {
   return &tensors_[it->second];
 }
 
-const uint8_t* GgufFile::tensor_data(const GgufTensorInfo& info) const { return base_ + data_offset_ + info.offset; }
+const uint8_t* GgufFile::tensor_data(const GgufTensorInfo& info) const {
+  return base_ + data_offset_ + info.offset;
+}
 
 Result<std::unique_ptr<GgufFile>> GgufFile::parse_mapped(std::unique_ptr<GgufFile> file) {
   // Every allocation below is bounded by the file's size, but a huge corrupt file could still
@@ -344,7 +379,8 @@ Result<std::unique_ptr<GgufFile>> GgufFile::parse_mapped(std::unique_ptr<GgufFil
   try {
     POPPER_RETURN_IF_ERROR(file->parse_header_and_tables());
   } catch (const std::bad_alloc&) {
-    return make_error(file->path_, ": out of memory while reading the metadata (file size ", file->size_, ")");
+    return make_error(file->path_, ": out of memory while reading the metadata (file size ", file->size_,
+                      ")");
   }
   return file;
 }
@@ -418,8 +454,8 @@ Status GgufFile::parse_header_and_tables() {
     const std::string ctx = str_cat("tensor ", quoted(t.name));
     if (t.name.empty()) return c.error_at(t.info_offset, "tensor #", i, ": empty name");
     if (t.name.size() > kGgufMaxTensorName) {
-      return c.error_at(t.info_offset, ctx, ": name is ", t.name.size(), " bytes, longer than ggml's limit of ",
-                        kGgufMaxTensorName);
+      return c.error_at(t.info_offset, ctx, ": name is ", t.name.size(),
+                        " bytes, longer than ggml's limit of ", kGgufMaxTensorName);
     }
     const uint64_t dims_at = c.pos();
     uint32_t n_dims = 0;
@@ -439,7 +475,8 @@ Status GgufFile::parse_header_and_tables() {
     POPPER_RETURN_IF_ERROR(c.read(t.offset, ctx, " data offset"));
     auto geometry = gguf_tensor_geometry(t.type, t.dims);
     if (!geometry.ok()) {
-      return c.error_at(dims_at, ctx, " (", type_info->name, " ", t.shape_string(), "): ", geometry.message());
+      return c.error_at(dims_at, ctx, " (", type_info->name, " ", t.shape_string(),
+                        "): ", geometry.message());
     }
     t.n_bytes = geometry->n_bytes;
     if (t.offset % alignment_ != 0) {
@@ -457,9 +494,9 @@ Status GgufFile::parse_header_and_tables() {
     uint64_t start = 0;
     uint64_t end = 0;
     if (add_overflows(data_offset_, t.offset, start) || add_overflows(start, t.n_bytes, end) || end > size_) {
-      return c.error_at(t.info_offset, "tensor ", quoted(t.name), ": data [offset ", t.offset, ", ", t.n_bytes,
-                        " bytes] ends past the end of the file (data section at ", data_offset_, ", file size ",
-                        size_, ")");
+      return c.error_at(t.info_offset, "tensor ", quoted(t.name), ": data [offset ", t.offset, ", ",
+                        t.n_bytes, " bytes] ends past the end of the file (data section at ", data_offset_,
+                        ", file size ", size_, ")");
     }
   }
 
@@ -486,8 +523,8 @@ Status GgufFile::parse_header_and_tables() {
     const auto& cur = tensors_[by_offset[i]];
     if (prev.offset + prev.n_bytes > cur.offset) {  // both within the file: no overflow
       return c.error_at(cur.info_offset, "tensor ", quoted(cur.name), ": data [offset ", cur.offset, ", ",
-                        cur.n_bytes, " bytes] overlaps tensor ", quoted(prev.name), " [offset ", prev.offset, ", ",
-                        prev.n_bytes, " bytes]");
+                        cur.n_bytes, " bytes] overlaps tensor ", quoted(prev.name), " [offset ", prev.offset,
+                        ", ", prev.n_bytes, " bytes]");
     }
   }
   return Status::success();

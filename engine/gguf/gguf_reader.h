@@ -93,7 +93,7 @@ class GgufFile {
   std::string path_;
   const uint8_t* base_ = nullptr;
   uint64_t size_ = 0;
-  bool mapped_ = false;                 // base_ came from mmap (else from owned_)
+  bool mapped_ = false;  // base_ came from mmap (else from owned_)
   std::vector<uint8_t> owned_;
   uint32_t version_ = 0;
   uint32_t alignment_ = kGgufDefaultAlignment;

@@ -53,11 +53,21 @@ std::string quote(const std::string& s, size_t max_chars) {
   for (size_t i = 0; i < limit; ++i) {
     unsigned char c = static_cast<unsigned char>(s[i]);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
       default:
         if (c < 0x20 || c == 0x7F) {
           char buf[8];
@@ -78,16 +88,22 @@ std::string array_item(const GgufArray& a, size_t i, size_t budget) {
     case GgufValueType::UINT8:
     case GgufValueType::UINT16:
     case GgufValueType::UINT32:
-    case GgufValueType::UINT64: return std::to_string(a.uints[i]);
-    case GgufValueType::BOOL: return a.uints[i] ? "true" : "false";
+    case GgufValueType::UINT64:
+      return std::to_string(a.uints[i]);
+    case GgufValueType::BOOL:
+      return a.uints[i] ? "true" : "false";
     case GgufValueType::INT8:
     case GgufValueType::INT16:
     case GgufValueType::INT32:
-    case GgufValueType::INT64: return std::to_string(a.ints[i]);
+    case GgufValueType::INT64:
+      return std::to_string(a.ints[i]);
     case GgufValueType::FLOAT32:
-    case GgufValueType::FLOAT64: return format_float(a.floats[i], a.elem_type);
-    case GgufValueType::STRING: return quote(a.strings[i], budget);
-    case GgufValueType::ARRAY: return GgufValue::array(a.arrays[i]).summary(budget);
+    case GgufValueType::FLOAT64:
+      return format_float(a.floats[i], a.elem_type);
+    case GgufValueType::STRING:
+      return quote(a.strings[i], budget);
+    case GgufValueType::ARRAY:
+      return GgufValue::array(a.arrays[i]).summary(budget);
   }
   return "?";
 }
@@ -96,19 +112,32 @@ std::string array_item(const GgufArray& a, size_t i, size_t budget) {
 
 std::string_view gguf_value_type_name(GgufValueType type) {
   switch (type) {
-    case GgufValueType::UINT8: return "u8";
-    case GgufValueType::INT8: return "i8";
-    case GgufValueType::UINT16: return "u16";
-    case GgufValueType::INT16: return "i16";
-    case GgufValueType::UINT32: return "u32";
-    case GgufValueType::INT32: return "i32";
-    case GgufValueType::FLOAT32: return "f32";
-    case GgufValueType::BOOL: return "bool";
-    case GgufValueType::STRING: return "string";
-    case GgufValueType::ARRAY: return "array";
-    case GgufValueType::UINT64: return "u64";
-    case GgufValueType::INT64: return "i64";
-    case GgufValueType::FLOAT64: return "f64";
+    case GgufValueType::UINT8:
+      return "u8";
+    case GgufValueType::INT8:
+      return "i8";
+    case GgufValueType::UINT16:
+      return "u16";
+    case GgufValueType::INT16:
+      return "i16";
+    case GgufValueType::UINT32:
+      return "u32";
+    case GgufValueType::INT32:
+      return "i32";
+    case GgufValueType::FLOAT32:
+      return "f32";
+    case GgufValueType::BOOL:
+      return "bool";
+    case GgufValueType::STRING:
+      return "string";
+    case GgufValueType::ARRAY:
+      return "array";
+    case GgufValueType::UINT64:
+      return "u64";
+    case GgufValueType::INT64:
+      return "i64";
+    case GgufValueType::FLOAT64:
+      return "f64";
   }
   return "invalid";
 }
@@ -119,17 +148,22 @@ size_t gguf_scalar_size(GgufValueType type) {
   switch (type) {
     case GgufValueType::UINT8:
     case GgufValueType::INT8:
-    case GgufValueType::BOOL: return 1;
+    case GgufValueType::BOOL:
+      return 1;
     case GgufValueType::UINT16:
-    case GgufValueType::INT16: return 2;
+    case GgufValueType::INT16:
+      return 2;
     case GgufValueType::UINT32:
     case GgufValueType::INT32:
-    case GgufValueType::FLOAT32: return 4;
+    case GgufValueType::FLOAT32:
+      return 4;
     case GgufValueType::UINT64:
     case GgufValueType::INT64:
-    case GgufValueType::FLOAT64: return 8;
+    case GgufValueType::FLOAT64:
+      return 8;
     case GgufValueType::STRING:
-    case GgufValueType::ARRAY: return 0;
+    case GgufValueType::ARRAY:
+      return 0;
   }
   return 0;
 }
@@ -225,12 +259,17 @@ std::string GgufValue::summary(size_t max_chars) const {
   if (is_unsigned_type(type_)) return std::to_string(uint_);
   if (is_signed_type(type_)) return std::to_string(int_);
   switch (type_) {
-    case GgufValueType::BOOL: return uint_ ? "true" : "false";
+    case GgufValueType::BOOL:
+      return uint_ ? "true" : "false";
     case GgufValueType::FLOAT32:
-    case GgufValueType::FLOAT64: return format_float(float_, type_);
-    case GgufValueType::STRING: return quote(string_, max_chars);
-    case GgufValueType::ARRAY: break;
-    default: return "?";
+    case GgufValueType::FLOAT64:
+      return format_float(float_, type_);
+    case GgufValueType::STRING:
+      return quote(string_, max_chars);
+    case GgufValueType::ARRAY:
+      break;
+    default:
+      return "?";
   }
   const GgufArray& a = *array_;
   std::string out = str_cat("[", gguf_value_type_name(a.elem_type), " x ", a.size());
@@ -254,18 +293,23 @@ size_t GgufArray::size() const {
     case GgufValueType::INT8:
     case GgufValueType::INT16:
     case GgufValueType::INT32:
-    case GgufValueType::INT64: return ints.size();
+    case GgufValueType::INT64:
+      return ints.size();
     case GgufValueType::FLOAT32:
-    case GgufValueType::FLOAT64: return floats.size();
-    case GgufValueType::STRING: return strings.size();
-    case GgufValueType::ARRAY: return arrays.size();
-    default: return uints.size();  // unsigned ints and BOOL
+    case GgufValueType::FLOAT64:
+      return floats.size();
+    case GgufValueType::STRING:
+      return strings.size();
+    case GgufValueType::ARRAY:
+      return arrays.size();
+    default:
+      return uints.size();  // unsigned ints and BOOL
   }
 }
 
 bool GgufArray::operator==(const GgufArray& other) const {
-  if (elem_type != other.elem_type || uints != other.uints || ints != other.ints || strings != other.strings ||
-      arrays != other.arrays || floats.size() != other.floats.size()) {
+  if (elem_type != other.elem_type || uints != other.uints || ints != other.ints ||
+      strings != other.strings || arrays != other.arrays || floats.size() != other.floats.size()) {
     return false;
   }
   for (size_t i = 0; i < floats.size(); ++i) {

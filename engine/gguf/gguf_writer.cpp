@@ -37,39 +37,91 @@ void put_array(std::string& out, const GgufArray& a) {
   put<uint64_t>(out, n);
   for (size_t i = 0; i < n; ++i) {
     switch (a.elem_type) {
-      case GgufValueType::UINT8: put<uint8_t>(out, static_cast<uint8_t>(a.uints[i])); break;
-      case GgufValueType::UINT16: put<uint16_t>(out, static_cast<uint16_t>(a.uints[i])); break;
-      case GgufValueType::UINT32: put<uint32_t>(out, static_cast<uint32_t>(a.uints[i])); break;
-      case GgufValueType::UINT64: put<uint64_t>(out, a.uints[i]); break;
-      case GgufValueType::BOOL: put<uint8_t>(out, a.uints[i] != 0 ? 1 : 0); break;
-      case GgufValueType::INT8: put<int8_t>(out, static_cast<int8_t>(a.ints[i])); break;
-      case GgufValueType::INT16: put<int16_t>(out, static_cast<int16_t>(a.ints[i])); break;
-      case GgufValueType::INT32: put<int32_t>(out, static_cast<int32_t>(a.ints[i])); break;
-      case GgufValueType::INT64: put<int64_t>(out, a.ints[i]); break;
-      case GgufValueType::FLOAT32: put<float>(out, static_cast<float>(a.floats[i])); break;
-      case GgufValueType::FLOAT64: put<double>(out, a.floats[i]); break;
-      case GgufValueType::STRING: put_string(out, a.strings[i]); break;
-      case GgufValueType::ARRAY: put_array(out, a.arrays[i]); break;
+      case GgufValueType::UINT8:
+        put<uint8_t>(out, static_cast<uint8_t>(a.uints[i]));
+        break;
+      case GgufValueType::UINT16:
+        put<uint16_t>(out, static_cast<uint16_t>(a.uints[i]));
+        break;
+      case GgufValueType::UINT32:
+        put<uint32_t>(out, static_cast<uint32_t>(a.uints[i]));
+        break;
+      case GgufValueType::UINT64:
+        put<uint64_t>(out, a.uints[i]);
+        break;
+      case GgufValueType::BOOL:
+        put<uint8_t>(out, a.uints[i] != 0 ? 1 : 0);
+        break;
+      case GgufValueType::INT8:
+        put<int8_t>(out, static_cast<int8_t>(a.ints[i]));
+        break;
+      case GgufValueType::INT16:
+        put<int16_t>(out, static_cast<int16_t>(a.ints[i]));
+        break;
+      case GgufValueType::INT32:
+        put<int32_t>(out, static_cast<int32_t>(a.ints[i]));
+        break;
+      case GgufValueType::INT64:
+        put<int64_t>(out, a.ints[i]);
+        break;
+      case GgufValueType::FLOAT32:
+        put<float>(out, static_cast<float>(a.floats[i]));
+        break;
+      case GgufValueType::FLOAT64:
+        put<double>(out, a.floats[i]);
+        break;
+      case GgufValueType::STRING:
+        put_string(out, a.strings[i]);
+        break;
+      case GgufValueType::ARRAY:
+        put_array(out, a.arrays[i]);
+        break;
     }
   }
 }
 
 void put_value(std::string& out, const GgufValue& v) {
   switch (v.type()) {
-    case GgufValueType::UINT8: put<uint8_t>(out, static_cast<uint8_t>(v.raw_uint())); break;
-    case GgufValueType::UINT16: put<uint16_t>(out, static_cast<uint16_t>(v.raw_uint())); break;
-    case GgufValueType::UINT32: put<uint32_t>(out, static_cast<uint32_t>(v.raw_uint())); break;
-    case GgufValueType::UINT64: put<uint64_t>(out, v.raw_uint()); break;
-    case GgufValueType::BOOL: put<uint8_t>(out, v.raw_uint() != 0 ? 1 : 0); break;
-    case GgufValueType::INT8: put<int8_t>(out, static_cast<int8_t>(v.raw_int())); break;
-    case GgufValueType::INT16: put<int16_t>(out, static_cast<int16_t>(v.raw_int())); break;
-    case GgufValueType::INT32: put<int32_t>(out, static_cast<int32_t>(v.raw_int())); break;
-    case GgufValueType::INT64: put<int64_t>(out, v.raw_int()); break;
+    case GgufValueType::UINT8:
+      put<uint8_t>(out, static_cast<uint8_t>(v.raw_uint()));
+      break;
+    case GgufValueType::UINT16:
+      put<uint16_t>(out, static_cast<uint16_t>(v.raw_uint()));
+      break;
+    case GgufValueType::UINT32:
+      put<uint32_t>(out, static_cast<uint32_t>(v.raw_uint()));
+      break;
+    case GgufValueType::UINT64:
+      put<uint64_t>(out, v.raw_uint());
+      break;
+    case GgufValueType::BOOL:
+      put<uint8_t>(out, v.raw_uint() != 0 ? 1 : 0);
+      break;
+    case GgufValueType::INT8:
+      put<int8_t>(out, static_cast<int8_t>(v.raw_int()));
+      break;
+    case GgufValueType::INT16:
+      put<int16_t>(out, static_cast<int16_t>(v.raw_int()));
+      break;
+    case GgufValueType::INT32:
+      put<int32_t>(out, static_cast<int32_t>(v.raw_int()));
+      break;
+    case GgufValueType::INT64:
+      put<int64_t>(out, v.raw_int());
+      break;
     // Floats keep their exact bits (GgufValue::f32/f64 store them in raw_uint).
-    case GgufValueType::FLOAT32: put<uint32_t>(out, static_cast<uint32_t>(v.raw_uint())); break;
-    case GgufValueType::FLOAT64: put<uint64_t>(out, v.raw_uint()); break;
-    case GgufValueType::STRING: put_string(out, *v.as_string()); break;
-    case GgufValueType::ARRAY: put_array(out, *v.as_array()); break;
+    case GgufValueType::FLOAT32:
+      put<uint32_t>(out, static_cast<uint32_t>(v.raw_uint()));
+      break;
+    case GgufValueType::FLOAT64:
+      put<uint64_t>(out, v.raw_uint());
+      break;
+    case GgufValueType::STRING:
+      put_string(out, *v.as_string());
+      break;
+    case GgufValueType::ARRAY:
+      put_array(out, *v.as_array());
+      break;
   }
 }
 
@@ -79,7 +131,8 @@ Status check_array(const GgufArray& a, int depth) {
     return make_error("invalid array element type ", static_cast<uint32_t>(a.elem_type));
   }
   if (a.elem_type != GgufValueType::ARRAY) return Status::success();
-  if (depth >= kGgufMaxArrayDepth) return make_error("arrays nested deeper than ", kGgufMaxArrayDepth, " levels");
+  if (depth >= kGgufMaxArrayDepth)
+    return make_error("arrays nested deeper than ", kGgufMaxArrayDepth, " levels");
   for (const auto& inner : a.arrays) POPPER_RETURN_IF_ERROR(check_array(inner, depth + 1));
   return Status::success();
 }
@@ -179,8 +232,8 @@ Result<GgufWriter::Plan> GgufWriter::plan() const {
   for (const auto& t : tensors_) {
     if (t.name.empty()) return make_error("tensor #", plan.n_bytes.size(), ": empty name");
     if (t.name.size() > kGgufMaxTensorName) {
-      return make_error("tensor '", t.name, "': name is ", t.name.size(), " bytes, longer than ggml's limit of ",
-                        kGgufMaxTensorName);
+      return make_error("tensor '", t.name, "': name is ", t.name.size(),
+                        " bytes, longer than ggml's limit of ", kGgufMaxTensorName);
     }
     if (!names.insert(t.name).second) return make_error("tensor '", t.name, "': duplicate tensor name");
     auto geometry = gguf_tensor_geometry(t.type, t.dims);
@@ -258,10 +311,12 @@ Status GgufWriter::write(const std::string& path,
   tmp_name += ".tmp.XXXXXX";
   std::string tmp = (dir / tmp_name).string();
   int fd = ::mkstemp(tmp.data());
-  if (fd < 0) return make_error(path, ": cannot create temp file in ", dir.string(), ": ", std::strerror(errno));
+  if (fd < 0)
+    return make_error(path, ": cannot create temp file in ", dir.string(), ": ", std::strerror(errno));
 
   FileSink sink(fd, tmp);
-  Status st = emit(*plan, [&sink](const uint8_t* data, size_t n) { return sink.append(data, n); }, progress);
+  Status st = emit(
+      *plan, [&sink](const uint8_t* data, size_t n) { return sink.append(data, n); }, progress);
   if (st.ok()) st = sink.flush();
   if (st.ok() && ::fsync(fd) != 0) st = make_error(tmp, ": fsync failed: ", std::strerror(errno));
   if (st.ok()) ::fchmod(fd, 0644);  // mkstemp makes 0600

@@ -1,11 +1,10 @@
 // `popper inspect FILE.gguf [--json] [--all-metadata]`: the header, metadata, tensor table and
 // per-type totals of a GGUF file, or the reader's reason for rejecting it (exit 1).
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "engine/gguf/gguf_reader.h"
@@ -89,11 +88,12 @@ void print_text(const GgufFile& file, bool all_metadata) {
   std::printf("%s\n", file.path().c_str());
   std::printf("  file        %s (%s bytes)\n", human_bytes(file.file_size()).c_str(),
               with_commas(file.file_size()).c_str());
-  std::printf("  format      GGUF v%u, alignment %u, tensor data from byte %s\n", file.version(), file.alignment(),
-              with_commas(file.data_offset()).c_str());
+  std::printf("  format      GGUF v%u, alignment %u, tensor data from byte %s\n", file.version(),
+              file.alignment(), with_commas(file.data_offset()).c_str());
   std::printf("  metadata    %zu keys\n", file.metadata().size());
   std::printf("  tensors     %zu, %s parameters (%s), %s of data\n", file.tensors().size(),
-              with_commas(all.n_params).c_str(), human_count(all.n_params).c_str(), human_bytes(all.n_bytes).c_str());
+              with_commas(all.n_params).c_str(), human_count(all.n_params).c_str(),
+              human_bytes(all.n_bytes).c_str());
 
   size_t key_w = 3;
   for (const auto& kv : file.metadata()) key_w = std::max(key_w, kv.key.size());
@@ -118,21 +118,24 @@ void print_text(const GgufFile& file, bool all_metadata) {
                 static_cast<int>(shape_w), "shape", "bytes", "offset");
     for (size_t i = 0; i < file.tensors().size(); ++i) {
       const auto& t = file.tensors()[i];
-      std::printf("  %*zu  %-*s  %-7s  %-*s  %10s  %16s\n", idx_w, i, static_cast<int>(name_w), t.name.c_str(),
-                  std::string(ggml_type_name(t.type)).c_str(), static_cast<int>(shape_w), t.shape_string().c_str(),
-                  human_bytes(t.n_bytes).c_str(), with_commas(t.offset).c_str());
+      std::printf("  %*zu  %-*s  %-7s  %-*s  %10s  %16s\n", idx_w, i, static_cast<int>(name_w),
+                  t.name.c_str(), std::string(ggml_type_name(t.type)).c_str(), static_cast<int>(shape_w),
+                  t.shape_string().c_str(), human_bytes(t.n_bytes).c_str(), with_commas(t.offset).c_str());
     }
   }
 
   std::printf("\ntotals\n");
   std::printf("  %-8s  %7s  %10s  %18s  %12s  %6s\n", "type", "tensors", "size", "bytes", "params", "share");
   for (const auto& [name, tt] : by_type) {
-    const double share = all.n_bytes ? 100.0 * static_cast<double>(tt.n_bytes) / static_cast<double>(all.n_bytes) : 0;
-    std::printf("  %-8s  %7zu  %10s  %18s  %12s  %5.1f%%\n", name.c_str(), tt.n_tensors, human_bytes(tt.n_bytes).c_str(),
-                with_commas(tt.n_bytes).c_str(), human_count(tt.n_params).c_str(), share);
+    const double share =
+        all.n_bytes ? 100.0 * static_cast<double>(tt.n_bytes) / static_cast<double>(all.n_bytes) : 0;
+    std::printf("  %-8s  %7zu  %10s  %18s  %12s  %5.1f%%\n", name.c_str(), tt.n_tensors,
+                human_bytes(tt.n_bytes).c_str(), with_commas(tt.n_bytes).c_str(),
+                human_count(tt.n_params).c_str(), share);
   }
-  std::printf("  %-8s  %7zu  %10s  %18s  %12s  %5.1f%%\n", "all", all.n_tensors, human_bytes(all.n_bytes).c_str(),
-              with_commas(all.n_bytes).c_str(), human_count(all.n_params).c_str(), all.n_bytes ? 100.0 : 0.0);
+  std::printf("  %-8s  %7zu  %10s  %18s  %12s  %5.1f%%\n", "all", all.n_tensors,
+              human_bytes(all.n_bytes).c_str(), with_commas(all.n_bytes).c_str(),
+              human_count(all.n_params).c_str(), all.n_bytes ? 100.0 : 0.0);
 }
 
 nlohmann::json array_json(const GgufArray& a, bool all) {
@@ -141,19 +144,31 @@ nlohmann::json array_json(const GgufArray& a, bool all) {
   nlohmann::json values = nlohmann::json::array();
   for (size_t i = 0; i < shown; ++i) {
     switch (a.elem_type) {
-      case GgufValueType::BOOL: values.push_back(a.uints[i] != 0); break;
+      case GgufValueType::BOOL:
+        values.push_back(a.uints[i] != 0);
+        break;
       case GgufValueType::UINT8:
       case GgufValueType::UINT16:
       case GgufValueType::UINT32:
-      case GgufValueType::UINT64: values.push_back(a.uints[i]); break;
+      case GgufValueType::UINT64:
+        values.push_back(a.uints[i]);
+        break;
       case GgufValueType::INT8:
       case GgufValueType::INT16:
       case GgufValueType::INT32:
-      case GgufValueType::INT64: values.push_back(a.ints[i]); break;
+      case GgufValueType::INT64:
+        values.push_back(a.ints[i]);
+        break;
       case GgufValueType::FLOAT32:
-      case GgufValueType::FLOAT64: values.push_back(a.floats[i]); break;
-      case GgufValueType::STRING: values.push_back(a.strings[i]); break;
-      case GgufValueType::ARRAY: values.push_back(array_json(a.arrays[i], all)); break;
+      case GgufValueType::FLOAT64:
+        values.push_back(a.floats[i]);
+        break;
+      case GgufValueType::STRING:
+        values.push_back(a.strings[i]);
+        break;
+      case GgufValueType::ARRAY:
+        values.push_back(array_json(a.arrays[i], all));
+        break;
     }
   }
   nlohmann::json j = {{"elem_type", gguf_value_type_name(a.elem_type)}, {"count", n}, {"values", values}};
@@ -183,14 +198,19 @@ void print_json(const GgufFile& file, bool all_metadata) {
   j["n_tensors"] = file.tensors().size();
   nlohmann::json md = nlohmann::json::array();
   for (const auto& kv : file.metadata()) {
-    md.push_back({{"key", kv.key}, {"type", gguf_value_type_name(kv.value.type())},
+    md.push_back({{"key", kv.key},
+                  {"type", gguf_value_type_name(kv.value.type())},
                   {"value", value_json(kv.value, all_metadata)}});
   }
   j["metadata"] = std::move(md);
   nlohmann::json tensors = nlohmann::json::array();
   for (const auto& t : file.tensors()) {
-    tensors.push_back({{"name", t.name}, {"type", ggml_type_name(t.type)}, {"shape", t.dims},
-                       {"n_elements", t.n_elements()}, {"n_bytes", t.n_bytes}, {"offset", t.offset}});
+    tensors.push_back({{"name", t.name},
+                       {"type", ggml_type_name(t.type)},
+                       {"shape", t.dims},
+                       {"n_elements", t.n_elements()},
+                       {"n_bytes", t.n_bytes},
+                       {"offset", t.offset}});
   }
   j["tensors"] = std::move(tensors);
   nlohmann::json totals = nlohmann::json::object();
