@@ -50,7 +50,8 @@ class Cli : public ::testing::Test {
   void SetUp() override {
     fs::create_directories(repo_ / "contracts");
     ASSERT_TRUE(write_file_atomic(repo_ / "contracts/cli-demo-v1.yaml", kContract).ok());
-    for (auto args : {std::vector<std::string>{"init", "-q"}, {"add", "."},
+    for (auto args : {std::vector<std::string>{"init", "-q"},
+                      {"add", "."},
                       {"-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "seed"}}) {
       std::vector<std::string> argv{"/usr/bin/env", "git"};
       argv.insert(argv.end(), args.begin(), args.end());
@@ -130,7 +131,8 @@ TEST_F(Cli, RunGateVerifyAndRecordWorkTogether) {
 TEST_F(Cli, BadInputIsExitTwoAndFalsifiedIsExitOne) {
   Cmd missing = popper({"run", "contracts/nope.yaml"});
   EXPECT_EQ(missing.code, 2);
-  EXPECT_NE(missing.err.find("contracts/nope.yaml: no such file or directory"), std::string::npos) << missing.err;
+  EXPECT_NE(missing.err.find("contracts/nope.yaml: no such file or directory"), std::string::npos)
+      << missing.err;
   Cmd unknown_id = popper({"run", "--id", "FALSIFY-CLI_DEMO_V1_099"});
   EXPECT_EQ(unknown_id.code, 2);
   Cmd no_evidence = popper({"gate"});

@@ -110,7 +110,8 @@ TEST(History, AppendKeepsEveryOldByte) {
 
 TEST(History, FlowStyleHistoryIsRefusedNotMangled) {
   std::string text = kContract;
-  text = text.substr(0, text.find("status_history:")) + "status_history: [{version: 1.2.0, date: 2026-01-05, summary: s}]\n";
+  text = text.substr(0, text.find("status_history:")) +
+         "status_history: [{version: 1.2.0, date: 2026-01-05, summary: s}]\n";
   auto out = append_history_text(parse(text), {"1.3.0", "2026-01-06", "c", "s", "e"});
   ASSERT_FALSE(out.ok());
   EXPECT_NE(out.message().find("flow style is not supported"), std::string::npos) << out.message();
@@ -178,7 +179,8 @@ TEST(Evidence, KillNineDuringWritesNeverLeavesATornFile) {
   const Contract c = parse(kContract);
   json big = evidence_for(c, Verdict::kSurvived);
   big["padding"] = std::string(4 << 20, 'x');  // ~4 MiB so a kill lands mid-write often
-  const std::string contract_b = append_history_text(c, {"1.3.0", "2026-01-06", "c", "s", "e/f.json"}).value();
+  const std::string contract_b =
+      append_history_text(c, {"1.3.0", "2026-01-06", "c", "s", "e/f.json"}).value();
   Rng rng(99);
   constexpr int kRounds = 12;
   int mid_write_kills = 0;  // rounds where a temp file shows the kill landed inside a write
@@ -206,14 +208,17 @@ TEST(Evidence, KillNineDuringWritesNeverLeavesATornFile) {
         break;
       }
     std::string contract_now = read_file(contract_path).value();
-    EXPECT_TRUE(contract_now == kContract || contract_now == contract_b) << "round " << round << ": torn contract";
+    EXPECT_TRUE(contract_now == kContract || contract_now == contract_b)
+        << "round " << round << ": torn contract";
     VerifyReport rep = verify_evidence(dir / "evidence");
     // At most the file being written when the kill landed may be missing from the MANIFEST
     // (written, not yet listed); every listed file is whole and matches its digest.
     int unlisted = 0;
     for (const auto& p : rep.problems) {
-      if (p.find("not listed in MANIFEST") != std::string::npos) ++unlisted;
-      else ADD_FAILURE() << "round " << round << ": " << p;
+      if (p.find("not listed in MANIFEST") != std::string::npos)
+        ++unlisted;
+      else
+        ADD_FAILURE() << "round " << round << ": " << p;
     }
     EXPECT_LE(unlisted, 1) << "round " << round;
     if (fs::exists(dir / "evidence"))
@@ -263,21 +268,26 @@ TEST(Gate, StaleEvidenceFailsAndHistoryOnlyChangesDoNot) {
 
 TEST(Gate, OptionalItemsNeverBlockAndReportsNameEveryItem) {
   std::string text = kContract;
-  text.insert(text.find("    falsifier: {kind: gtest, target: harness_fixture_gtest, filter: Fixture.AlsoPasses}"),
-              "    blocked_on: later work\n");
+  text.insert(
+      text.find("    falsifier: {kind: gtest, target: harness_fixture_gtest, filter: Fixture.AlsoPasses}"),
+      "    blocked_on: later work\n");
   Contract c = parse(text);
   testing::TempDir dir;
   std::vector<ItemResult> rs = results_for(c, Verdict::kSurvived);
   rs[1].verdict = Verdict::kInconclusive;
   json prov = {{"git", {{"commit", "c"}, {"short_commit", "c"}, {"dirty", false}}}};
-  ASSERT_TRUE(write_evidence(dir.path(), make_evidence(c, rs, prov, RunInfo{"2026-01-06T10:00:00Z", "", {}, {}, ""})).ok());
+  ASSERT_TRUE(
+      write_evidence(dir.path(), make_evidence(c, rs, prov, RunInfo{"2026-01-06T10:00:00Z", "", {}, {}, ""}))
+          .ok());
   GateReport rep = evaluate_gate({&c}, {dir.path(), "", false});
   EXPECT_EQ(rep.exit_code, 0);
   std::string junit = render_junit(rep);
   EXPECT_NE(junit.find("name=\"FALSIFY-RECORD_DEMO_V1_002\""), std::string::npos);
   EXPECT_NE(junit.find("<skipped message=\"because\"/>"), std::string::npos);
   std::string md = render_markdown(rep);
-  EXPECT_NE(md.find("| `FALSIFY-RECORD_DEMO_V1_002` | ⚠️ inconclusive | no | because |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| `FALSIFY-RECORD_DEMO_V1_002` | ⚠️ inconclusive | no | because |"),
+            std::string::npos)
+      << md;
 }
 
 }  // namespace

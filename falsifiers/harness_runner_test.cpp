@@ -28,7 +28,8 @@ Contract contract_with(const std::string& binding, const std::string& item_extra
 
 class Runner : public ::testing::Test {
  protected:
-  ItemResult run(const std::string& binding, const std::string& item_extra = "", std::optional<std::string> profile = {}) {
+  ItemResult run(const std::string& binding, const std::string& item_extra = "",
+                 std::optional<std::string> profile = {}) {
     Contract c = contract_with(binding, item_extra);
     RunOptions o;
     o.build_dir = testing::build_dir();
@@ -104,8 +105,8 @@ TEST_F(Runner, FilterMatchingNothingIsAnError) {
 }
 
 TEST_F(Runner, TargetNotBuiltIsInconclusiveAndNamesIt) {
-  ItemResult r = run("{kind: gtest, target: serve_dispatch_test_not_here, filter: \"*\"}",
-                     "    blocked_on: issue 5\n");
+  ItemResult r =
+      run("{kind: gtest, target: serve_dispatch_test_not_here, filter: \"*\"}", "    blocked_on: issue 5\n");
   EXPECT_EQ(r.verdict, Verdict::kInconclusive);
   EXPECT_EQ(r.reason.rfind("blocked on issue 5: target serve_dispatch_test_not_here not built (no ", 0), 0u)
       << r.reason;
@@ -162,20 +163,24 @@ TEST_F(Runner, ProfilesChooseTheModelAndTheirThresholds) {
 
 TEST_F(Runner, BenchmarkCountersAreJudgedAndSkipsAreInconclusive) {
   const std::string t = "thresholds: [{metric: tokens_per_second, op: \">=\", value: 50}]";
-  ItemResult ok = run("{kind: benchmark, target: falsifiers/harness_fixture_bench, filter: BM_Fixture_Throughput, " + t +
-                      ", env: {FIXTURE_TPS: \"100\"}}");
+  ItemResult ok =
+      run("{kind: benchmark, target: falsifiers/harness_fixture_bench, filter: BM_Fixture_Throughput, " + t +
+          ", env: {FIXTURE_TPS: \"100\"}}");
   EXPECT_EQ(ok.verdict, Verdict::kSurvived) << ok.reason;
   EXPECT_EQ(ok.detail["samples"]["BM_Fixture_Throughput/iterations:10"]["tokens_per_second"].size(), 9u)
       << ok.detail["samples"].dump();
-  ItemResult slow = run("{kind: benchmark, target: falsifiers/harness_fixture_bench, filter: BM_Fixture_Throughput, " +
-                        t + ", env: {FIXTURE_TPS: \"20\"}}");
+  ItemResult slow =
+      run("{kind: benchmark, target: falsifiers/harness_fixture_bench, filter: BM_Fixture_Throughput, " + t +
+          ", env: {FIXTURE_TPS: \"20\"}}");
   EXPECT_EQ(slow.verdict, Verdict::kFalsified) << slow.reason;
-  ItemResult gpu = run("{kind: benchmark, target: falsifiers/harness_fixture_bench, filter: BM_Fixture_NeedsGpu, " + t +
-                       ", repetitions: 1}");
+  ItemResult gpu =
+      run("{kind: benchmark, target: falsifiers/harness_fixture_bench, filter: BM_Fixture_NeedsGpu, " + t +
+          ", repetitions: 1}");
   EXPECT_EQ(gpu.verdict, Verdict::kInconclusive) << gpu.reason;
   EXPECT_NE(gpu.reason.find("fixture needs a GPU"), std::string::npos) << gpu.reason;
-  ItemResult broken = run("{kind: benchmark, target: falsifiers/harness_fixture_bench, filter: BM_Fixture_Broken, " + t +
-                          ", repetitions: 1}");
+  ItemResult broken =
+      run("{kind: benchmark, target: falsifiers/harness_fixture_bench, filter: BM_Fixture_Broken, " + t +
+          ", repetitions: 1}");
   EXPECT_EQ(broken.verdict, Verdict::kError) << broken.reason;
 }
 
@@ -186,13 +191,16 @@ TEST_F(Runner, BenchmarkWithNoThresholdUnderItsProfileIsInconclusiveNotSurvived)
       " thresholds: [{metric: tokens_per_second, op: \">=\", value: 50, profile: full}]}";
   ItemResult ci = run(b);
   EXPECT_EQ(ci.verdict, Verdict::kInconclusive) << ci.reason;
-  EXPECT_EQ(ci.reason, "no threshold applies under profile 'ci'; recorded tokens_per_second median 100 (figures in the evidence)");
+  EXPECT_EQ(ci.reason,
+            "no threshold applies under profile 'ci'; recorded tokens_per_second median 100 (figures in the "
+            "evidence)");
   EXPECT_EQ(run(b, "", std::string("full")).verdict, Verdict::kSurvived);
 }
 
 TEST_F(Runner, CommandExitCodesMapToVerdicts) {
   EXPECT_EQ(run("{kind: command, command: [/bin/sh, -c, \"exit 0\"]}").verdict, Verdict::kSurvived);
-  EXPECT_EQ(run("{kind: command, command: [/bin/sh, -c, \"echo nope >&2; exit 1\"]}").verdict, Verdict::kFalsified);
+  EXPECT_EQ(run("{kind: command, command: [/bin/sh, -c, \"echo nope >&2; exit 1\"]}").verdict,
+            Verdict::kFalsified);
   ItemResult skip = run("{kind: command, command: [/bin/sh, -c, \"echo no server >&2; exit 77\"]}");
   EXPECT_EQ(skip.verdict, Verdict::kInconclusive);
   EXPECT_NE(skip.reason.find("no server"), std::string::npos) << skip.reason;

@@ -87,7 +87,8 @@ TEST(Stats, NoisySamplesAroundTheThresholdDoNotFlipFlop) {
       auto v = judge_threshold(floor_of(5, statistic), s).verdict;
       decisive += v != ThresholdVerdict::kInconclusive;
       // A flip: two consecutive runs of the same code giving opposite decisive verdicts.
-      flips += r > 0 && v != ThresholdVerdict::kInconclusive && prev != ThresholdVerdict::kInconclusive && v != prev;
+      flips += r > 0 && v != ThresholdVerdict::kInconclusive && prev != ThresholdVerdict::kInconclusive &&
+               v != prev;
       bool single = s[0] >= 5.0;
       single_sample_flips += r > 0 && single != prev_single;
       prev = v;

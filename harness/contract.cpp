@@ -15,9 +15,12 @@ namespace {
 
 const char* severity_name(Severity s) {
   switch (s) {
-    case Severity::kError: return "error";
-    case Severity::kWarning: return "warning";
-    case Severity::kNote: return "note";
+    case Severity::kError:
+      return "error";
+    case Severity::kWarning:
+      return "warning";
+    case Severity::kNote:
+      return "note";
   }
   return "error";
 }
@@ -31,17 +34,23 @@ SourcePos pos_of(const YAML::Node& n) {
 
 const char* type_name(const YAML::Node& n) {
   switch (n.Type()) {
-    case YAML::NodeType::Null: return "null";
-    case YAML::NodeType::Scalar: return "a scalar";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a mapping";
-    default: return "nothing";
+    case YAML::NodeType::Null:
+      return "null";
+    case YAML::NodeType::Scalar:
+      return "a scalar";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    default:
+      return "nothing";
   }
 }
 
 nlohmann::json to_json(const YAML::Node& n) {
   switch (n.Type()) {
-    case YAML::NodeType::Scalar: return n.Scalar();
+    case YAML::NodeType::Scalar:
+      return n.Scalar();
     case YAML::NodeType::Sequence: {
       auto a = nlohmann::json::array();
       for (const auto& e : n) a.push_back(to_json(e));
@@ -52,7 +61,8 @@ nlohmann::json to_json(const YAML::Node& n) {
       for (const auto& kv : n) o[kv.first.Scalar()] = to_json(kv.second);
       return o;
     }
-    default: return nullptr;
+    default:
+      return nullptr;
   }
 }
 
@@ -137,7 +147,8 @@ class Reader {
     int i = 0;
     for (const auto& e : n) {
       if (!e.IsScalar()) {
-        error(e, where + "[" + std::to_string(i) + "]", std::string("expected a string, found ") + type_name(e));
+        error(e, where + "[" + std::to_string(i) + "]",
+              std::string("expected a string, found ") + type_name(e));
       } else {
         out.push_back(e.Scalar());
       }
@@ -182,7 +193,8 @@ class Reader {
     if (n["statistic"].IsDefined()) {
       t.statistic = str(n, "statistic", where, false);
       if (t.statistic != "median" && t.statistic != "mean" && t.statistic != "exact")
-        error(n["statistic"], where + ".statistic", "expected median, mean or exact; found '" + t.statistic + "'");
+        error(n["statistic"], where + ".statistic",
+              "expected median, mean or exact; found '" + t.statistic + "'");
     }
     if (n["confidence"].IsDefined()) {
       if (auto c = number(n["confidence"], where + ".confidence")) {
@@ -223,15 +235,17 @@ class Reader {
       error(n, where, std::string("expected a mapping {kind, target, filter, ...}, found ") + type_name(n));
       return b;
     }
-    check_keys(n, where, {"kind", "target", "filter", "command", "requires", "model", "timeout_s", "repetitions",
-                          "seed", "env", "thresholds", "profiles"});
+    check_keys(n, where,
+               {"kind", "target", "filter", "command", "requires", "model", "timeout_s", "repetitions",
+                "seed", "env", "thresholds", "profiles"});
     b.kind = str(n, "kind", where, true);
     if (!b.kind.empty() && b.kind != "gtest" && b.kind != "benchmark" && b.kind != "command")
       error(n["kind"], where + ".kind", "expected gtest, benchmark or command; found '" + b.kind + "'");
     b.target = str(n, "target", where, b.kind == "gtest" || b.kind == "benchmark", &b.target_pos);
     b.filter = str(n, "filter", where, false);
     if (n["command"].IsDefined()) b.command = str_list(n["command"], where + ".command");
-    if (b.kind == "command" && b.command.empty()) error(n, where + ".command", "kind: command needs a command list");
+    if (b.kind == "command" && b.command.empty())
+      error(n, where + ".command", "kind: command needs a command list");
     if (n["requires"].IsDefined()) b.requires_ = str_list(n["requires"], where + ".requires");
     b.model = str(n, "model", where, false);
     if (n["timeout_s"].IsDefined()) {
@@ -262,7 +276,8 @@ class Reader {
         error(ts, where + ".thresholds", std::string("expected a list, found ") + type_name(ts));
       } else {
         int i = 0;
-        for (const auto& t : ts) b.thresholds.push_back(threshold(t, where + ".thresholds[" + std::to_string(i++) + "]"));
+        for (const auto& t : ts)
+          b.thresholds.push_back(threshold(t, where + ".thresholds[" + std::to_string(i++) + "]"));
       }
     }
     if (n["profiles"].IsDefined()) {
@@ -271,7 +286,8 @@ class Reader {
         error(ps, where + ".profiles", std::string("expected a list, found ") + type_name(ps));
       } else {
         int i = 0;
-        for (const auto& p : ps) b.profiles.push_back(profile(p, where + ".profiles[" + std::to_string(i++) + "]"));
+        for (const auto& p : ps)
+          b.profiles.push_back(profile(p, where + ".profiles[" + std::to_string(i++) + "]"));
       }
     }
     return b;
@@ -285,8 +301,8 @@ class Reader {
       return it;
     }
     check_keys(n, where,
-               {"id", "description", "test", "evidence", "prerequisite_status", "blocked_on", "blocker_status",
-                "required", "falsifier"},
+               {"id", "description", "test", "evidence", "prerequisite_status", "blocked_on",
+                "blocker_status", "required", "falsifier"},
                &it.extra);
     it.id = str(n, "id", where, true, &it.id_pos);
     it.description = str(n, "description", where, true);
@@ -336,13 +352,17 @@ class Reader {
 
   void contract(const YAML::Node& root, Contract& c) {
     if (!root.IsMap()) {
-      error(root, "", std::string("a contract must be a YAML mapping at the top level, found ") + type_name(root));
+      error(root, "",
+            std::string("a contract must be a YAML mapping at the top level, found ") + type_name(root));
       return;
     }
-    check_keys(root, "", {"metadata", "name", "version", "scope", "description", "equations", "falsification",
-                          "implementation_phases", "scope_extension", "status_history"});
-    if (root["metadata"].IsDefined()) metadata(root["metadata"], c.metadata);
-    else error(root, "metadata", "missing required field 'metadata'");
+    check_keys(root, "",
+               {"metadata", "name", "version", "scope", "description", "equations", "falsification",
+                "implementation_phases", "scope_extension", "status_history"});
+    if (root["metadata"].IsDefined())
+      metadata(root["metadata"], c.metadata);
+    else
+      error(root, "metadata", "missing required field 'metadata'");
     c.name = str(root, "name", "", true, &c.name_pos);
     c.version = str(root, "version", "", true, &c.version_pos);
     c.description = str(root, "description", "", true);
@@ -364,7 +384,8 @@ class Reader {
       error(hs, "status_history", std::string("expected a list of entries, found ") + type_name(hs));
     } else {
       int i = 0;
-      for (const auto& n : hs) c.history.push_back(history_entry(n, "status_history[" + std::to_string(i++) + "]"));
+      for (const auto& n : hs)
+        c.history.push_back(history_entry(n, "status_history[" + std::to_string(i++) + "]"));
     }
   }
 
@@ -435,7 +456,8 @@ std::string contract_id_stem(const std::string& name) {
   if (dash != std::string::npos && dash + 2 < base.size() &&
       std::all_of(base.begin() + dash + 2, base.end(), [](unsigned char c) { return std::isdigit(c); }))
     base.resize(dash);
-  for (auto& ch : base) ch = ch == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  for (auto& ch : base)
+    ch = ch == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
   return base;
 }
 

@@ -12,11 +12,10 @@
 #pragma once
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace popper::harness {
 
@@ -41,12 +40,12 @@ struct Diagnostic {
 
 // A performance or quality floor/ceiling judged on a confidence interval of repeated samples.
 struct Threshold {
-  std::string metric;                // a benchmark JSON field/counter or a gtest "metric.<name>" property
-  std::string op;                    // ">=", ">", "<=", "<"
+  std::string metric;  // a benchmark JSON field/counter or a gtest "metric.<name>" property
+  std::string op;      // ">=", ">", "<=", "<"
   double value = 0;
   std::string statistic = "median";  // median | mean | exact (deterministic values, judged as-is)
   double confidence = 0.95;
-  std::string profile;               // empty: applies under every profile
+  std::string profile;  // empty: applies under every profile
   SourcePos pos;
 };
 
@@ -64,18 +63,18 @@ struct Profile {
 
 // How to run the check for one item.
 struct Binding {
-  std::string kind;                  // gtest | benchmark | command
-  std::string target;                // executable under <build>/falsifiers or <build>/benchmarks
-  std::string filter;                // --gtest_filter pattern or --benchmark_filter regex
-  std::vector<std::string> command;  // kind: command — argv; "popper" means this binary
+  std::string kind;                    // gtest | benchmark | command
+  std::string target;                  // executable under <build>/falsifiers or <build>/benchmarks
+  std::string filter;                  // --gtest_filter pattern or --benchmark_filter regex
+  std::vector<std::string> command;    // kind: command — argv; "popper" means this binary
   std::vector<std::string> requires_;  // "gpu", "model:<name>"
-  std::string model;                 // model name (tiny-qwen3moe-q4_k_m) or path
+  std::string model;                   // model name (tiny-qwen3moe-q4_k_m) or path
   double timeout_s = 300;
-  int repetitions = 9;               // benchmarks only
-  std::optional<uint64_t> seed;      // passed as POPPER_SEED
+  int repetitions = 9;           // benchmarks only
+  std::optional<uint64_t> seed;  // passed as POPPER_SEED
   std::map<std::string, std::string> env;
   std::vector<Threshold> thresholds;
-  std::vector<Profile> profiles;     // the first one is the default profile
+  std::vector<Profile> profiles;  // the first one is the default profile
   SourcePos pos;
   SourcePos target_pos;
 };
@@ -86,7 +85,7 @@ struct Item {
   std::string test;
   std::string evidence;
   std::string prerequisite_status;
-  std::string blocked_on;     // non-empty: the item waits on other work; not required by the gate
+  std::string blocked_on;  // non-empty: the item waits on other work; not required by the gate
   std::string blocker_status;
   bool required = true;
   std::optional<Binding> falsifier;
@@ -120,9 +119,9 @@ struct Metadata {
 };
 
 struct Contract {
-  std::string path;        // as given (used in messages)
-  std::string text;        // the exact bytes read
-  std::string sha256;      // of `text`
+  std::string path;           // as given (used in messages)
+  std::string text;           // the exact bytes read
+  std::string sha256;         // of `text`
   std::string claims_sha256;  // of the falsification section only (stays put when history grows)
   std::string name;
   std::string version;
@@ -138,7 +137,7 @@ struct Contract {
 };
 
 struct LoadedContract {
-  std::optional<Contract> contract;   // absent when the file could not be read or parsed at all
+  std::optional<Contract> contract;  // absent when the file could not be read or parsed at all
   std::vector<Diagnostic> diagnostics;
 
   bool has_errors() const;

@@ -19,7 +19,7 @@ struct ContractSet {
   std::vector<LoadedContract> loaded;
   std::vector<const Contract*> contracts() const;  // those that parsed
   bool has_errors() const;
-  std::vector<Diagnostic> diagnostics() const;      // every loader diagnostic, in file order
+  std::vector<Diagnostic> diagnostics() const;  // every loader diagnostic, in file order
 };
 
 ContractSet load_contract_set(const std::vector<std::string>& files);

@@ -38,7 +38,8 @@ class DirLock {
 
 }  // namespace
 
-json make_evidence(const Contract& c, const std::vector<ItemResult>& items, const json& provenance, const RunInfo& run) {
+json make_evidence(const Contract& c, const std::vector<ItemResult>& items, const json& provenance,
+                   const RunInfo& run) {
   json doc;
   doc["schema"] = "popper-evidence";
   doc["schema_version"] = kEvidenceSchemaVersion;
@@ -86,7 +87,8 @@ Result<std::string> write_evidence(const std::string& evidence_dir, const json& 
 
   // 20261125T224107Z-0123456789ab.json from the run's start time and commit.
   std::string stamp = doc["run"]["started_at"].get<std::string>();
-  stamp.erase(std::remove_if(stamp.begin(), stamp.end(), [](char ch) { return ch == '-' || ch == ':'; }), stamp.end());
+  stamp.erase(std::remove_if(stamp.begin(), stamp.end(), [](char ch) { return ch == '-' || ch == ':'; }),
+              stamp.end());
   std::string commit = doc["provenance"]["git"].value("short_commit", "");
   if (commit.empty()) commit = "nogit";
   if (doc["provenance"]["git"].value("dirty", false)) commit += "-dirty";
@@ -120,8 +122,8 @@ Result<json> read_evidence(const std::string& path) {
     if (!doc.is_object() || doc.value("schema", "") != "popper-evidence")
       return make_error(path, ": not a popper evidence file (no \"schema\": \"popper-evidence\")");
     if (doc.value("schema_version", 0) != kEvidenceSchemaVersion)
-      return make_error(path, ": evidence schema_version ", doc.value("schema_version", 0), ", this popper reads ",
-                        kEvidenceSchemaVersion);
+      return make_error(path, ": evidence schema_version ", doc.value("schema_version", 0),
+                        ", this popper reads ", kEvidenceSchemaVersion);
     return doc;
   } catch (const json::exception& e) {
     return make_error(path, ": invalid JSON: ", e.what());
@@ -147,14 +149,17 @@ VerifyReport verify_evidence(const std::string& evidence_dir) {
       if (line.empty()) continue;
       if (line.size() < 67 || line.substr(64, 2) != "  " ||
           line.substr(0, 64).find_first_not_of("0123456789abcdef") != std::string::npos) {
-        rep.problems.push_back(manifest_path + ":" + std::to_string(n) + ": malformed line (want '<sha256>  <path>')");
+        rep.problems.push_back(manifest_path + ":" + std::to_string(n) +
+                               ": malformed line (want '<sha256>  <path>')");
         continue;
       }
       std::string rel = line.substr(66);
-      if (listed.count(rel)) rep.problems.push_back(manifest_path + ":" + std::to_string(n) + ": " + rel + " listed twice");
+      if (listed.count(rel))
+        rep.problems.push_back(manifest_path + ":" + std::to_string(n) + ": " + rel + " listed twice");
       listed[rel] = line.substr(0, 64);
     }
-    if (!text->empty() && text->back() != '\n') rep.problems.push_back(manifest_path + ": last line is incomplete");
+    if (!text->empty() && text->back() != '\n')
+      rep.problems.push_back(manifest_path + ": last line is incomplete");
   }
   for (const auto& [rel, digest] : listed) {
     std::string path = (fs::path(evidence_dir) / rel).string();
@@ -166,7 +171,8 @@ VerifyReport verify_evidence(const std::string& evidence_dir) {
     ++rep.files_checked;
     std::string actual = sha256_hex(*text);
     if (actual != digest) {
-      rep.problems.push_back(path + ": sha256 " + actual + " does not match MANIFEST " + digest + " (file changed)");
+      rep.problems.push_back(path + ": sha256 " + actual + " does not match MANIFEST " + digest +
+                             " (file changed)");
       continue;
     }
     if (auto doc = read_evidence(path); !doc.ok()) rep.problems.push_back(doc.message());
@@ -182,7 +188,8 @@ VerifyReport verify_evidence(const std::string& evidence_dir) {
   return rep;
 }
 
-Result<std::optional<LoadedEvidence>> latest_evidence(const std::string& evidence_dir, const std::string& contract) {
+Result<std::optional<LoadedEvidence>> latest_evidence(const std::string& evidence_dir,
+                                                      const std::string& contract) {
   fs::path dir = fs::path(evidence_dir) / contract;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return std::optional<LoadedEvidence>();

@@ -4,11 +4,10 @@
 // format) so any later edit is detectable with `popper verify-evidence`.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "engine/core/result.h"
 #include "harness/contract.h"
@@ -25,8 +24,8 @@ struct RunInfo {
   std::string build_dir;
 };
 
-nlohmann::json make_evidence(const Contract& c, const std::vector<ItemResult>& items, const nlohmann::json& provenance,
-                             const RunInfo& run);
+nlohmann::json make_evidence(const Contract& c, const std::vector<ItemResult>& items,
+                             const nlohmann::json& provenance, const RunInfo& run);
 
 // Writes the document under <evidence_dir>/<contract>/ and appends its digest to the MANIFEST
 // (under a lock, by atomic rewrite: a kill at any point leaves the old or the new MANIFEST).
@@ -46,7 +45,8 @@ struct LoadedEvidence {
   std::string path;  // relative to the evidence directory
   nlohmann::json doc;
 };
-Result<std::optional<LoadedEvidence>> latest_evidence(const std::string& evidence_dir, const std::string& contract);
+Result<std::optional<LoadedEvidence>> latest_evidence(const std::string& evidence_dir,
+                                                      const std::string& contract);
 
 // Reads and parses one evidence file.
 Result<nlohmann::json> read_evidence(const std::string& path);

@@ -13,14 +13,26 @@ std::string xml_escape(const std::string& s) {
   std::string out;
   for (unsigned char ch : s) {
     switch (ch) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
       default:
-        if (ch < 0x20 && ch != '\n' && ch != '\t') out += '?';
-        else out += static_cast<char>(ch);
+        if (ch < 0x20 && ch != '\n' && ch != '\t')
+          out += '?';
+        else
+          out += static_cast<char>(ch);
     }
   }
   return out;
@@ -29,19 +41,26 @@ std::string xml_escape(const std::string& s) {
 std::string md_escape(const std::string& s) {
   std::string out;
   for (char ch : s) {
-    if (ch == '|') out += "\\|";
-    else if (ch == '\n') out += ' ';
-    else out += ch;
+    if (ch == '|')
+      out += "\\|";
+    else if (ch == '\n')
+      out += ' ';
+    else
+      out += ch;
   }
   return out;
 }
 
 const char* md_mark(Verdict v) {
   switch (v) {
-    case Verdict::kSurvived: return "✅ survived";
-    case Verdict::kFalsified: return "❌ falsified";
-    case Verdict::kInconclusive: return "⚠️ inconclusive";
-    case Verdict::kError: return "💥 error";
+    case Verdict::kSurvived:
+      return "✅ survived";
+    case Verdict::kFalsified:
+      return "❌ falsified";
+    case Verdict::kInconclusive:
+      return "⚠️ inconclusive";
+    case Verdict::kError:
+      return "💥 error";
   }
   return "";
 }
@@ -73,7 +92,8 @@ GateReport evaluate_gate(const std::vector<const Contract*>& contracts, const Ga
       std::string claims = doc["contract"].value("claims_sha256", "");
       std::string commit = doc["provenance"]["git"].value("commit", "");
       if (claims != c->claims_sha256) {
-        gc.problem = "stale evidence: the contract's falsification items changed since " + gc.evidence + "; rerun";
+        gc.problem =
+            "stale evidence: the contract's falsification items changed since " + gc.evidence + "; rerun";
         fail = true;
       } else if (!opts.head_commit.empty() && commit != opts.head_commit) {
         gc.problem = "evidence " + gc.evidence + " is from commit " + commit.substr(0, 12) + ", HEAD is " +
@@ -127,9 +147,9 @@ std::string render_junit(const GateReport& r) {
     if (!c.problem.empty()) ++errors;
     char t[32];
     std::snprintf(t, sizeof t, "%.3f", time);
-    out << "  <testsuite name=\"" << xml_escape(c.name) << "\" tests=\"" << c.items.size() + (c.problem.empty() ? 0 : 1)
-        << "\" failures=\"" << failures << "\" errors=\"" << errors << "\" skipped=\"" << skipped << "\" time=\"" << t
-        << "\">\n";
+    out << "  <testsuite name=\"" << xml_escape(c.name) << "\" tests=\""
+        << c.items.size() + (c.problem.empty() ? 0 : 1) << "\" failures=\"" << failures << "\" errors=\""
+        << errors << "\" skipped=\"" << skipped << "\" time=\"" << t << "\">\n";
     out << "    <properties><property name=\"version\" value=\"" << xml_escape(c.version)
         << "\"/><property name=\"evidence\" value=\"" << xml_escape(c.evidence) << "\"/></properties>\n";
     if (!c.problem.empty())
@@ -137,12 +157,15 @@ std::string render_junit(const GateReport& r) {
           << xml_escape(c.problem) << "\"/></testcase>\n";
     for (const auto& i : c.items) {
       std::snprintf(t, sizeof t, "%.3f", i.duration_s);
-      out << "    <testcase classname=\"" << xml_escape(c.name) << "\" name=\"" << xml_escape(i.id) << "\" time=\"" << t
-          << "\">";
+      out << "    <testcase classname=\"" << xml_escape(c.name) << "\" name=\"" << xml_escape(i.id)
+          << "\" time=\"" << t << "\">";
       std::string msg = xml_escape(i.reason);
-      if (i.verdict == Verdict::kFalsified) out << "<failure message=\"" << msg << "\"/>";
-      else if (i.verdict == Verdict::kError) out << "<error message=\"" << msg << "\"/>";
-      else if (i.verdict == Verdict::kInconclusive) out << "<skipped message=\"" << msg << "\"/>";
+      if (i.verdict == Verdict::kFalsified)
+        out << "<failure message=\"" << msg << "\"/>";
+      else if (i.verdict == Verdict::kError)
+        out << "<error message=\"" << msg << "\"/>";
+      else if (i.verdict == Verdict::kInconclusive)
+        out << "<skipped message=\"" << msg << "\"/>";
       out << "</testcase>\n";
     }
     out << "  </testsuite>\n";
@@ -153,7 +176,10 @@ std::string render_junit(const GateReport& r) {
 
 std::string render_markdown(const GateReport& r) {
   std::ostringstream out;
-  out << "## Popper gate: " << (r.exit_code == 0 ? "passed ✅" : r.exit_code == 1 ? "failed ❌" : "harness error 💥")
+  out << "## Popper gate: "
+      << (r.exit_code == 0   ? "passed ✅"
+          : r.exit_code == 1 ? "failed ❌"
+                             : "harness error 💥")
       << "\n\n";
   if (!r.harness_error.empty()) out << "> " << md_escape(r.harness_error) << "\n\n";
   for (const auto& c : r.contracts) {

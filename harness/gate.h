@@ -16,7 +16,7 @@ namespace popper::harness {
 
 struct GateOptions {
   std::string evidence_dir;
-  std::string head_commit;          // empty: do not check the commit
+  std::string head_commit;  // empty: do not check the commit
   bool allow_inconclusive = false;
 };
 
@@ -33,8 +33,8 @@ struct GateItem {
 struct GateContract {
   std::string name;
   std::string version;
-  std::string evidence;   // path relative to the evidence dir
-  std::string problem;    // missing / stale / other-commit evidence ("" when fine)
+  std::string evidence;  // path relative to the evidence dir
+  std::string problem;   // missing / stale / other-commit evidence ("" when fine)
   std::vector<GateItem> items;
 };
 

@@ -1,11 +1,9 @@
 #include "harness/history.h"
 
 #include <algorithm>
-#include <vector>
-
 #include <filesystem>
-
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "engine/core/atomic_file.h"
 #include "harness/evidence.h"
@@ -37,20 +35,24 @@ struct Edit {
 
 // The byte range of a scalar whose value starts at `pos`; keeps its quoting style.
 Result<Edit> scalar_edit(const std::string& text, const std::vector<size_t>& starts, const std::string& file,
-                         const char* field, SourcePos pos, const std::string& old_value, const std::string& new_value) {
+                         const char* field, SourcePos pos, const std::string& old_value,
+                         const std::string& new_value) {
   if (pos.line <= 0 || static_cast<size_t>(pos.line) > starts.size())
     return make_error(file, ": ", field, ": cannot locate the value to update");
   size_t off = starts[pos.line - 1] + static_cast<size_t>(pos.col - 1);
-  if (off >= text.size()) return make_error(file, ":", pos.line, ": ", field, ": cannot locate the value to update");
+  if (off >= text.size())
+    return make_error(file, ":", pos.line, ": ", field, ": cannot locate the value to update");
   char q = text[off];
   if (q == '"' || q == '\'') {
     std::string want = std::string(1, q) + old_value + q;
     if (text.compare(off, want.size(), want) != 0)
-      return make_error(file, ":", pos.line, ":", pos.col, ": ", field, ": quoted value with escapes; edit it by hand");
+      return make_error(file, ":", pos.line, ":", pos.col, ": ", field,
+                        ": quoted value with escapes; edit it by hand");
     return Edit{off, want.size(), std::string(1, q) + new_value + q};
   }
   if (text.compare(off, old_value.size(), old_value) != 0)
-    return make_error(file, ":", pos.line, ":", pos.col, ": ", field, ": the text there is not '", old_value, "'");
+    return make_error(file, ":", pos.line, ":", pos.col, ": ", field, ": the text there is not '", old_value,
+                      "'");
   return Edit{off, old_value.size(), new_value};
 }
 
@@ -61,11 +63,14 @@ bool is_blank_or_comment(const std::string& line) {
   return i == std::string::npos || line[i] == '#';
 }
 
-std::string quoted(const std::string& s) { return nlohmann::json(s).dump(); }  // JSON strings are YAML double-quoted scalars
+std::string quoted(const std::string& s) {
+  return nlohmann::json(s).dump();
+}  // JSON strings are YAML double-quoted scalars
 
 }  // namespace
 
-std::pair<std::string, std::string> bump_version(const std::string& current, const std::map<std::string, Verdict>& previous,
+std::pair<std::string, std::string> bump_version(const std::string& current,
+                                                 const std::map<std::string, Verdict>& previous,
                                                  const std::map<std::string, Verdict>& now) {
   SemVer v = parse_semver(current).value_or(SemVer{});
   bool changed = previous.empty() || previous != now;
@@ -99,7 +104,8 @@ Result<std::string> append_history_text(const Contract& c, const NewHistoryEntry
   size_t key_col = static_cast<size_t>(last.pos.col - 1);
   size_t dash = entry_line.rfind('-', key_col);
   if (dash == std::string::npos || key_col > entry_line.size() || entry_line.find_first_not_of(' ') != dash)
-    return make_error(c.path, ":", last.pos.line, ": status_history must be a block list ('- version: ...') to be "
+    return make_error(c.path, ":", last.pos.line,
+                      ": status_history must be a block list ('- version: ...') to be "
                       "appended to; flow style is not supported");
   // The last entry runs until the first content line indented at or left of its dash.
   int end_line = last.pos.line;
@@ -147,8 +153,9 @@ Result<std::string> append_history_text(const Contract& c, const NewHistoryEntry
   return out;
 }
 
-Result<std::string> record_run(const Contract& c, const std::vector<ItemResult>& items, const std::string& commit,
-                               const std::string& evidence_path, const std::string& repo_root) {
+Result<std::string> record_run(const Contract& c, const std::vector<ItemResult>& items,
+                               const std::string& commit, const std::string& evidence_path,
+                               const std::string& repo_root) {
   std::map<std::string, Verdict> now, previous;
   std::string figures;
   for (const auto& r : items) {
@@ -158,8 +165,8 @@ Result<std::string> record_run(const Contract& c, const std::vector<ItemResult>&
       if (!t.contains("point")) continue;
       std::string short_id = r.id.substr(r.id.rfind("_V") == std::string::npos ? 0 : r.id.rfind("_V") + 1);
       figures += (figures.empty() ? "" : "; ") + short_id + " " + t.value("statistic", "") + " " +
-                 t.value("metric", "") + " " + fmt_num(t.value("point", 0.0)) + " (" + t.value("op", "") + " " +
-                 fmt_num(t.value("value", 0.0)) + ")";
+                 t.value("metric", "") + " " + fmt_num(t.value("point", 0.0)) + " (" + t.value("op", "") +
+                 " " + fmt_num(t.value("value", 0.0)) + ")";
     }
   }
   for (auto it = c.history.rbegin(); it != c.history.rend(); ++it) {

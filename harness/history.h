@@ -16,8 +16,8 @@
 namespace popper::harness {
 
 struct NewHistoryEntry {
-  std::string version;   // the bumped version
-  std::string date;      // YYYY-MM-DD
+  std::string version;  // the bumped version
+  std::string date;     // YYYY-MM-DD
   std::string commit;
   std::string summary;
   std::string evidence;  // path of the evidence file, relative to the repository root
@@ -39,7 +39,8 @@ std::string history_summary(const std::map<std::string, Verdict>& verdicts, cons
 // The whole of --record for one contract: previous verdicts from the evidence named by the last
 // recorded entry, version bump, summary with the key figures, append, atomic write of
 // `c.path`. Returns the new version.
-Result<std::string> record_run(const Contract& c, const std::vector<ItemResult>& items, const std::string& commit,
-                               const std::string& evidence_path, const std::string& repo_root);
+Result<std::string> record_run(const Contract& c, const std::vector<ItemResult>& items,
+                               const std::string& commit, const std::string& evidence_path,
+                               const std::string& repo_root);
 
 }  // namespace popper::harness

@@ -37,7 +37,8 @@ std::string default_model_cache(const std::string& repo_root) {
   return (fs::path(repo_root) / ".cache" / "models").string();
 }
 
-Result<ModelSpec> resolve_model(const std::string& ref, const std::string& cache_dir, const std::string& repo_root) {
+Result<ModelSpec> resolve_model(const std::string& ref, const std::string& cache_dir,
+                                const std::string& repo_root) {
   ModelSpec m;
   m.name = ref;
   if (ref.find('/') != std::string::npos || (ref.size() > 5 && ref.substr(ref.size() - 5) == ".gguf")) {
@@ -55,8 +56,9 @@ Result<ModelSpec> resolve_model(const std::string& ref, const std::string& cache
       rest = ref.substr(p.size());
     }
   }
-  const std::string grammar = "<preset>-[<arch>-]<quant>[-<N>l][-s<seed>] with preset tiny|30b-a3b, arch "
-                              "qwen3moe|qwen3, quant f32|q8_0|q4_k_m (or a path to a .gguf file)";
+  const std::string grammar =
+      "<preset>-[<arch>-]<quant>[-<N>l][-s<seed>] with preset tiny|30b-a3b, arch "
+      "qwen3moe|qwen3, quant f32|q8_0|q4_k_m (or a path to a .gguf file)";
   if (m.preset.empty()) return make_error("model '", ref, "': unknown model name; expected ", grammar);
   auto parts = split(rest, '-');
   size_t i = 0;
@@ -102,11 +104,14 @@ Status build_model(const ModelSpec& spec, const std::string& popper_exe, const s
   if (!r.exited_ok()) {
     fs::remove(tmp, ec);
     std::string tail = file_tail(o.stderr_path, 600);
-    return make_error("building model ", spec.name, " (popper synth ", [&] {
-      std::string s;
-      for (const auto& a : spec.synth_args) s += a + " ";
-      return s;
-    }(), ") failed: ", r.describe(), tail.empty() ? "" : ": " + tail);
+    return make_error(
+        "building model ", spec.name, " (popper synth ",
+        [&] {
+          std::string s;
+          for (const auto& a : spec.synth_args) s += a + " ";
+          return s;
+        }(),
+        ") failed: ", r.describe(), tail.empty() ? "" : ": " + tail);
   }
   if (!fs::exists(tmp, ec)) return make_error("popper synth exited 0 but wrote no file at ", tmp);
   fs::rename(tmp, spec.path, ec);
@@ -139,12 +144,9 @@ Result<ModelFacts> read_model_facts(const std::string& path) {
   const GgufValue* arch = (*file)->find("general.architecture");
   if (arch && arch->as_string()) f.arch = *arch->as_string();
   std::ostringstream shape;
-  const char* keys[][2] = {{"block_count", "layers"},
-                           {"embedding_length", "n_embd"},
-                           {"attention.head_count", "n_head"},
-                           {"attention.head_count_kv", "n_head_kv"},
-                           {"expert_count", "n_expert"},
-                           {"expert_used_count", "n_expert_used"}};
+  const char* keys[][2] = {{"block_count", "layers"},          {"embedding_length", "n_embd"},
+                           {"attention.head_count", "n_head"}, {"attention.head_count_kv", "n_head_kv"},
+                           {"expert_count", "n_expert"},       {"expert_used_count", "n_expert_used"}};
   bool first = true;
   for (auto& kv : keys) {
     const GgufValue* v = (*file)->find(f.arch + "." + kv[0]);

@@ -4,8 +4,8 @@
 // Names: <preset>-[<arch>-]<quant>[-<N>l][-s<seed>]
 //   tiny-qwen3moe-q4_k_m   -> popper synth --arch qwen3moe --preset tiny --quant q4_k_m
 //   tiny-qwen3-f32         -> popper synth --arch qwen3 --preset tiny --quant f32
-//   30b-a3b-q4_k_m         -> popper synth --arch qwen3moe --preset 30b-a3b --quant q4_k_m (48 layers, ~17 GiB)
-//   30b-a3b-q4_k_m-2l      -> ... --layers 2
+//   30b-a3b-q4_k_m         -> popper synth --arch qwen3moe --preset 30b-a3b --quant q4_k_m (48 layers, ~17
+//   GiB) 30b-a3b-q4_k_m-2l      -> ... --layers 2
 // Anything containing '/' or ending in .gguf is a path (relative to the repository root).
 #pragma once
 
@@ -19,19 +19,20 @@
 namespace popper::harness {
 
 struct ModelSpec {
-  std::string name;                 // as written in the contract
+  std::string name;  // as written in the contract
   bool is_path = false;
-  std::string path;                 // for paths: absolute; for synthetic: the cache file
+  std::string path;                     // for paths: absolute; for synthetic: the cache file
   std::vector<std::string> synth_args;  // arguments after `popper synth`, without -o
   std::string arch, preset, quant;
   std::optional<int> layers;
   std::optional<uint64_t> seed;
-  bool large = false;               // not the tiny preset: built only when asked
+  bool large = false;  // not the tiny preset: built only when asked
 };
 
 // Parses a model reference. Synthetic models resolve to <cache_dir>/<name>.<key>.gguf where
 // key is the first 12 hex digits of sha256 of the synth arguments.
-Result<ModelSpec> resolve_model(const std::string& ref, const std::string& cache_dir, const std::string& repo_root);
+Result<ModelSpec> resolve_model(const std::string& ref, const std::string& cache_dir,
+                                const std::string& repo_root);
 
 // The default cache: $POPPER_MODEL_CACHE, else <repo_root>/.cache/models.
 std::string default_model_cache(const std::string& repo_root);

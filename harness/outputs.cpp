@@ -88,8 +88,9 @@ Result<ParsedOutput> parse_gtest_output(const std::string& json_text, const std:
   if (!doc.ok()) return doc.error();
   ParsedOutput out;
   auto reasons = skip_reasons(stdout_text);
-  static const std::set<std::string> kStandard = {"name", "status", "result", "timestamp", "time", "classname",
-                                                  "failures", "file", "line", "type_param", "value_param"};
+  static const std::set<std::string> kStandard = {"name", "status",     "result",     "timestamp",
+                                                  "time", "classname",  "failures",   "file",
+                                                  "line", "type_param", "value_param"};
   try {
     if (!doc->contains("testsuites") || !(*doc)["testsuites"].is_array())
       return make_error("the --gtest_output JSON has no 'testsuites' list");
@@ -98,16 +99,22 @@ Result<ParsedOutput> parse_gtest_output(const std::string& json_text, const std:
         TestCaseResult r;
         r.name = suite.value("name", "") + "." + tc.value("name", "");
         r.time_s = parse_seconds(tc.value("time", json()));
-        for (const auto& f : tc.value("failures", json::array())) r.failures.push_back(f.value("failure", ""));
+        for (const auto& f : tc.value("failures", json::array()))
+          r.failures.push_back(f.value("failure", ""));
         std::string status = tc.value("status", "RUN");
         std::string result = tc.value("result", "COMPLETED");
-        if (status == "NOTRUN" || result == "SUPPRESSED") r.status = "not_run";
-        else if (!r.failures.empty()) r.status = "failed";
-        else if (result == "SKIPPED") r.status = "skipped";
-        else r.status = "passed";
+        if (status == "NOTRUN" || result == "SUPPRESSED")
+          r.status = "not_run";
+        else if (!r.failures.empty())
+          r.status = "failed";
+        else if (result == "SKIPPED")
+          r.status = "skipped";
+        else
+          r.status = "passed";
         if (r.status == "skipped") {
           auto it = reasons.find(r.name);
-          r.skip_reason = it != reasons.end() && !it->second.empty() ? it->second : "skipped (no reason given)";
+          r.skip_reason =
+              it != reasons.end() && !it->second.empty() ? it->second : "skipped (no reason given)";
         }
         for (auto it = tc.begin(); it != tc.end(); ++it) {
           if (kStandard.count(it.key())) continue;
@@ -133,8 +140,9 @@ Result<ParsedOutput> parse_benchmark_output(const std::string& json_text) {
   auto doc = parse_json(json_text, "the --benchmark_out JSON");
   if (!doc.ok()) return doc.error();
   ParsedOutput out;
-  static const std::set<std::string> kMeta = {"family_index", "per_family_instance_index", "repetitions",
-                                              "repetition_index", "threads", "iterations"};
+  static const std::set<std::string> kMeta = {"family_index", "per_family_instance_index",
+                                              "repetitions",  "repetition_index",
+                                              "threads",      "iterations"};
   try {
     if (!doc->contains("benchmarks") || !(*doc)["benchmarks"].is_array())
       return make_error("the --benchmark_out JSON has no 'benchmarks' list");
@@ -144,8 +152,10 @@ Result<ParsedOutput> parse_benchmark_output(const std::string& json_text) {
       if (b.value("error_occurred", false)) {
         std::string msg = b.value("error_message", "");
         std::string entry = name + ": " + msg;
-        if (msg.rfind("inconclusive:", 0) == 0) out.inconclusive.push_back(name + ": " + trim(msg.substr(13)));
-        else out.errors.push_back(entry);
+        if (msg.rfind("inconclusive:", 0) == 0)
+          out.inconclusive.push_back(name + ": " + trim(msg.substr(13)));
+        else
+          out.errors.push_back(entry);
         continue;
       }
       if (b.value("run_type", "iteration") != "iteration") continue;  // skip aggregates: we use raw samples

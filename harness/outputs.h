@@ -8,21 +8,20 @@
 #pragma once
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "engine/core/result.h"
 
 namespace popper::harness {
 
 struct TestCaseResult {
-  std::string name;          // Suite.Name
-  std::string status;        // passed | failed | skipped | not_run
+  std::string name;    // Suite.Name
+  std::string status;  // passed | failed | skipped | not_run
   double time_s = 0;
   std::vector<std::string> failures;  // the failing assertions' messages
-  std::string skip_reason;   // GTEST_SKIP() << reason
+  std::string skip_reason;            // GTEST_SKIP() << reason
   std::map<std::string, std::string> properties;
 };
 

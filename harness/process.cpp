@@ -66,16 +66,26 @@ bool interrupted() { return g_interrupted != 0; }
 
 std::string signal_name(int sig) {
   switch (sig) {
-    case SIGSEGV: return "SIGSEGV";
-    case SIGABRT: return "SIGABRT";
-    case SIGBUS: return "SIGBUS";
-    case SIGFPE: return "SIGFPE";
-    case SIGILL: return "SIGILL";
-    case SIGKILL: return "SIGKILL";
-    case SIGTERM: return "SIGTERM";
-    case SIGINT: return "SIGINT";
-    case SIGPIPE: return "SIGPIPE";
-    default: return "signal " + std::to_string(sig);
+    case SIGSEGV:
+      return "SIGSEGV";
+    case SIGABRT:
+      return "SIGABRT";
+    case SIGBUS:
+      return "SIGBUS";
+    case SIGFPE:
+      return "SIGFPE";
+    case SIGILL:
+      return "SIGILL";
+    case SIGKILL:
+      return "SIGKILL";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGINT:
+      return "SIGINT";
+    case SIGPIPE:
+      return "SIGPIPE";
+    default:
+      return "signal " + std::to_string(sig);
   }
 }
 
@@ -144,8 +154,10 @@ ProcessResult run_process(const SpawnOptions& opts) {
     }
     double el = seconds_since(t0);
     if (!term_sent && (el > opts.timeout_s || g_interrupted)) {
-      if (g_interrupted) r.interrupted = true;
-      else r.timed_out = true;
+      if (g_interrupted)
+        r.interrupted = true;
+      else
+        r.timed_out = true;
       ::kill(-pid, SIGTERM);
       term_sent = true;
       term_time = Clock::now();

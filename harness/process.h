@@ -25,11 +25,11 @@ struct SpawnOptions {
 
 struct ProcessResult {
   bool started = false;
-  std::string start_error;  // why it could not start (exec failed, ...)
-  int exit_code = -1;       // valid when exited normally
-  int signal = 0;           // the signal that ended it, 0 if none
-  bool timed_out = false;   // we killed it after timeout_s
-  bool interrupted = false; // we killed it because the harness got SIGINT/SIGTERM
+  std::string start_error;   // why it could not start (exec failed, ...)
+  int exit_code = -1;        // valid when exited normally
+  int signal = 0;            // the signal that ended it, 0 if none
+  bool timed_out = false;    // we killed it after timeout_s
+  bool interrupted = false;  // we killed it because the harness got SIGINT/SIGTERM
   double elapsed_s = 0;
 
   bool exited_ok() const { return started && !timed_out && signal == 0 && exit_code == 0; }

@@ -74,7 +74,8 @@ GitState read_git_state(const std::string& repo_root, const std::string& ignored
   g.available = true;
   g.commit = head->substr(0, head->find_first_of(" \r\n"));
   g.short_commit = g.commit.substr(0, 12);
-  auto status = capture_output({"/usr/bin/env", "git", "status", "--porcelain", "--untracked-files=all"}, repo_root, 60);
+  auto status = capture_output({"/usr/bin/env", "git", "status", "--porcelain", "--untracked-files=all"},
+                               repo_root, 60);
   if (!status.ok()) {
     g.dirty = true;
     g.dirty_paths.push_back("(git status failed: " + status.message() + ")");
@@ -122,8 +123,10 @@ nlohmann::json collect_provenance(const GitState& git, const GpuInfo& gpu, const
                {"cores_usable", usable_cores()},
                {"cores_online", static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN))},
                {"memory_bytes", mem_total_bytes()}};
-  if (gpu.present) p["gpu"] = {{"name", gpu.name}, {"driver", gpu.driver}, {"detected_by", gpu.how}};
-  else p["gpu"] = nullptr;
+  if (gpu.present)
+    p["gpu"] = {{"name", gpu.name}, {"driver", gpu.driver}, {"detected_by", gpu.how}};
+  else
+    p["gpu"] = nullptr;
   return p;
 }
 

@@ -2,10 +2,9 @@
 // Collected once per `popper run` and written into every evidence file.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "harness/targets.h"
 

@@ -18,7 +18,7 @@ using nlohmann::json;
 
 namespace {
 
-constexpr size_t kLogTailBytes = 4096;     // log excerpt kept in evidence per stream
+constexpr size_t kLogTailBytes = 4096;  // log excerpt kept in evidence per stream
 constexpr double kTinyModelBuildTimeoutS = 600;
 constexpr double kLargeModelBuildTimeoutS = 4 * 3600;
 
@@ -38,7 +38,7 @@ json binding_json(const Binding& b) {
 }
 
 json threshold_json(const Threshold& t) {
-  return {{"metric", t.metric}, {"op", t.op}, {"value", t.value}, {"statistic", t.statistic},
+  return {{"metric", t.metric},         {"op", t.op},          {"value", t.value}, {"statistic", t.statistic},
           {"confidence", t.confidence}, {"profile", t.profile}};
 }
 
@@ -61,7 +61,8 @@ std::string last_line(const std::string& s) {
   auto end = s.find_last_not_of(" \r\n");
   if (end == std::string::npos) return "";
   auto start = s.rfind('\n', end);
-  return s.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1) + 1);
+  return s.substr(start == std::string::npos ? 0 : start + 1,
+                  end - (start == std::string::npos ? 0 : start + 1) + 1);
 }
 
 struct Outcome {
@@ -69,15 +70,18 @@ struct Outcome {
   std::string reason;
   void add(Verdict v, const std::string& why) {
     Verdict combined = combine_verdicts(verdict, v);
-    if (v == verdict) reason += (reason.empty() ? "" : "; ") + why;  // same verdict: reasons accumulate
-    else if (combined == v) reason = why;                             // a stronger verdict takes over
+    if (v == verdict)
+      reason += (reason.empty() ? "" : "; ") + why;  // same verdict: reasons accumulate
+    else if (combined == v)
+      reason = why;  // a stronger verdict takes over
     verdict = combined;
   }
 };
 
 // Judges the thresholds against the reported metrics. Every threshold must find its metric in
 // at least one source (test or benchmark); each source that reports it is judged.
-void judge_thresholds(const std::vector<Threshold>& thresholds, const MetricTable& metrics, Outcome& out, json& detail) {
+void judge_thresholds(const std::vector<Threshold>& thresholds, const MetricTable& metrics, Outcome& out,
+                      json& detail) {
   json arr = json::array();
   for (const Threshold& t : thresholds) {
     bool found = false;
@@ -125,8 +129,12 @@ void interpret_gtest(const ParsedOutput& p, const EffectiveBinding& eb, const Pr
   std::set<std::string> skip_reasons;
   std::string first_failure;
   for (const auto& t : p.tests) {
-    tests.push_back({{"name", t.name}, {"status", t.status}, {"time_s", t.time_s}, {"failures", t.failures},
-                     {"skip_reason", t.skip_reason}, {"properties", t.properties}});
+    tests.push_back({{"name", t.name},
+                     {"status", t.status},
+                     {"time_s", t.time_s},
+                     {"failures", t.failures},
+                     {"skip_reason", t.skip_reason},
+                     {"properties", t.properties}});
     if (t.status == "not_run") continue;
     ++ran;
     if (t.status == "passed") ++passed;
@@ -147,18 +155,18 @@ void interpret_gtest(const ParsedOutput& p, const EffectiveBinding& eb, const Pr
     return;
   }
   if (failed > 0) {
-    out.add(Verdict::kFalsified, std::to_string(failed) + " of " + std::to_string(ran) + " tests failed: " +
-                                     first_failure);
+    out.add(Verdict::kFalsified,
+            std::to_string(failed) + " of " + std::to_string(ran) + " tests failed: " + first_failure);
   } else if (pr.exit_code != 0) {
     out.add(Verdict::kError, "exit code " + std::to_string(pr.exit_code) + " although no test failed");
   }
   if (skipped > 0) {
     std::string why;
     for (const auto& r : skip_reasons) why += (why.empty() ? "" : "; ") + r;
-    out.add(Verdict::kInconclusive, (skipped == ran ? std::string("skipped: ")
-                                                    : std::to_string(skipped) + " of " + std::to_string(ran) +
-                                                          " tests skipped: ") +
-                                        why);
+    out.add(Verdict::kInconclusive,
+            (skipped == ran ? std::string("skipped: ")
+                            : std::to_string(skipped) + " of " + std::to_string(ran) + " tests skipped: ") +
+                why);
   }
   if (out.verdict == Verdict::kSurvived && eb.binding.thresholds.empty())
     out.reason = std::to_string(passed) + (passed == 1 ? " test passed" : " tests passed");
@@ -238,7 +246,8 @@ ItemResult run_item(const Contract& contract, const Item& item, const RunOptions
 
   for (const auto& req : b.requires_) {
     if (req == "gpu") {
-      if (!opts.gpu.present) return finish(Verdict::kInconclusive, "needs a CUDA GPU; none found (" + opts.gpu.how + ")");
+      if (!opts.gpu.present)
+        return finish(Verdict::kInconclusive, "needs a CUDA GPU; none found (" + opts.gpu.how + ")");
     } else {
       return finish(Verdict::kError, "unknown requirement '" + req + "' (expected gpu or model:<name>)");
     }
@@ -315,9 +324,12 @@ ItemResult run_item(const Contract& contract, const Item& item, const RunOptions
     so.argv = {loc.path, "--gtest_output=json:" + out_json, "--gtest_color=no"};
     if (!b.filter.empty()) so.argv.push_back("--gtest_filter=" + b.filter);
   } else if (b.kind == "benchmark") {
-    so.argv = {loc.path, "--benchmark_out=" + out_json, "--benchmark_out_format=json",
+    so.argv = {loc.path,
+               "--benchmark_out=" + out_json,
+               "--benchmark_out_format=json",
                "--benchmark_repetitions=" + std::to_string(b.repetitions),
-               "--benchmark_enable_random_interleaving=true", "--benchmark_color=false"};
+               "--benchmark_enable_random_interleaving=true",
+               "--benchmark_color=false"};
     if (!b.filter.empty()) so.argv.push_back("--benchmark_filter=" + b.filter);
   } else {
     so.argv = b.command;
@@ -330,8 +342,11 @@ ItemResult run_item(const Contract& contract, const Item& item, const RunOptions
   r.detail["argv"] = so.argv;
 
   ProcessResult pr = run_process(so);
-  r.detail["process"] = {{"exit_code", pr.exit_code}, {"signal", pr.signal}, {"timed_out", pr.timed_out},
-                         {"elapsed_s", pr.elapsed_s}, {"described", pr.describe()}};
+  r.detail["process"] = {{"exit_code", pr.exit_code},
+                         {"signal", pr.signal},
+                         {"timed_out", pr.timed_out},
+                         {"elapsed_s", pr.elapsed_s},
+                         {"described", pr.describe()}};
   std::string out_tail = file_tail(so.stdout_path, kLogTailBytes);
   std::string err_tail = file_tail(so.stderr_path, kLogTailBytes);
   r.detail["log_tail"] = {{"stdout", out_tail}, {"stderr", err_tail}};
@@ -348,18 +363,22 @@ ItemResult run_item(const Contract& contract, const Item& item, const RunOptions
   auto out_text = read_file(out_json);
   if (b.kind == "command" && !out_text.ok()) {
     // A command without a metrics file decides by its exit code alone.
-    if (!b.thresholds.empty()) return finish(Verdict::kError, "no metrics file written to $POPPER_METRICS_OUT" + log_hint());
+    if (!b.thresholds.empty())
+      return finish(Verdict::kError, "no metrics file written to $POPPER_METRICS_OUT" + log_hint());
     if (pr.exit_code == 0) return finish(Verdict::kSurvived, "command exited 0");
     if (pr.exit_code == 77) return finish(Verdict::kInconclusive, "command skipped (exit 77)" + log_hint());
     if (pr.exit_code == 1) return finish(Verdict::kFalsified, "command exited 1" + log_hint());
     return finish(Verdict::kError, pr.describe() + log_hint());
   }
   if (!out_text.ok())
-    return finish(Verdict::kError, pr.describe() + ", and no " + b.kind + " JSON output was written" + log_hint());
-  Result<ParsedOutput> parsed = b.kind == "gtest"       ? parse_gtest_output(*out_text, file_tail(so.stdout_path, 1 << 20))
+    return finish(Verdict::kError,
+                  pr.describe() + ", and no " + b.kind + " JSON output was written" + log_hint());
+  Result<ParsedOutput> parsed = b.kind == "gtest"
+                                    ? parse_gtest_output(*out_text, file_tail(so.stdout_path, 1 << 20))
                                 : b.kind == "benchmark" ? parse_benchmark_output(*out_text)
                                                         : parse_metrics_file(*out_text, item.id);
-  if (!parsed.ok()) return finish(Verdict::kError, "unparsable output (" + pr.describe() + "): " + parsed.message());
+  if (!parsed.ok())
+    return finish(Verdict::kError, "unparsable output (" + pr.describe() + "): " + parsed.message());
   r.detail["samples"] = metrics_json(parsed->metrics);
 
   if (b.kind == "gtest") {
@@ -373,9 +392,12 @@ ItemResult run_item(const Contract& contract, const Item& item, const RunOptions
     else if (pr.exit_code != 0)
       out.add(Verdict::kError, "exit code " + std::to_string(pr.exit_code));
   } else {
-    if (pr.exit_code == 1) out.add(Verdict::kFalsified, "command exited 1" + log_hint());
-    else if (pr.exit_code == 77) out.add(Verdict::kInconclusive, "command skipped (exit 77)" + log_hint());
-    else if (pr.exit_code != 0) out.add(Verdict::kError, pr.describe() + log_hint());
+    if (pr.exit_code == 1)
+      out.add(Verdict::kFalsified, "command exited 1" + log_hint());
+    else if (pr.exit_code == 77)
+      out.add(Verdict::kInconclusive, "command skipped (exit 77)" + log_hint());
+    else if (pr.exit_code != 0)
+      out.add(Verdict::kError, pr.describe() + log_hint());
   }
   // Thresholds are judged when the run itself decided something; a skip or a broken run has no
   // figures worth judging.

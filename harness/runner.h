@@ -9,11 +9,10 @@
 #pragma once
 
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "harness/contract.h"
 #include "harness/targets.h"
@@ -27,21 +26,22 @@ struct ItemResult {
   std::string description;
   bool required = true;
   Verdict verdict = Verdict::kError;
-  std::string reason;       // one line a reader understands without the log
-  std::string profile;      // the profile that ran ("" when the binding has none)
+  std::string reason;   // one line a reader understands without the log
+  std::string profile;  // the profile that ran ("" when the binding has none)
   double duration_s = 0;
   std::string started_at, finished_at;
-  nlohmann::json detail = nlohmann::json::object();  // binding, command, process, tests, samples, thresholds, model, logs
+  nlohmann::json detail =
+      nlohmann::json::object();  // binding, command, process, tests, samples, thresholds, model, logs
 };
 
 struct RunOptions {
   std::string build_dir;
   std::string repo_root;
   std::string model_cache;
-  std::string work_dir;              // logs and outputs of the children go under here
-  std::string popper_exe;            // passed to falsifiers as POPPER_BIN and used for `synth`
+  std::string work_dir;                // logs and outputs of the children go under here
+  std::string popper_exe;              // passed to falsifiers as POPPER_BIN and used for `synth`
   std::optional<std::string> profile;  // --profile
-  bool build_models = false;         // --build-models: build large synthetic models too
+  bool build_models = false;           // --build-models: build large synthetic models too
   GpuInfo gpu;
   // Live progress: called every ~100 ms with the elapsed seconds of the running item.
   std::function<void(double)> on_tick;
@@ -50,7 +50,7 @@ struct RunOptions {
 // The binding with the chosen profile laid over it and the thresholds that apply under it.
 struct EffectiveBinding {
   Binding binding;
-  std::string profile;  // "" when the binding defines no profiles
+  std::string profile;            // "" when the binding defines no profiles
   bool profile_explicit = false;  // chosen with --profile (so its large models may be built)
 };
 EffectiveBinding effective_binding(const Binding& b, const std::optional<std::string>& profile);

@@ -41,7 +41,8 @@ double beta_cf(double a, double b, double x) {
 double incomplete_beta(double a, double b, double x) {
   if (x <= 0) return 0;
   if (x >= 1) return 1;
-  double ln_front = std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) + a * std::log(x) + b * std::log1p(-x);
+  double ln_front =
+      std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) + a * std::log(x) + b * std::log1p(-x);
   if (x < (a + 1) / (a + b + 2)) return std::exp(ln_front) * beta_cf(a, b, x) / a;
   return 1 - std::exp(ln_front) * beta_cf(b, a, 1 - x) / b;
 }
@@ -53,7 +54,9 @@ double student_t_cdf(double t, double df) {
 }
 
 // log C(n, k)
-double log_choose(int n, int k) { return std::lgamma(n + 1.0) - std::lgamma(k + 1.0) - std::lgamma(n - k + 1.0); }
+double log_choose(int n, int k) {
+  return std::lgamma(n + 1.0) - std::lgamma(k + 1.0) - std::lgamma(n - k + 1.0);
+}
 
 bool holds(const std::string& op, double x, double v) {
   if (op == ">=") return x >= v;
@@ -94,8 +97,10 @@ double student_t_quantile(double p, double df) {
   double lo = -1e4, hi = 1e4;
   for (int i = 0; i < 200; ++i) {
     double mid = 0.5 * (lo + hi);
-    if (student_t_cdf(mid, df) < p) lo = mid;
-    else hi = mid;
+    if (student_t_cdf(mid, df) < p)
+      lo = mid;
+    else
+      hi = mid;
   }
   return 0.5 * (lo + hi);
 }
@@ -109,8 +114,10 @@ std::optional<Interval> median_ci(std::vector<double> s, double confidence) {
   double cum = 0;
   for (int j = 0; j < n; ++j) {
     cum += std::exp(log_choose(n, j) - n * std::log(2.0));
-    if (cum <= alpha_half) k = j + 1;
-    else break;
+    if (cum <= alpha_half)
+      k = j + 1;
+    else
+      break;
   }
   if (k < 1) return std::nullopt;
   std::sort(s.begin(), s.end());
@@ -147,11 +154,13 @@ ThresholdJudgement judge_threshold(const Threshold& t, const std::vector<double>
     j.ci_low = j.ci_high = j.point;
     bool ok = holds(t.op, j.point, t.value);
     j.verdict = ok ? ThresholdVerdict::kSurvived : ThresholdVerdict::kFalsified;
-    j.reason = t.metric + " = " + fmt_num(j.point) + (samples.size() > 1 ? " (worst of " + std::to_string(j.n) + ")" : "") +
+    j.reason = t.metric + " = " + fmt_num(j.point) +
+               (samples.size() > 1 ? " (worst of " + std::to_string(j.n) + ")" : "") +
                (ok ? " holds " : " fails ") + what;
     return j;
   }
-  std::optional<Interval> ci = t.statistic == "mean" ? mean_ci(samples, t.confidence) : median_ci(samples, t.confidence);
+  std::optional<Interval> ci =
+      t.statistic == "mean" ? mean_ci(samples, t.confidence) : median_ci(samples, t.confidence);
   j.point = t.statistic == "mean" ? mean(samples) : median(samples);
   char level[16];
   std::snprintf(level, sizeof level, "%g%%", t.confidence * 100);

@@ -26,7 +26,7 @@ enum class ThresholdVerdict { kSurvived, kFalsified, kInconclusive };
 struct ThresholdJudgement {
   ThresholdVerdict verdict = ThresholdVerdict::kInconclusive;
   size_t n = 0;
-  double point = 0;    // the statistic (median, mean, or the worst sample for exact)
+  double point = 0;  // the statistic (median, mean, or the worst sample for exact)
   double ci_low = 0;
   double ci_high = 0;
   std::string reason;  // "median 7.91 tok/s, 95% CI [7.80, 8.02] >= 5" / "... straddles 5"

@@ -36,7 +36,8 @@ std::string self_exe_path() {
 std::string default_build_dir() {
   fs::path exe = self_exe_path();
   // <build>/harness/popper
-  if (exe.has_parent_path() && exe.parent_path().filename() == "harness") return exe.parent_path().parent_path().string();
+  if (exe.has_parent_path() && exe.parent_path().filename() == "harness")
+    return exe.parent_path().parent_path().string();
   return exe.has_parent_path() ? exe.parent_path().string() : ".";
 }
 
@@ -58,17 +59,19 @@ TargetLocation locate_target(const Binding& b, const std::string& build_dir, con
       return loc;
     }
     const std::string& arg0 = b.command[0];
-    fs::path p = arg0 == "popper" ? fs::path(self_exe_path())
+    fs::path p = arg0 == "popper"               ? fs::path(self_exe_path())
                  : fs::path(arg0).is_absolute() ? fs::path(arg0)
-                                                 : fs::path(repo_root) / arg0;
+                                                : fs::path(repo_root) / arg0;
     loc.path = p.string();
     loc.found = is_executable(p);
     if (!loc.found) loc.reason = "command " + arg0 + " not found or not executable (" + loc.path + ")";
     return loc;
   }
   fs::path p;
-  if (b.target.find('/') != std::string::npos) p = fs::path(build_dir) / b.target;
-  else p = fs::path(build_dir) / (b.kind == "benchmark" ? "benchmarks" : "falsifiers") / b.target;
+  if (b.target.find('/') != std::string::npos)
+    p = fs::path(build_dir) / b.target;
+  else
+    p = fs::path(build_dir) / (b.kind == "benchmark" ? "benchmarks" : "falsifiers") / b.target;
   loc.path = p.lexically_normal().string();
   loc.found = is_executable(p);
   if (!loc.found) loc.reason = "target " + b.target + " not built (no " + loc.path + ")";
@@ -119,8 +122,8 @@ GpuInfo detect_gpu() {
     g.how = "POPPER_NO_GPU=1 is set";
     return g;
   }
-  auto out = capture_output({"/usr/bin/env", "nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"},
-                            "", 20);
+  auto out = capture_output(
+      {"/usr/bin/env", "nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"}, "", 20);
   if (out.ok() && !trim(*out).empty()) {
     std::string first = trim(*out);
     first = first.substr(0, first.find('\n'));

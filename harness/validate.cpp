@@ -39,7 +39,8 @@ void check_versions(Ctx& x) {
   if (!c.metadata.created.empty() && !created)
     x.error(c.metadata.pos, "metadata.created", "'" + c.metadata.created + "' is not a date YYYY-MM-DD");
   if (!c.metadata.updated.empty() && !updated)
-    x.error(c.metadata.updated_pos, "metadata.updated", "'" + c.metadata.updated + "' is not a date YYYY-MM-DD");
+    x.error(c.metadata.updated_pos, "metadata.updated",
+            "'" + c.metadata.updated + "' is not a date YYYY-MM-DD");
   if (created && updated && *updated < *created)
     x.error(c.metadata.updated_pos, "metadata.updated",
             c.metadata.updated + " is before metadata.created " + c.metadata.created);
@@ -51,7 +52,8 @@ void check_versions(Ctx& x) {
     std::string f = "status_history[" + std::to_string(i) + "]";
     auto hv = parse_semver(h.version);
     if (!hv) {
-      x.error(h.version_pos, f + ".version", "'" + h.version + "' is not a semantic version MAJOR.MINOR.PATCH");
+      x.error(h.version_pos, f + ".version",
+              "'" + h.version + "' is not a semantic version MAJOR.MINOR.PATCH");
     } else {
       if (prev_v && !(*prev_v < *hv))
         x.error(h.version_pos, f + ".version",
@@ -70,7 +72,8 @@ void check_versions(Ctx& x) {
   if (c.history.empty()) {
     x.error(c.history_pos, "status_history", "has no entries; the first one records the current version");
   } else if (v && c.history.back().version != c.version) {
-    x.error(c.history.back().version_pos, "status_history[" + std::to_string(c.history.size() - 1) + "].version",
+    x.error(c.history.back().version_pos,
+            "status_history[" + std::to_string(c.history.size() - 1) + "].version",
             "the last entry is " + c.history.back().version + " but the contract version is " + c.version);
   }
 }
@@ -119,9 +122,11 @@ void check_binding(Ctx& x, const Item& it, const std::string& f, const ValidateO
   if (!opts.check_bindings || (b.kind != "gtest" && b.kind != "benchmark" && b.kind != "command")) return;
   TargetLocation loc = locate_target(b, opts.build_dir, opts.repo_root);
   if (!loc.found) {
-    if (!it.blocked_on.empty()) x.note(b.target_pos.line ? b.target_pos : b.pos, f + ".target",
-                                       "pending: " + loc.reason + "; blocked on " + it.blocked_on);
-    else x.error(b.target_pos.line ? b.target_pos : b.pos, f + ".target", loc.reason);
+    if (!it.blocked_on.empty())
+      x.note(b.target_pos.line ? b.target_pos : b.pos, f + ".target",
+             "pending: " + loc.reason + "; blocked on " + it.blocked_on);
+    else
+      x.error(b.target_pos.line ? b.target_pos : b.pos, f + ".target", loc.reason);
     return;
   }
   if (b.kind == "command") return;
@@ -129,10 +134,12 @@ void check_binding(Ctx& x, const Item& it, const std::string& f, const ValidateO
   if (!names.ok()) {
     x.error(b.pos, f, names.message());
   } else if (names->empty()) {
-    std::string msg = "filter '" + b.filter + "' matches no " + (b.kind == "gtest" ? "test" : "benchmark") + " in " +
-                      b.target;
-    if (!it.blocked_on.empty()) x.note(b.pos, f + ".filter", "pending: " + msg + "; blocked on " + it.blocked_on);
-    else x.error(b.pos, f + ".filter", msg);
+    std::string msg = "filter '" + b.filter + "' matches no " + (b.kind == "gtest" ? "test" : "benchmark") +
+                      " in " + b.target;
+    if (!it.blocked_on.empty())
+      x.note(b.pos, f + ".filter", "pending: " + msg + "; blocked on " + it.blocked_on);
+    else
+      x.error(b.pos, f + ".filter", msg);
   }
 }
 
@@ -146,37 +153,46 @@ void validate_contracts(const std::vector<const Contract*>& contracts, const Val
     Ctx x{*cp, diags};
     const Contract& c = *cp;
     if (!std::regex_match(c.name, std::regex("[a-z0-9]+(-[a-z0-9]+)*-v[0-9]+")))
-      x.error(c.name_pos, "name", "'" + c.name + "' is not a contract name like 'qwen3-moe-kvcache-v1' (lowercase, "
-                                  "dash-separated, ending in -v<major>)");
+      x.error(c.name_pos, "name",
+              "'" + c.name +
+                  "' is not a contract name like 'qwen3-moe-kvcache-v1' (lowercase, "
+                  "dash-separated, ending in -v<major>)");
     if (auto it = seen_names.find(c.name); it != seen_names.end())
       x.error(c.name_pos, "name", "contract name '" + c.name + "' is also used by " + it->second->path);
     seen_names[c.name] = cp;
     std::string stem = std::filesystem::path(c.path).stem().string();
-    if (stem != c.name) x.warn(c.name_pos, "name", "file is named '" + stem + ".yaml' but the contract is '" + c.name + "'");
+    if (stem != c.name)
+      x.warn(c.name_pos, "name", "file is named '" + stem + ".yaml' but the contract is '" + c.name + "'");
     check_versions(x);
 
     auto v = parse_semver(c.version);
-    std::string prefix = "FALSIFY-" + contract_id_stem(c.name) + "_V" + (v ? std::to_string(v->major) : "?") + "_";
-    auto name_major = c.name.substr(c.name.rfind("-v") == std::string::npos ? c.name.size() : c.name.rfind("-v") + 2);
+    std::string prefix =
+        "FALSIFY-" + contract_id_stem(c.name) + "_V" + (v ? std::to_string(v->major) : "?") + "_";
+    auto name_major =
+        c.name.substr(c.name.rfind("-v") == std::string::npos ? c.name.size() : c.name.rfind("-v") + 2);
     if (v && !name_major.empty() && name_major != std::to_string(v->major))
-      x.error(c.version_pos, "version", "major version " + std::to_string(v->major) + " does not match the name's -v" +
-                                            name_major);
-    if (c.items.empty() && !c.claims_sha256.empty()) x.error(c.name_pos, "falsification", "has no items; a contract needs at least one claim");
+      x.error(c.version_pos, "version",
+              "major version " + std::to_string(v->major) + " does not match the name's -v" + name_major);
+    if (c.items.empty() && !c.claims_sha256.empty())
+      x.error(c.name_pos, "falsification", "has no items; a contract needs at least one claim");
     for (size_t i = 0; i < c.items.size(); ++i) {
       const Item& it = c.items[i];
       std::string f = "falsification[" + std::to_string(i) + "]";
       if (!it.id.empty() && v) {
-        bool format_ok = it.id.size() == prefix.size() + 3 && it.id.rfind(prefix, 0) == 0 &&
-                         std::all_of(it.id.end() - 3, it.id.end(), [](unsigned char ch) { return std::isdigit(ch); });
+        bool format_ok =
+            it.id.size() == prefix.size() + 3 && it.id.rfind(prefix, 0) == 0 &&
+            std::all_of(it.id.end() - 3, it.id.end(), [](unsigned char ch) { return std::isdigit(ch); });
         if (!format_ok)
-          x.error(it.id_pos, f + ".id", "'" + it.id + "' does not match " + prefix + "<NNN> (contract " + c.name +
-                                            ", version " + c.version + ")");
+          x.error(it.id_pos, f + ".id",
+                  "'" + it.id + "' does not match " + prefix + "<NNN> (contract " + c.name + ", version " +
+                      c.version + ")");
       }
       if (!it.id.empty()) {
         auto [where, inserted] = seen_ids.emplace(it.id, std::make_pair(cp, it.id_pos));
         if (!inserted)
-          x.error(it.id_pos, f + ".id", "duplicate ID " + it.id + " (first at " + where->second.first->path + ":" +
-                                            std::to_string(where->second.second.line) + ")");
+          x.error(it.id_pos, f + ".id",
+                  "duplicate ID " + it.id + " (first at " + where->second.first->path + ":" +
+                      std::to_string(where->second.second.line) + ")");
       }
       if (!it.falsifier) {
         if (it.blocked_on.empty())

@@ -4,10 +4,14 @@ namespace popper::harness {
 
 const char* verdict_name(Verdict v) {
   switch (v) {
-    case Verdict::kSurvived: return "survived";
-    case Verdict::kFalsified: return "falsified";
-    case Verdict::kInconclusive: return "inconclusive";
-    case Verdict::kError: return "error";
+    case Verdict::kSurvived:
+      return "survived";
+    case Verdict::kFalsified:
+      return "falsified";
+    case Verdict::kInconclusive:
+      return "inconclusive";
+    case Verdict::kError:
+      return "error";
   }
   return "error";
 }
@@ -21,10 +25,14 @@ std::optional<Verdict> parse_verdict(const std::string& s) {
 Verdict combine_verdicts(Verdict a, Verdict b) {
   auto rank = [](Verdict v) {
     switch (v) {
-      case Verdict::kFalsified: return 3;
-      case Verdict::kError: return 2;
-      case Verdict::kInconclusive: return 1;
-      case Verdict::kSurvived: return 0;
+      case Verdict::kFalsified:
+        return 3;
+      case Verdict::kError:
+        return 2;
+      case Verdict::kInconclusive:
+        return 1;
+      case Verdict::kSurvived:
+        return 0;
     }
     return 2;
   };

@@ -62,10 +62,11 @@ int run_gate(const GateArgs& a) {
                 c.evidence.empty() ? "" : (c.evidence + ")").c_str());
     if (!c.problem.empty()) std::printf("  ! %s\n", c.problem.c_str());
     for (const auto& i : c.items)
-      std::printf("  %s %s %s%s\n", i.blocks ? "✗" : " ", verdict_label(i.verdict, color).c_str(), i.id.c_str(),
-                  i.required ? "" : "  (optional)");
+      std::printf("  %s %s %s%s\n", i.blocks ? "✗" : " ", verdict_label(i.verdict, color).c_str(),
+                  i.id.c_str(), i.required ? "" : "  (optional)");
   }
-  for (const auto& [path, text] : {std::pair{a.junit, render_junit(rep)}, std::pair{a.markdown, render_markdown(rep)}}) {
+  for (const auto& [path, text] :
+       {std::pair{a.junit, render_junit(rep)}, std::pair{a.markdown, render_markdown(rep)}}) {
     if (path.empty()) continue;
     Status st = write_file_atomic(path, text);
     if (!st.ok()) {
@@ -73,20 +74,23 @@ int run_gate(const GateArgs& a) {
       return 2;
     }
   }
-  std::printf("gate: %s\n", rep.exit_code == 0 ? "PASS (every required item survived)"
-                                               : "FAIL (items marked ✗ block it)");
+  std::printf("gate: %s\n",
+              rep.exit_code == 0 ? "PASS (every required item survived)" : "FAIL (items marked ✗ block it)");
   return rep.exit_code;
 }
 
 void register_gate(CLI::App& app) {
   auto a = std::make_shared<GateArgs>();
-  CLI::App* cmd = add_command(app, "gate", "CI gate on the latest evidence: exit 0 pass, 1 fail, 2 harness error",
-                              [a] { return run_gate(*a); });
+  CLI::App* cmd =
+      add_command(app, "gate", "CI gate on the latest evidence: exit 0 pass, 1 fail, 2 harness error",
+                  [a] { return run_gate(*a); });
   cmd->add_option("paths", a->paths, "Contract files or directories (default: <repo>/contracts)");
   cmd->add_option("--evidence-dir", a->evidence_dir, "Evidence directory (default: <repo>/evidence)");
   cmd->add_option("--junit", a->junit, "Also write a JUnit XML report here");
-  cmd->add_option("--markdown", a->markdown, "Also write a Markdown summary here (for a pull-request comment)");
-  cmd->add_flag("--allow-inconclusive", a->allow_inconclusive, "Let inconclusive required items pass (still listed)");
+  cmd->add_option("--markdown", a->markdown,
+                  "Also write a Markdown summary here (for a pull-request comment)");
+  cmd->add_flag("--allow-inconclusive", a->allow_inconclusive,
+                "Let inconclusive required items pass (still listed)");
   cmd->add_flag("--any-commit", a->any_commit, "Accept evidence produced from another commit");
 }
 

@@ -65,8 +65,8 @@ std::vector<std::string> own_argv() {
 // line shows the running item and its elapsed time until the verdict replaces it.
 class Progress {
  public:
-  Progress(int total, size_t id_width) : total_(total), id_width_(id_width), tty_(::isatty(STDERR_FILENO)),
-                                         color_(use_color(STDERR_FILENO)) {}
+  Progress(int total, size_t id_width)
+      : total_(total), id_width_(id_width), tty_(::isatty(STDERR_FILENO)), color_(use_color(STDERR_FILENO)) {}
 
   void start(const std::string& id) {
     ++index_;
@@ -80,9 +80,9 @@ class Progress {
   void finish(const ItemResult& r) {
     std::string reason = r.reason;
     if (reason.size() > 240) reason = reason.substr(0, 237) + "...";
-    std::fprintf(stderr, "%s%s %-*s  %s %8s  %s\n", tty_ ? "\r\033[K" : "", prefix().c_str(), static_cast<int>(id_width_),
-                 r.id.c_str(), verdict_label(r.verdict, color_).c_str(), format_duration(r.duration_s).c_str(),
-                 reason.c_str());
+    std::fprintf(stderr, "%s%s %-*s  %s %8s  %s\n", tty_ ? "\r\033[K" : "", prefix().c_str(),
+                 static_cast<int>(id_width_), r.id.c_str(), verdict_label(r.verdict, color_).c_str(),
+                 format_duration(r.duration_s).c_str(), reason.c_str());
     std::fflush(stderr);
   }
 
@@ -93,8 +93,8 @@ class Progress {
   }
   void draw(double elapsed) {
     last_draw_ = elapsed;
-    std::fprintf(stderr, "\r\033[K%s %-*s  running %8s", prefix().c_str(), static_cast<int>(id_width_), id_.c_str(),
-                 format_duration(elapsed).c_str());
+    std::fprintf(stderr, "\r\033[K%s %-*s  running %8s", prefix().c_str(), static_cast<int>(id_width_),
+                 id_.c_str(), format_duration(elapsed).c_str());
     std::fflush(stderr);
   }
 
@@ -160,12 +160,14 @@ int run_run(const RunArgs& a) {
     return 2;
   }
 
-  GitState git = read_git_state(root, relative_to(a.evidence_dir.empty() ? root + "/evidence" : a.evidence_dir, root) + "/");
+  GitState git = read_git_state(
+      root, relative_to(a.evidence_dir.empty() ? root + "/evidence" : a.evidence_dir, root) + "/");
   if (a.record && git.dirty && !a.allow_dirty) {
-    std::fprintf(stderr,
-                 "popper run --record: the working tree has uncommitted changes (%zu paths, e.g. %s); status_history "
-                 "only records verdicts of committed code. Commit first, or pass --allow-dirty.\n",
-                 git.dirty_paths.size(), git.dirty_paths.empty() ? "" : git.dirty_paths.front().c_str());
+    std::fprintf(
+        stderr,
+        "popper run --record: the working tree has uncommitted changes (%zu paths, e.g. %s); status_history "
+        "only records verdicts of committed code. Commit first, or pass --allow-dirty.\n",
+        git.dirty_paths.size(), git.dirty_paths.empty() ? "" : git.dirty_paths.front().c_str());
     return 2;
   }
   if (a.record && !git.available) {
@@ -187,14 +189,16 @@ int run_run(const RunArgs& a) {
     return 2;
   }
   opts.work_dir = tmpl;
-  const std::string evidence_dir = a.evidence_dir.empty() ? (fs::path(root) / "evidence").string() : a.evidence_dir;
+  const std::string evidence_dir =
+      a.evidence_dir.empty() ? (fs::path(root) / "evidence").string() : a.evidence_dir;
   nlohmann::json provenance = collect_provenance(git, opts.gpu, opts.build_dir);
 
   install_interrupt_handler();
   Progress progress(static_cast<int>(total), id_width);
   opts.on_tick = [&](double el) { progress.tick(el); };
-  std::fprintf(stderr, "popper run: %zu item%s from %zu contract%s (build %s%s%s)\n", total, total == 1 ? "" : "s",
-               plan.size(), plan.size() == 1 ? "" : "s", relative_to(opts.build_dir, fs::current_path().string()).c_str(),
+  std::fprintf(stderr, "popper run: %zu item%s from %zu contract%s (build %s%s%s)\n", total,
+               total == 1 ? "" : "s", plan.size(), plan.size() == 1 ? "" : "s",
+               relative_to(opts.build_dir, fs::current_path().string()).c_str(),
                opts.gpu.present ? ", GPU " : ", no GPU", opts.gpu.present ? opts.gpu.name.c_str() : "");
 
   nlohmann::json summary_json = nlohmann::json::array();
@@ -225,8 +229,8 @@ int run_run(const RunArgs& a) {
     info.finished_at = utc_timestamp_iso();
     std::map<Verdict, int> counts;
     for (const auto& r : results) counts[r.verdict]++;
-    std::string line = c->name + " " + c->version + ": " + std::to_string(counts[Verdict::kSurvived]) + " survived, " +
-                       std::to_string(counts[Verdict::kFalsified]) + " falsified, " +
+    std::string line = c->name + " " + c->version + ": " + std::to_string(counts[Verdict::kSurvived]) +
+                       " survived, " + std::to_string(counts[Verdict::kFalsified]) + " falsified, " +
                        std::to_string(counts[Verdict::kInconclusive]) + " inconclusive, " +
                        std::to_string(counts[Verdict::kError]) + " error";
     nlohmann::json cj{{"contract", c->name}, {"version", c->version}, {"path", c->path}};
@@ -254,8 +258,12 @@ int run_run(const RunArgs& a) {
     }
     nlohmann::json ij = nlohmann::json::array();
     for (const auto& r : results)
-      ij.push_back({{"id", r.id}, {"verdict", verdict_name(r.verdict)}, {"reason", r.reason},
-                    {"required", r.required}, {"profile", r.profile}, {"duration_s", r.duration_s}});
+      ij.push_back({{"id", r.id},
+                    {"verdict", verdict_name(r.verdict)},
+                    {"reason", r.reason},
+                    {"required", r.required},
+                    {"profile", r.profile},
+                    {"duration_s", r.duration_s}});
     cj["items"] = ij;
     summary_json.push_back(cj);
     closing.push_back(line);
@@ -270,8 +278,11 @@ int run_run(const RunArgs& a) {
   if (a.keep_logs) std::fprintf(out, "logs kept in %s\n", opts.work_dir.c_str());
   if (a.json) {
     nlohmann::json j{{"contracts", summary_json},
-                     {"summary", {{"survived", totals[Verdict::kSurvived]}, {"falsified", totals[Verdict::kFalsified]},
-                                  {"inconclusive", totals[Verdict::kInconclusive]}, {"error", totals[Verdict::kError]}}}};
+                     {"summary",
+                      {{"survived", totals[Verdict::kSurvived]},
+                       {"falsified", totals[Verdict::kFalsified]},
+                       {"inconclusive", totals[Verdict::kInconclusive]},
+                       {"error", totals[Verdict::kError]}}}};
     std::printf("%s\n", j.dump(2).c_str());
   }
   if (interrupted()) return 130;
@@ -285,12 +296,15 @@ void register_run(CLI::App& app) {
                               [a] { return run_run(*a); });
   cmd->add_option("paths", a->paths, "Contract files or directories (default: <repo>/contracts)");
   cmd->add_option("--id", a->ids, "Run only these item IDs (repeatable)");
-  cmd->add_option("--profile", a->profile, "Profile to run where an item defines it (default: each item's first)");
+  cmd->add_option("--profile", a->profile,
+                  "Profile to run where an item defines it (default: each item's first)");
   cmd->add_option("--build-dir", a->build_dir, "Build directory (default: the one this popper was built in)");
   cmd->add_option("--evidence-dir", a->evidence_dir, "Where evidence goes (default: <repo>/evidence)");
-  cmd->add_option("--model-cache", a->model_cache, "Synthetic model cache (default: $POPPER_MODEL_CACHE or "
-                                                    "<repo>/.cache/models)");
-  cmd->add_flag("--build-models", a->build_models, "Build missing large synthetic models too (tiny ones always are)");
+  cmd->add_option("--model-cache", a->model_cache,
+                  "Synthetic model cache (default: $POPPER_MODEL_CACHE or "
+                  "<repo>/.cache/models)");
+  cmd->add_flag("--build-models", a->build_models,
+                "Build missing large synthetic models too (tiny ones always are)");
   cmd->add_flag("--record", a->record, "Append a status_history entry to each contract (clean tree only)");
   cmd->add_flag("--allow-dirty", a->allow_dirty, "Let --record proceed on a tree with uncommitted changes");
   cmd->add_flag("--json", a->json, "Print a machine-readable summary on stdout (progress stays on stderr)");

@@ -50,9 +50,11 @@ void register_validate(CLI::App& app) {
   CLI::App* cmd = add_command(app, "validate", "Check contracts: schema, IDs, versions, history, bindings",
                               [a] { return run_validate(*a); });
   cmd->add_option("paths", a->paths, "Contract files or directories (default: <repo>/contracts)");
-  cmd->add_option("--build-dir", a->build_dir, "Build directory holding falsifiers/ and benchmarks/ "
-                                                "(default: the one this popper was built in)");
-  cmd->add_flag("--no-bindings", a->no_bindings, "Skip asking the test executables (schema and versions only)");
+  cmd->add_option("--build-dir", a->build_dir,
+                  "Build directory holding falsifiers/ and benchmarks/ "
+                  "(default: the one this popper was built in)");
+  cmd->add_flag("--no-bindings", a->no_bindings,
+                "Skip asking the test executables (schema and versions only)");
   cmd->add_flag("-q,--quiet", a->quiet, "Hide notes about pending (blocked) items");
 }
 

@@ -11,7 +11,8 @@ namespace popper::cli {
 namespace {
 
 int run_verify(const std::string& dir_arg) {
-  std::string dir = dir_arg.empty() ? (std::filesystem::path(harness::find_repo_root(".")) / "evidence").string() : dir_arg;
+  std::string dir =
+      dir_arg.empty() ? (std::filesystem::path(harness::find_repo_root(".")) / "evidence").string() : dir_arg;
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) {
     std::fprintf(stderr, "popper verify-evidence: %s: no such directory\n", dir.c_str());
@@ -31,8 +32,9 @@ int run_verify(const std::string& dir_arg) {
 
 void register_verify_evidence(CLI::App& app) {
   auto dir = std::make_shared<std::string>();
-  CLI::App* cmd = add_command(app, "verify-evidence", "Check evidence files against evidence/MANIFEST digests",
-                              [dir] { return run_verify(*dir); });
+  CLI::App* cmd =
+      add_command(app, "verify-evidence", "Check evidence files against evidence/MANIFEST digests",
+                  [dir] { return run_verify(*dir); });
   cmd->add_option("--evidence-dir", *dir, "Evidence directory (default: <repo>/evidence)");
 }
 

@@ -16,8 +16,8 @@ std::string verdict_label(harness::Verdict v, bool color) {
   std::string name = harness::verdict_name(v);
   std::string padded = name + std::string(12 - name.size(), ' ');
   if (!color) return padded;
-  const char* code = v == harness::Verdict::kSurvived    ? "32"
-                     : v == harness::Verdict::kFalsified ? "1;31"
+  const char* code = v == harness::Verdict::kSurvived       ? "32"
+                     : v == harness::Verdict::kFalsified    ? "1;31"
                      : v == harness::Verdict::kInconclusive ? "33"
                                                             : "35";
   return std::string("\033[") + code + "m" + name + "\033[0m" + std::string(12 - name.size(), ' ');
@@ -25,8 +25,10 @@ std::string verdict_label(harness::Verdict v, bool color) {
 
 std::string format_duration(double s) {
   char buf[48];
-  if (s < 60) std::snprintf(buf, sizeof buf, "%.1f s", s);
-  else std::snprintf(buf, sizeof buf, "%d min %d s", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+  if (s < 60)
+    std::snprintf(buf, sizeof buf, "%.1f s", s);
+  else
+    std::snprintf(buf, sizeof buf, "%d min %d s", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
   return buf;
 }
 
