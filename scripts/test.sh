@@ -1,9 +1,28 @@
 #!/usr/bin/env bash
-# The whole test suite: install dependencies, build, run every falsifier with CTest.
-# This is the README's test command and what .ci/run calls.
+# The whole test suite — the README's test command, and all that .ci/run calls:
+#   1. install dependencies (Debian packages, idempotent) and build (Release, -O3);
+#   2. every falsifier through CTest;
+#   3. the parsers of untrusted bytes again under ASan+UBSan (scripts/test-sanitize.sh);
+#   4. the contracts themselves: popper validate, popper run (writes evidence/) and popper gate
+#      over every item that can run on this machine (GPU items are inconclusive, never passed).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+build=${POPPER_BUILD_DIR:-$root/build}
+export POPPER_BUILD_DIR=$build
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "dependencies"
 bash scripts/install-deps.sh
+step "build ($build)"
 bash scripts/build.sh
-ctest --test-dir "${POPPER_BUILD_DIR:-build}" --output-on-failure -j "$(nproc)" --timeout 600
+step "falsifiers (ctest)"
+ctest --test-dir "$build" --output-on-failure -j "$(nproc)" --timeout 600
+step "sanitizers (ASan+UBSan on the GGUF parser)"
+bash scripts/test-sanitize.sh
+step "contracts: validate, run, gate"
+popper="$build/harness/popper"
+"$popper" validate
+"$popper" run
+"$popper" gate --junit "$build/popper-junit.xml" --markdown "$build/popper-gate.md"
