@@ -5,3 +5,17 @@ target_link_libraries(popper_engine INTERFACE popper_tokenizer)
 target_link_libraries(popper_synth PUBLIC popper_tokenizer)
 popper_engine_layer(popper_model model DEPS popper_core popper_gguf popper_quant popper_cpu)
 target_link_libraries(popper_engine INTERFACE popper_model)
+# The CUDA backend: kernels in engine/cuda (the only folder that includes CUDA headers), the
+# Backend implementation in engine/model/cuda_backend.cpp behind POPPER_HAVE_CUDA.
+if(POPPER_CUDA)
+  file(GLOB _popper_cuda_srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/cuda/*.cu)
+  add_library(popper_cuda STATIC ${_popper_cuda_srcs})
+  target_include_directories(popper_cuda PUBLIC ${POPPER_ROOT})
+  target_link_libraries(popper_cuda PUBLIC popper_core popper_quant PRIVATE CUDA::cublas CUDA::cudart)
+  set_target_properties(popper_cuda PROPERTIES CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON
+                                               CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}")
+  target_link_libraries(popper_model PUBLIC popper_cuda)
+  target_compile_definitions(popper_model PUBLIC POPPER_HAVE_CUDA=1)
+endif()
+popper_engine_layer(popper_serve serve DEPS popper_model popper_tokenizer PkgConfig::HTTPLIB nlohmann_json::nlohmann_json)
+target_link_libraries(popper_engine INTERFACE popper_serve)

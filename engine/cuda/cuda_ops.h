@@ -1,0 +1,114 @@
+// The CUDA layer's plain C++ API: device memory, copies and the forward pass's kernels, with no
+// CUDA type in sight (device memory is a `void*` / `float*` the caller never dereferences).
+// Only engine/cuda/*.cu include CUDA headers; engine/model/cuda_backend.cpp calls this API.
+//
+// Everything runs in order on one stream owned by the layer. Copies to host return when the data
+// is there. Launch errors are bugs and abort with file:line; allocation and device errors are
+// input (a missing GPU, too little memory) and come back as a Status naming the bytes.
+//
+// Shapes follow engine/model/backend.h: "[n_rows, n]" is n_rows rows of n contiguous values.
+// Quantised weight rows are ggml blocks (engine/quant/blocks.h) exactly as in the GGUF file.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "engine/core/ggml_type.h"
+#include "engine/core/result.h"
+
+namespace popper::cuda {
+
+struct DeviceInfo {
+  std::string name;
+  int cc_major = 0, cc_minor = 0;
+  int n_sm = 0;
+  uint64_t total_bytes = 0, free_bytes = 0;
+  double peak_gb_per_s = 0;  // 2 * memory clock * bus width, from the device attributes
+};
+
+// Selects device 0 and creates the stream and cuBLAS handle (once per process). Error when no
+// device or driver is present, with the runtime's reason.
+Result<DeviceInfo> init();
+// Free and total bytes now.
+DeviceInfo device_info();
+
+// Device memory. alloc's error names the bytes asked for and the bytes free.
+Result<void*> alloc(size_t bytes);
+void free(void* p);
+void upload(void* dst, const void* src, size_t bytes);    // host -> device, returns when done
+void download(void* dst, const void* src, size_t bytes);  // device -> host, returns when done
+void memset_zero(void* dst, size_t bytes);
+void synchronize();
+
+// Bytes of one activation row of n floats converted to `vec_dot_type` (F32, Q8_0 or Q8_K).
+int64_t activation_row_bytes(GgmlType vec_dot_type, int64_t n);
+// The activation format of a weight type (Q8_K for k-quants, Q8_0 for Q8_0, F32 otherwise).
+GgmlType vec_dot_type(GgmlType weight_type);
+// True when matmul() has a kernel for this weight type.
+bool supports_weight_type(GgmlType type);
+
+// --- elementwise ------------------------------------------------------------------------------
+// x[t, :] = dequantised row tokens[t] of table ([n_vocab rows][row_bytes], type). tokens on device.
+void embed(GgmlType type, const void* table, int64_t row_bytes, int64_t n_embd, const int32_t* tokens,
+           int64_t n_tokens, float* x);
+// y[r, :] = x[r, :] / sqrt(mean(x[r]^2) + eps) * w. x, y: [n_rows, n] (may alias); w: [n].
+void rmsnorm(const float* x, const float* w, int64_t n_rows, int64_t n, float eps, float* y);
+// NeoX RoPE in place. x: [n_tokens, n_heads, head_dim]; token t at position pos0 + t.
+void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base);
+void add(float* x, const float* y, int64_t n);  // x += y
+// g[i] = silu(g[i]) * u[i], n elements.
+void swiglu(float* g, const float* u, int64_t n);
+
+// Converts x ([n_rows, n_cols] f32) to vec_dot_type rows (activation_row_bytes each), byte for
+// byte what the CPU's reference quantisers write.
+void quantize_activations(const float* x, int64_t n_rows, int64_t n_cols, GgmlType vec_dot_type, void* out);
+
+// --- matmul -----------------------------------------------------------------------------------
+// A weight matrix on the device: n_out rows of row_bytes.
+struct DeviceMatrix {
+  GgmlType type = GgmlType::F32;
+  const void* data = nullptr;
+  int64_t n_in = 0, n_out = 0, row_bytes = 0;
+};
+// y[t * ldy + o] = dot(w row o, x row t), t < n_tokens. x is in vec_dot_type(w.type)
+// (activation_row_bytes rows); for F32/F16 weights it is f32 rows of n_in.
+// scratch: at least matmul_scratch_bytes(w, n_tokens) device bytes (cuBLAS staging).
+void matmul(const DeviceMatrix& w, const void* x, int64_t n_tokens, float* y, int64_t ldy, void* scratch);
+size_t matmul_scratch_bytes(const DeviceMatrix& w, int64_t n_tokens);
+
+// Grouped expert matmul (MoE): group g multiplies rows [row0[g], row0[g] + count[g]) of the
+// grouped activations x (vec_dot_type rows) with expert expert[g] of `all` (n_expert experts of
+// n_out rows each), into the same rows of y ([*, n_out]). groups: device array of
+// 3 * n_groups int32 (expert, row0, count); max_count: the largest count.
+void matmul_grouped(const DeviceMatrix& all, int64_t n_out, const void* x, const int32_t* groups, int64_t n_groups,
+                    int64_t max_count, float* y);
+
+// --- MoE --------------------------------------------------------------------------------------
+// Per token: softmax over logits [n_tokens, n_expert] (overwritten by the probabilities), top-k by (prob desc, index asc), weights
+// renormalised to sum 1. ids, weights: [n_tokens, k] on device.
+void route_top_k(float* logits, int64_t n_tokens, int64_t n_expert, int64_t k, int32_t* ids, float* weights);
+// dst[r, :] = src[rows[r], :], n_rows rows of n floats.
+void gather_rows(const float* src, const int32_t* rows, int64_t n_rows, int64_t n, float* dst);
+// out[t, :] = sum_s weights[t, s] * down[slot_row[t * k + s], :], in slot order.
+void combine_experts(const float* down, const int32_t* slot_row, const float* weights, int64_t n_tokens, int64_t k,
+                     int64_t n, float* out);
+
+// --- attention --------------------------------------------------------------------------------
+// Device KV cache of one layer: k, v [n_head_kv, capacity, head_dim], f32 or f16 (f16: kv_f16).
+struct DeviceKv {
+  void* k = nullptr;
+  void* v = nullptr;
+  int64_t capacity = 0, n_head_kv = 0, head_dim = 0;
+  bool f16 = false;
+};
+// Writes k, v ([n_tokens, n_head_kv * head_dim] f32) at positions [pos0, pos0 + n_tokens).
+void store_kv(const DeviceKv& kv, int64_t pos0, int64_t n_tokens, const float* k, const float* v);
+// The most positions attention() handles for this head_dim (its scores live in shared memory).
+int64_t max_attention_positions(int64_t head_dim);
+// Causal GQA attention: q [n_tokens, n_head, head_dim] -> out (same shape); query t attends to
+// [0, pos0 + t]. Error when the positions do not fit the kernel's shared memory.
+Status attention(const DeviceKv& kv, const float* q, int64_t n_tokens, int64_t pos0, int64_t n_head, float scale,
+                 float* out);
+
+}  // namespace popper::cuda

@@ -1,0 +1,107 @@
+// Device selection, the stream and cuBLAS handle, memory and copies.
+#include <mutex>
+
+#include "engine/cuda/common.cuh"
+#include "engine/cuda/cuda_ops.h"
+
+namespace popper::cuda {
+namespace {
+
+struct Context {
+  cudaStream_t stream = nullptr;
+  cublasHandle_t cublas = nullptr;
+  DeviceInfo info;
+};
+
+Context* g_context = nullptr;
+std::mutex g_mutex;
+
+}  // namespace
+
+cudaStream_t stream() {
+  POPPER_CHECK(g_context != nullptr, "cuda::init() first");
+  return g_context->stream;
+}
+cublasHandle_t cublas() {
+  POPPER_CHECK(g_context != nullptr, "cuda::init() first");
+  return g_context->cublas;
+}
+
+Result<DeviceInfo> init() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  if (g_context != nullptr) return device_info();
+  int n = 0;
+  const cudaError_t err = cudaGetDeviceCount(&n);
+  if (err != cudaSuccess) return make_error("no CUDA device: ", cudaGetErrorString(err));
+  if (n == 0) return make_error("no CUDA device: the runtime found 0 devices");
+  if (cudaError_t e = cudaSetDevice(0); e != cudaSuccess) {
+    return make_error("cannot use CUDA device 0: ", cudaGetErrorString(e));
+  }
+  cudaDeviceProp prop{};
+  POPPER_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  auto* ctx = new Context();
+  POPPER_CUDA_CHECK(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking));
+  if (cublasStatus_t s = cublasCreate(&ctx->cublas); s != CUBLAS_STATUS_SUCCESS) {
+    return make_error("cuBLAS could not start: ", cublasGetStatusString(s));
+  }
+  POPPER_CUBLAS_CHECK(cublasSetStream(ctx->cublas, ctx->stream));
+  // Plain FP32 arithmetic (no TF32): parity with the CPU reference is the point.
+  POPPER_CUBLAS_CHECK(cublasSetMathMode(ctx->cublas, CUBLAS_PEDANTIC_MATH));
+  ctx->info.name = prop.name;
+  ctx->info.cc_major = prop.major;
+  ctx->info.cc_minor = prop.minor;
+  ctx->info.n_sm = prop.multiProcessorCount;
+  int mem_clock_khz = 0, bus_bits = 0;
+  cudaDeviceGetAttribute(&mem_clock_khz, cudaDevAttrMemoryClockRate, 0);
+  cudaDeviceGetAttribute(&bus_bits, cudaDevAttrGlobalMemoryBusWidth, 0);
+  // Double data rate: two transfers per clock.
+  ctx->info.peak_gb_per_s = 2.0 * double(mem_clock_khz) * 1e3 * double(bus_bits / 8) / 1e9;
+  g_context = ctx;
+  return device_info();
+}
+
+DeviceInfo device_info() {
+  POPPER_CHECK(g_context != nullptr, "cuda::init() first");
+  DeviceInfo info = g_context->info;
+  size_t free_b = 0, total_b = 0;
+  POPPER_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+  info.free_bytes = free_b;
+  info.total_bytes = total_b;
+  return info;
+}
+
+Result<void*> alloc(size_t bytes) {
+  void* p = nullptr;
+  if (bytes == 0) bytes = 1;
+  const cudaError_t err = cudaMalloc(&p, bytes);
+  if (err != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky-free allocation error
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    return make_error("CUDA out of memory: need ", bytes, " bytes, ", free_b, " free of ", total_b, " (",
+                      cudaGetErrorString(err), ")");
+  }
+  return p;
+}
+
+void free(void* p) {
+  if (p != nullptr) POPPER_CUDA_CHECK(cudaFree(p));
+}
+
+void upload(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  POPPER_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream()));
+  POPPER_CUDA_CHECK(cudaStreamSynchronize(stream()));
+}
+
+void download(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  POPPER_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream()));
+  POPPER_CUDA_CHECK(cudaStreamSynchronize(stream()));
+}
+
+void memset_zero(void* dst, size_t bytes) { POPPER_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, stream())); }
+
+void synchronize() { POPPER_CUDA_CHECK(cudaStreamSynchronize(stream())); }
+
+}  // namespace popper::cuda

@@ -1,0 +1,309 @@
+// Weight-matrix times activation rows: fused dequantise-and-dot kernels for Q4_K, Q5_K, Q6_K and
+// Q8_0 against activations quantised exactly as the CPU quantises them (Q8_K / Q8_0), float dots
+// for F32/F16 weights, and cuBLAS SGEMM for F32/F16 weights at prefill sizes.
+//
+// Arithmetic contract (what makes GPU and CPU pick the same experts and tokens): every weight
+// block's integer dot product is computed exactly (dp4a, int32) and turned into a float with the
+// CPU's formula for that type (engine/cpu/vec_dot_scalar.cpp); only the order in which the
+// per-block floats are summed differs.
+//
+// note: one warp per output row, 4 rows per block; each lane owns one sub-block ("unit") of the
+// row at a time, so lanes read consecutive bytes. A tile of up to kTileTokens activation rows
+// reuses each unpacked weight sub-block from registers.
+#include <cuda_fp16.h>
+
+#include "engine/cuda/common.cuh"
+#include "engine/cuda/cuda_ops.h"
+
+namespace popper::cuda {
+namespace {
+
+constexpr int kTileTokens = 8;
+constexpr int kRowsPerBlock = 4;
+
+__device__ __forceinline__ int load_i32(const uint8_t* p) {  // any alignment
+  return int(uint32_t(p[0]) | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 24));
+}
+__device__ __forceinline__ int load_i32_aligned(const uint8_t* p) { return *reinterpret_cast<const int*>(p); }
+__device__ __forceinline__ uint16_t load_u16(const uint8_t* p) { return uint16_t(p[0] | (p[1] << 8)); }
+
+// A unit is one sub-block of a weight block: kSubs per block of kBlock elements.
+// load(): unpack the unit's weights into int8x4 words (w) and the integer scale/min (sc, m).
+// dot(): integer contribution(s) of this unit against one activation block.
+// block_value(): the CPU's float for one whole block from the summed integers.
+
+struct Q4KUnit {
+  static constexpr int kSubs = 8, kWords = 8, kBlockBytes = sizeof(BlockQ4K), kActBytes = sizeof(BlockQ8K);
+  template <bool kQ5>
+  __device__ static void load_k4(const uint8_t* blk, int j, int* w, int* sc, int* m) {
+    const int g = j / 2, hi = j % 2;
+    scale_min_k4(j, blk + 4, sc, m);
+    const uint8_t* qs = blk + (kQ5 ? 48 : 16) + 32 * g;
+    for (int i = 0; i < 8; ++i) {
+      const int v = load_i32_aligned(qs + 4 * i);
+      int q = (v >> (4 * hi)) & 0x0F0F0F0F;
+      if (kQ5) {
+        const int h = load_i32_aligned(blk + 16 + 4 * i);
+        q |= ((h >> (2 * g + hi)) & 0x01010101) << 4;
+      }
+      w[i] = q;
+    }
+  }
+  __device__ static void load(const uint8_t* blk, int j, int* w, int* sc, int* m) { load_k4<false>(blk, j, w, sc, m); }
+  // a: the Q8_K block. Returns sc * dot in .x and m * (sum of the 32 activations) in .y.
+  __device__ static int2 dot(const int* w, int sc, int m, const uint8_t* a, int j) {
+    const uint8_t* qa = a + 4 + 32 * j;
+    int s = 0;
+    for (int i = 0; i < 8; ++i) s = __dp4a(w[i], load_i32_aligned(qa + 4 * i), s);
+    const auto* bsums = reinterpret_cast<const int16_t*>(a + 4 + kQK_K);
+    return make_int2(sc * s, m * (int(bsums[2 * j]) + int(bsums[2 * j + 1])));
+  }
+  __device__ static float block_value(const uint8_t* blk, const uint8_t* a, int2 s) {
+    const float da = *reinterpret_cast<const float*>(a);
+    const float d = __fmul_rn(half_bits_to_float(load_u16(blk)), da);
+    const float dmin = __fmul_rn(half_bits_to_float(load_u16(blk + 2)), da);
+    return __fsub_rn(__fmul_rn(d, float(s.x)), __fmul_rn(dmin, float(s.y)));
+  }
+};
+
+struct Q5KUnit : Q4KUnit {
+  static constexpr int kBlockBytes = sizeof(BlockQ5K);
+  __device__ static void load(const uint8_t* blk, int j, int* w, int* sc, int* m) { load_k4<true>(blk, j, w, sc, m); }
+};
+
+// Q6_K: 16 units of 16 elements. Unit u: g = u / 8 (half of the block), k = u % 8 -> quarter
+// qq = k / 2 and half-row hh = k % 2; elements 128g + 32qq + 16hh + [0, 16); scale scales[8g + k]
+// (the CPU's part[is + 2qq] with is = hh).
+struct Q6KUnit {
+  static constexpr int kSubs = 16, kWords = 4, kBlockBytes = sizeof(BlockQ6K), kActBytes = sizeof(BlockQ8K);
+  __device__ static void load(const uint8_t* blk, int u, int* w, int* sc, int* m) {
+    const int g = u / 8, k = u % 8, qq = k / 2, hh = k % 2;
+    const uint8_t* ql = blk + 64 * g + (qq & 1) * 32 + 16 * hh;
+    const uint8_t* qh = blk + 128 + 32 * g + 16 * hh;
+    for (int i = 0; i < 4; ++i) {
+      const int lo = (load_i32(ql + 4 * i) >> (qq >= 2 ? 4 : 0)) & 0x0F0F0F0F;
+      const int hi = ((load_i32(qh + 4 * i) >> (2 * qq)) & 0x03030303) << 4;
+      w[i] = __vsubss4(lo | hi, 0x20202020);  // q - 32, per byte
+    }
+    *sc = int(int8_t(blk[192 + 8 * g + k]));
+    *m = 0;
+  }
+  __device__ static int2 dot(const int* w, int sc, int, const uint8_t* a, int u) {
+    const int g = u / 8, k = u % 8, qq = k / 2, hh = k % 2;
+    const uint8_t* qa = a + 4 + 128 * g + 32 * qq + 16 * hh;
+    int s = 0;
+    for (int i = 0; i < 4; ++i) s = __dp4a(w[i], load_i32_aligned(qa + 4 * i), s);
+    return make_int2(sc * s, 0);
+  }
+  __device__ static float block_value(const uint8_t* blk, const uint8_t* a, int2 s) {
+    const float da = *reinterpret_cast<const float*>(a);
+    return __fmul_rn(__fmul_rn(half_bits_to_float(load_u16(blk + 208)), da), float(s.x));
+  }
+};
+
+struct Q80Unit {
+  static constexpr int kSubs = 1, kWords = 8, kBlockBytes = sizeof(BlockQ8_0), kActBytes = sizeof(BlockQ8_0);
+  __device__ static void load(const uint8_t* blk, int, int* w, int* sc, int* m) {
+    for (int i = 0; i < 8; ++i) w[i] = load_i32(blk + 2 + 4 * i);
+    *sc = 1;
+    *m = 0;
+  }
+  __device__ static int2 dot(const int* w, int, int, const uint8_t* a, int) {
+    int s = 0;
+    for (int i = 0; i < 8; ++i) s = __dp4a(w[i], load_i32(a + 2 + 4 * i), s);
+    return make_int2(s, 0);
+  }
+  __device__ static float block_value(const uint8_t* blk, const uint8_t* a, int2 s) {
+    return __fmul_rn(float(s.x), __fmul_rn(half_bits_to_float(load_u16(blk)), half_bits_to_float(load_u16(a))));
+  }
+};
+
+// Shared launch geometry: blockIdx.x -> 4 rows, blockIdx.y -> token tile, blockIdx.z -> group.
+// groups == nullptr: one group (expert 0, row 0, n_tokens rows).
+struct MatmulArgs {
+  const uint8_t* w;
+  int64_t expert_stride;  // bytes between experts (grouped)
+  int64_t row_bytes, n_in, n_out;
+  const uint8_t* x;
+  int64_t x_row_bytes;
+  const int32_t* groups;
+  int64_t n_tokens;
+  float* y;
+  int64_t ldy;
+};
+
+__device__ __forceinline__ bool group_of(const MatmulArgs& p, int64_t* w_off, int64_t* row0, int64_t* count) {
+  if (p.groups == nullptr) {
+    *w_off = 0;
+    *row0 = 0;
+    *count = p.n_tokens;
+  } else {
+    const int32_t* g = p.groups + 3 * blockIdx.z;
+    *w_off = int64_t(g[0]) * p.expert_stride;
+    *row0 = g[1];
+    *count = g[2];
+  }
+  return int64_t(blockIdx.y) * kTileTokens < *count;
+}
+
+template <class U>
+__global__ void __launch_bounds__(32 * kRowsPerBlock) matmul_q_kernel(MatmulArgs p) {
+  int64_t w_off, row0, count;
+  if (!group_of(p, &w_off, &row0, &count)) return;
+  const int64_t row = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
+  if (row >= p.n_out) return;
+  const int lane = threadIdx.x % 32;
+  const int64_t t0 = row0 + int64_t(blockIdx.y) * kTileTokens;
+  const int64_t left = row0 + count - t0;
+  const int nt = left < kTileTokens ? int(left) : kTileTokens;
+  const uint8_t* wrow = p.w + w_off + row * p.row_bytes;
+  const int64_t n_blocks = p.n_in / (U::kSubs == 16 ? kQK_K : (U::kSubs == 1 ? kQK8_0 : kQK_K));
+  const int64_t n_units = n_blocks * U::kSubs;
+  float acc[kTileTokens] = {};
+  for (int64_t base = 0; base < n_units; base += 32) {
+    const int64_t unit = base + lane;
+    const bool live = unit < n_units;  // whole blocks are live or not together (kSubs | 32)
+    const int64_t b = live ? unit / U::kSubs : 0;
+    const int j = int(unit % U::kSubs);
+    int w[U::kWords], sc = 0, m = 0;
+    const uint8_t* blk = wrow + b * U::kBlockBytes;
+    if (live) U::load(blk, j, w, &sc, &m);
+    for (int t = 0; t < kTileTokens; ++t) {
+      if (t >= nt) break;
+      const uint8_t* a = p.x + (t0 + t) * p.x_row_bytes + b * U::kActBytes;
+      int2 s = live ? U::dot(w, sc, m, a, j) : make_int2(0, 0);
+      for (int o = U::kSubs / 2; o > 0; o >>= 1) {  // exact integer sums within the block
+        s.x += __shfl_xor_sync(0xffffffffu, s.x, o);
+        s.y += __shfl_xor_sync(0xffffffffu, s.y, o);
+      }
+      if (live && j == 0) acc[t] += U::block_value(blk, a, s);
+    }
+  }
+  for (int t = 0; t < nt; ++t) {
+    const float v = warp_sum(acc[t]);
+    if (lane == 0) p.y[(t0 + t) * p.ldy + row] = v;
+  }
+}
+
+// F32 / F16 weights with f32 activations.
+template <bool kF16>
+__global__ void __launch_bounds__(32 * kRowsPerBlock) matmul_f_kernel(MatmulArgs p) {
+  int64_t w_off, row0, count;
+  if (!group_of(p, &w_off, &row0, &count)) return;
+  const int64_t row = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
+  if (row >= p.n_out) return;
+  const int lane = threadIdx.x % 32;
+  const int64_t t0 = row0 + int64_t(blockIdx.y) * kTileTokens;
+  const int64_t left = row0 + count - t0;
+  const int nt = left < kTileTokens ? int(left) : kTileTokens;
+  const uint8_t* wrow = p.w + w_off + row * p.row_bytes;
+  float acc[kTileTokens] = {};
+  for (int64_t i = lane; i < p.n_in; i += 32) {
+    const float wv = kF16 ? __half2float(reinterpret_cast<const __half*>(wrow)[i]) : reinterpret_cast<const float*>(wrow)[i];
+    for (int t = 0; t < kTileTokens; ++t) {
+      if (t >= nt) break;
+      acc[t] += wv * reinterpret_cast<const float*>(p.x + (t0 + t) * p.x_row_bytes)[i];
+    }
+  }
+  for (int t = 0; t < nt; ++t) {
+    const float v = warp_sum(acc[t]);
+    if (lane == 0) p.y[(t0 + t) * p.ldy + row] = v;
+  }
+}
+
+__global__ void f16_to_f32_kernel(const __half* src, float* dst, int64_t n) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) dst[i] = __half2float(src[i]);
+}
+
+// cuBLAS from this many tokens on (F32/F16 weights): below, the fused kernel's single pass over
+// the weights wins.
+constexpr int64_t kCublasMinTokens = 16;
+
+void launch(GgmlType type, const MatmulArgs& p, int64_t n_groups, int64_t max_count) {
+  const dim3 grid(unsigned((p.n_out + kRowsPerBlock - 1) / kRowsPerBlock), unsigned((max_count + kTileTokens - 1) / kTileTokens),
+                  unsigned(n_groups));
+  const dim3 block(32 * kRowsPerBlock);
+  switch (type) {
+    case GgmlType::Q4_K:
+      matmul_q_kernel<Q4KUnit><<<grid, block, 0, stream()>>>(p);
+      break;
+    case GgmlType::Q5_K:
+      matmul_q_kernel<Q5KUnit><<<grid, block, 0, stream()>>>(p);
+      break;
+    case GgmlType::Q6_K:
+      matmul_q_kernel<Q6KUnit><<<grid, block, 0, stream()>>>(p);
+      break;
+    case GgmlType::Q8_0:
+      matmul_q_kernel<Q80Unit><<<grid, block, 0, stream()>>>(p);
+      break;
+    case GgmlType::F32:
+      matmul_f_kernel<false><<<grid, block, 0, stream()>>>(p);
+      break;
+    case GgmlType::F16:
+      matmul_f_kernel<true><<<grid, block, 0, stream()>>>(p);
+      break;
+    default:
+      POPPER_CHECK(false, "no CUDA matmul for ", ggml_type_name(type));
+  }
+  POPPER_CUDA_LAUNCHED();
+}
+
+}  // namespace
+
+GgmlType vec_dot_type(GgmlType t) {
+  switch (t) {
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K:
+    case GgmlType::Q6_K:
+      return GgmlType::Q8_K;
+    case GgmlType::Q8_0:
+      return GgmlType::Q8_0;
+    default:
+      return GgmlType::F32;
+  }
+}
+
+bool supports_weight_type(GgmlType t) {
+  return t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K || t == GgmlType::Q8_0 ||
+         t == GgmlType::F32 || t == GgmlType::F16;
+}
+
+size_t matmul_scratch_bytes(const DeviceMatrix& w, int64_t n_tokens) {
+  if (w.type == GgmlType::F16 && n_tokens >= kCublasMinTokens) return size_t(w.n_in * w.n_out) * sizeof(float);
+  return 0;
+}
+
+void matmul(const DeviceMatrix& w, const void* x, int64_t n_tokens, float* y, int64_t ldy, void* scratch) {
+  if (n_tokens == 0) return;
+  const bool dense = w.type == GgmlType::F32 || w.type == GgmlType::F16;
+  if (dense && n_tokens >= kCublasMinTokens) {
+    // Row-major W [n_out][n_in] is column-major n_in x n_out: y^T = W^T... i.e. C = A^T B.
+    const float* a = static_cast<const float*>(w.data);
+    if (w.type == GgmlType::F16) {
+      const int64_t n = w.n_in * w.n_out;
+      f16_to_f32_kernel<<<blocks_for(n, 256), 256, 0, stream()>>>(static_cast<const __half*>(w.data),
+                                                                    static_cast<float*>(scratch), n);
+      POPPER_CUDA_LAUNCHED();
+      a = static_cast<const float*>(scratch);
+    }
+    const float alpha = 1.0f, beta = 0.0f;
+    POPPER_CUBLAS_CHECK(cublasSgemm(cublas(), CUBLAS_OP_T, CUBLAS_OP_N, int(w.n_out), int(n_tokens), int(w.n_in),
+                                    &alpha, a, int(w.n_in), static_cast<const float*>(x), int(w.n_in), &beta, y,
+                                    int(ldy)));
+    return;
+  }
+  MatmulArgs p{static_cast<const uint8_t*>(w.data), 0, w.row_bytes, w.n_in, w.n_out,
+               static_cast<const uint8_t*>(x), activation_row_bytes(vec_dot_type(w.type), w.n_in), nullptr, n_tokens, y, ldy};
+  launch(w.type, p, 1, n_tokens);
+}
+
+void matmul_grouped(const DeviceMatrix& all, int64_t n_out, const void* x, const int32_t* groups, int64_t n_groups,
+                    int64_t max_count, float* y) {
+  if (n_groups == 0) return;
+  MatmulArgs p{static_cast<const uint8_t*>(all.data), n_out * all.row_bytes, all.row_bytes, all.n_in, n_out,
+               static_cast<const uint8_t*>(x), activation_row_bytes(vec_dot_type(all.type), all.n_in), groups, 0, y, n_out};
+  launch(all.type, p, n_groups, max_count);
+}
+
+}  // namespace popper::cuda
