@@ -11,7 +11,7 @@ if(POPPER_CUDA)
   file(GLOB _popper_cuda_srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/cuda/*.cu)
   add_library(popper_cuda STATIC ${_popper_cuda_srcs})
   target_include_directories(popper_cuda PUBLIC ${POPPER_ROOT})
-  target_link_libraries(popper_cuda PUBLIC popper_core popper_quant PRIVATE CUDA::cublas CUDA::cudart)
+  target_link_libraries(popper_cuda PUBLIC popper_core popper_quant PRIVATE CUDA::cublas CUDA::cudart_static)
   set_target_properties(popper_cuda PROPERTIES CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON
                                                CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}")
   target_link_libraries(popper_model PUBLIC popper_cuda)

@@ -1,0 +1,159 @@
+// CUDA backend benchmarks on the synthetic 30b-a3b Q4_K_M: decode tok/s at depths 0 and 4096 and
+// pp512 prefill tok/s at depths 0 and 4096, with achieved weight GB/s against the device's peak.
+// Same counters as model_bench's CPU figures (tok_per_s, bytes_per_token, weight_GB_per_s), plus
+// device_peak_GB_per_s and roofline_fraction.
+//
+// POPPER_BENCH_LAYERS: layers of the synthetic file (default 2, the CI size; 48 = the full model).
+// POPPER_MODEL_CACHE: where synthetic files are built on first use (else <repo>/.cache/models).
+// Without a GPU (or CUDA in this binary) every benchmark skips with the reason.
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+
+#include "engine/core/rng.h"
+#include "engine/model/backend_factory.h"
+#include "engine/model/generate.h"
+#include "engine/model/model.h"
+#include "engine/synth/synth.h"
+#ifdef POPPER_HAVE_CUDA
+#include "engine/model/cuda_backend.h"
+#endif
+
+namespace popper {
+namespace {
+
+int64_t bench_layers() {
+  const char* env = std::getenv("POPPER_BENCH_LAYERS");
+  return env ? std::atoll(env) : 2;
+}
+
+std::filesystem::path model_cache_dir() {
+  if (const char* env = std::getenv("POPPER_MODEL_CACHE")) return env;
+  return std::filesystem::path(__FILE__).parent_path().parent_path() / ".cache" / "models";
+}
+
+struct Loaded {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Backend> backend;
+  double peak_gb_per_s = 0;
+  std::string error;
+};
+
+// The model (built when missing) with its weights on the GPU; error set on failure.
+Loaded& loaded() {
+  static Loaded l = [] {
+    Loaded r;
+    if (!cuda_backend_compiled()) {
+      r.error = "built without the CUDA backend";
+      return r;
+    }
+    const int64_t layers = bench_layers();
+    const auto path = model_cache_dir() / str_cat("bench-30b-a3b-qwen3moe-q4_k_m-", layers, "l.gguf");
+    if (!std::filesystem::exists(path)) {
+      std::filesystem::create_directories(path.parent_path());
+      SynthOptions o;
+      o.arch = SynthArch::kQwen3Moe;
+      o.preset = "30b-a3b";
+      o.layers = layers;
+      o.quant = SynthQuant::kQ4_K_M;
+      if (Status s = synth_model(o, path.string()); !s.ok()) {
+        r.error = s.message();
+        return r;
+      }
+    }
+    auto m = Model::load(path.string());
+    if (!m.ok()) {
+      r.error = m.message();
+      return r;
+    }
+    r.model = std::move(m.value());
+    auto b = make_backend(BackendKind::kCuda, 1, &r.model->weights());
+    if (!b.ok()) {
+      r.error = b.message();
+      return r;
+    }
+    r.backend = std::move(b.value());
+#ifdef POPPER_HAVE_CUDA
+    r.peak_gb_per_s = static_cast<CudaBackend*>(r.backend.get())->device().peak_gb_per_s;
+#endif
+    return r;
+  }();
+  return l;
+}
+
+std::vector<int32_t> prompt_tokens(int64_t n, int64_t n_vocab, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<int32_t> p(static_cast<size_t>(n));
+  for (auto& t : p) t = int32_t(rng.below(uint64_t(n_vocab)));
+  return p;
+}
+
+// Prefill 512 tokens on top of `depth` cached positions (the depth's prefill is not timed).
+void BM_CudaPrefill_30bA3bQ4KM(benchmark::State& state) {
+  Loaded& l = loaded();
+  if (!l.error.empty()) return state.SkipWithError(l.error.c_str());
+  const int64_t n = 512, depth = state.range(0);
+  const ModelConfig& c = l.model->config();
+  SessionOptions so;
+  so.capacity = depth + n;
+  so.max_batch = n;
+  Session s(*l.model, *l.backend, so);
+  std::vector<float> logits(size_t(c.n_vocab));
+  const auto ctx = prompt_tokens(depth + n, c.n_vocab, 42);
+  std::span<const int32_t> all(ctx);
+  if (depth > 0) {
+    if (Status st = s.forward(all.subspan(0, size_t(depth)), logits.data()); !st.ok()) {
+      return state.SkipWithError(st.message().c_str());
+    }
+  }
+  for (auto _ : state) {
+    s.cache().truncate(depth);
+    if (Status st = s.forward(all.subspan(size_t(depth)), logits.data()); !st.ok()) {
+      return state.SkipWithError(st.message().c_str());
+    }
+  }
+  state.counters["tok_per_s"] = benchmark::Counter(double(n) * double(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["layers"] = double(c.n_layer);
+}
+BENCHMARK(BM_CudaPrefill_30bA3bQ4KM)->Arg(0)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+
+// Decode one token at a time on top of `depth` cached positions.
+void BM_CudaDecode_30bA3bQ4KM(benchmark::State& state) {
+  Loaded& l = loaded();
+  if (!l.error.empty()) return state.SkipWithError(l.error.c_str());
+  const int64_t depth = state.range(0);
+  constexpr int64_t kSteps = 16;
+  const ModelConfig& c = l.model->config();
+  SessionOptions so;
+  so.capacity = depth + kSteps + 1;
+  Session s(*l.model, *l.backend, so);
+  std::vector<float> logits(size_t(c.n_vocab));
+  if (Status st = s.forward(prompt_tokens(depth + 1, c.n_vocab, 43), logits.data()); !st.ok()) {
+    return state.SkipWithError(st.message().c_str());
+  }
+  int64_t tokens = 0;
+  for (auto _ : state) {
+    s.cache().truncate(depth + 1);
+    for (int64_t i = 0; i < kSteps; ++i) {
+      const int32_t tok = argmax_token(logits);
+      if (Status st = s.forward({&tok, 1}, logits.data()); !st.ok()) return state.SkipWithError(st.message().c_str());
+    }
+    tokens += kSteps;
+  }
+  const double bytes = double(weight_bytes_per_token(l.model->weights(), c));
+  state.counters["tok_per_s"] = benchmark::Counter(double(tokens), benchmark::Counter::kIsRate);
+  state.counters["bytes_per_token"] = bytes;
+  state.counters["weight_GB_per_s"] = benchmark::Counter(bytes * double(tokens) / 1e9, benchmark::Counter::kIsRate);
+  state.counters["device_peak_GB_per_s"] = l.peak_gb_per_s;
+  if (l.peak_gb_per_s > 0) {
+    state.counters["roofline_fraction"] =
+        benchmark::Counter(bytes * double(tokens) / 1e9 / l.peak_gb_per_s, benchmark::Counter::kIsRate);
+  }
+  state.counters["layers"] = double(c.n_layer);
+}
+BENCHMARK(BM_CudaDecode_30bA3bQ4KM)->Arg(0)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+
+}  // namespace
+}  // namespace popper
