@@ -35,31 +35,26 @@ double nmse(const std::vector<float>& ref, const std::vector<float>& got) {
   return norm > 0 ? err / norm : err;
 }
 
-// The CUDA backend, or nullptr with the reason to skip.
-Backend* cuda_backend(std::string* why) {
-  static std::unique_ptr<Backend> backend;
-  static std::string reason;
-  static bool tried = false;
-  if (!tried) {
-    tried = true;
-    if (!cuda_backend_compiled()) {
-      reason = "this binary was built without the CUDA backend (POPPER_CUDA=OFF or no nvcc)";
-    } else {
-      auto b = make_backend(BackendKind::kCuda, 1, nullptr);
-      if (b.ok()) {
-        backend = std::move(b.value());
-      } else {
-        reason = "no usable CUDA device: " + b.message();
-      }
-    }
+// A fresh CUDA backend, or nullptr with the reason to skip. Fresh per test: the backend keeps
+// weights on the device keyed by their host address (stable for a mapped GGUF file), and these
+// tests free and reuse host memory for their ad-hoc matrices.
+std::unique_ptr<Backend> cuda_backend(std::string* why) {
+  if (!cuda_backend_compiled()) {
+    *why = "this binary was built without the CUDA backend (POPPER_CUDA=OFF or no nvcc)";
+    return nullptr;
   }
-  *why = reason;
-  return backend.get();
+  auto b = make_backend(BackendKind::kCuda, 1, nullptr);
+  if (!b.ok()) {
+    *why = "no usable CUDA device: " + b.message();
+    return nullptr;
+  }
+  return std::move(b.value());
 }
 
-#define REQUIRE_CUDA(var)                  \
-  std::string why_;                        \
-  Backend* var = cuda_backend(&why_);      \
+#define REQUIRE_CUDA(var)                                     \
+  std::string why_;                                           \
+  const std::unique_ptr<Backend> var##_owner = cuda_backend(&why_); \
+  Backend* var = var##_owner.get();                           \
   if (var == nullptr) GTEST_SKIP() << why_
 
 std::vector<float> random_floats(int64_t n, uint64_t seed, float scale = 1.0f) {

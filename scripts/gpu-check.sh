@@ -5,6 +5,9 @@
 # background while the falsifiers run.
 #
 #   scripts/gpu-check.sh [OUT]          OUT defaults to $OUT, else ./gpu-check-out
+#   scripts/gpu-check.sh --prepare DIR  (on the build machine) builds the two targets in
+#                                       build-cuda and copies them with their non-system,
+#                                       non-CUDA shared libraries to DIR/bin and DIR/lib
 #
 # Binaries: built here with CUDA for sm_90 (-DCMAKE_CUDA_ARCHITECTURES=90, only the two targets,
 # so the harness's libraries are not needed), or taken prebuilt from $POPPER_GPU_PREBUILT
@@ -12,6 +15,19 @@
 # that lacks the build dependencies. Exit: 0 parity held, 1 a falsifier failed, 2 setup failed.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+if [[ "${1:-}" == "--prepare" ]]; then
+  dir=${2:?--prepare DIR}
+  cmake -S "$root" -B "$root/build-cuda" -G Ninja -DPOPPER_CUDA=ON >/dev/null || exit 2
+  ninja -C "$root/build-cuda" -j2 cuda_backend_test cuda_bench || exit 2
+  rm -rf "$dir" && mkdir -p "$dir/bin" "$dir/lib"
+  cp "$root/build-cuda/falsifiers/cuda_backend_test" "$root/build-cuda/benchmarks/cuda_bench" "$dir/bin/"
+  for b in "$dir"/bin/*; do
+    ldd "$b" | awk '/=>/ {print $3}' | grep -v -E '/(libc|libm|libgcc_s|libstdc\+\+|librt|libpthread|libdl)\.so|cuda' |
+      xargs -r -I{} cp -L {} "$dir/lib/"
+  done
+  ls -l "$dir"/bin "$dir"/lib
+  exit 0
+fi
 out=${1:-${OUT:-$root/gpu-check-out}}
 mkdir -p "$out"
 export POPPER_MODEL_CACHE=${POPPER_MODEL_CACHE:-/tmp/popper-models}

@@ -85,7 +85,11 @@ Result<void*> alloc(size_t bytes) {
 }
 
 void free(void* p) {
-  if (p != nullptr) POPPER_CUDA_CHECK(cudaFree(p));
+  if (p == nullptr) return;
+  const cudaError_t err = cudaFree(p);
+  // At process exit the runtime may unload before a static owner frees: nothing left to free.
+  if (err == cudaErrorCudartUnloading) return;
+  POPPER_CUDA_CHECK(err);
 }
 
 void upload(void* dst, const void* src, size_t bytes) {

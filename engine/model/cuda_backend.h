@@ -1,7 +1,9 @@
 // The CUDA backend: the Backend ops on engine/cuda's kernels (the only layer that includes CUDA
 // headers). Compiled only with POPPER_HAVE_CUDA; make_backend (backend_factory.h) is the way in.
 //
-// Weights are uploaded once (upload_weights, or on first use) and stay on the device; the KV
+// Weights are uploaded once (upload_weights, or on first use) and stay on the device, known by
+// their host address: the bytes behind a WeightMatrix / NormWeight must not change or be freed
+// while this backend lives (true of a mapped GGUF file; use a fresh backend otherwise). The KV
 // cache of each KvCache lives on the device too ([n_layer][n_head_kv][capacity][head_dim] for K
 // and for V, f32 or f16 as the cache's type) and the host cache is written as well, so its
 // bookkeeping and contents stay what the CPU backend would leave. Activations cross the seam as
