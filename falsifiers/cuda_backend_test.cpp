@@ -96,7 +96,7 @@ TEST_P(QuantMatmulParity, MatmulMatchesCpuWithinNmseBound) {
   cpu.project({&pr, 1}, x.data(), n_tokens);
   gpu->project({&pg, 1}, x.data(), n_tokens);
   const double e = nmse(ref, got);
-  RecordProperty("nmse", std::to_string(e));
+  RecordProperty("nmse", str_cat(std::scientific, e));  // to_string would print 0.000000
   const bool quantised = type != GgmlType::F32 && type != GgmlType::F16;
   EXPECT_LE(e, quantised ? kNmseQuantMatmul : kNmseDefault) << ggml_type_name(type) << " x " << n_tokens;
 }
