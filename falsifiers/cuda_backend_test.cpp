@@ -128,8 +128,13 @@ TEST(CudaOps, RmsnormRopeAddEmbedMatchCpu) {
   cpu.add(a.data(), wv.data(), n);
   gpu->add(b.data(), wv.data(), n);
   EXPECT_EQ(a, b) << "add";
+  // Every table stays alive until the end: the backend caches uploads by host address
+  // (cuda_backend.h), so a freed table's address reused by the next one would read the old upload.
+  std::vector<OwnedMatrix> tables;
+  tables.reserve(6);
   for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
-    const OwnedMatrix table = random_matrix(t, 256, 10, 5);
+    tables.push_back(random_matrix(t, 256, 10, 5));
+    const OwnedMatrix& table = tables.back();
     const int32_t tokens[3] = {9, 0, 4};
     std::vector<float> ea(3 * 256), eb(3 * 256);
     cpu.embed(table.w, tokens, 3, ea.data());
