@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <sstream>
 
 namespace popper::serve {
 namespace {
@@ -57,8 +58,9 @@ std::optional<ApiError> get_number(const json& v, const std::string& param, doub
   if (!v.is_number()) return wrong_type(param, "a number", v);
   *out = v.get<double>();
   if (!std::isfinite(*out) || *out < lo || *out > hi || (lo_open && *out == lo)) {
-    return field_error(param, std::string("want a number in ") + (lo_open ? "(" : "[") + json(lo).dump() + ", " +
-                                  json(hi).dump() + "], got " + v.dump());
+    std::ostringstream range;
+    range << (lo_open ? "(" : "[") << lo << ", " << hi << "]";
+    return field_error(param, "want a number in " + range.str() + ", got " + v.dump());
   }
   return std::nullopt;
 }

@@ -296,14 +296,24 @@ int HttpServer::run() {
 
 }  // namespace
 
-int serve_until_signal(Engine& engine, const ServerOptions& options) {
-  // Signals go to one thread (sigtimedwait) rather than an async handler: stop() takes locks.
+static sigset_t shutdown_signals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);  // inherited by every thread started below
-  ::signal(SIGPIPE, SIG_IGN);                 // a client gone away is a failed write, not a crash
+  return set;
+}
+
+void block_shutdown_signals() {
+  const sigset_t set = shutdown_signals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+int serve_until_signal(Engine& engine, const ServerOptions& options) {
+  // Signals go to one thread (sigtimedwait) rather than an async handler: stop() takes locks.
+  const sigset_t set = shutdown_signals();
+  block_shutdown_signals();    // inherited by every thread started below
+  ::signal(SIGPIPE, SIG_IGN);  // a client gone away is a failed write, not a crash
 
   HttpServer server(engine, options);
   std::atomic<bool> finished{false};

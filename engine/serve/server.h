@@ -27,6 +27,11 @@ struct ServerOptions {
   size_t max_body_bytes = 8u << 20;
 };
 
+// Blocks SIGTERM and SIGINT in the calling thread and every thread it starts later, so that
+// serve_until_signal receives them. Call it before anything starts threads (the engine's
+// compute pools): a thread that leaves them unblocked would take the default action, death.
+void block_shutdown_signals();
+
 // Serves until SIGTERM or SIGINT, then stops accepting, lets in-flight requests finish and
 // returns 0. Returns 2 when the address cannot be bound or the port file cannot be written.
 int serve_until_signal(Engine& engine, const ServerOptions& options);

@@ -20,6 +20,8 @@ struct ServeFlags {
 };
 
 int run_serve(ServeFlags& f) {
+  // Before the engine starts its compute threads, so that they inherit the mask.
+  serve::block_shutdown_signals();
   auto kv = parse_kv_type(f.kv_type);
   if (!kv.ok()) {
     std::fprintf(stderr, "popper serve: --kv-type: %s\n", kv.message().c_str());
