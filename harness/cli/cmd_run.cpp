@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <numeric>
+#include <optional>
 #include <set>
 
 #include "engine/core/atomic_file.h"
@@ -21,6 +23,7 @@
 #include "harness/process.h"
 #include "harness/provenance.h"
 #include "harness/runner.h"
+#include "harness/shard.h"
 #include "harness/targets.h"
 #include "harness/validate.h"
 
@@ -42,6 +45,8 @@ struct RunArgs {
   bool json = false;
   bool no_evidence = false;
   bool keep_logs = false;
+  std::string shard;           // "K/N" (harness/shard.h)
+  std::string durations_from;  // evidence directory whose durations balance the shards
 };
 
 // The command line as typed, for the evidence file.
@@ -159,6 +164,49 @@ int run_run(const RunArgs& a) {
     std::fprintf(stderr, "popper run: --profile %s: no item defines this profile\n", a.profile.c_str());
     return 2;
   }
+  // --shard K/N: keep this shard's items; every contract stays in the plan (possibly with no
+  // items) so each shard writes evidence for every contract and `popper merge` can count them.
+  std::optional<ShardSpec> shard;
+  std::string shard_plan_sha;
+  std::map<std::string, std::vector<std::string>> contract_items;  // the full list, per contract
+  if (!a.shard.empty()) {
+    auto spec = parse_shard(a.shard);
+    if (!spec.ok()) {
+      std::fprintf(stderr, "popper run: %s\n", spec.message().c_str());
+      return 2;
+    }
+    shard = *spec;
+    std::vector<std::string> names;
+    for (const Contract* c : set.contracts()) names.push_back(c->name);
+    auto durations = recorded_durations(
+        a.durations_from.empty() ? (fs::path(root) / "evidence").string() : a.durations_from, names);
+    std::vector<ShardItem> all;
+    for (const auto& [c, items] : plan)
+      for (const Item* it : items) {
+        contract_items[c->name].push_back(it->id);
+        auto d = durations.find(it->id);
+        all.push_back({it->id, d == durations.end() ? std::nullopt : std::optional<double>(d->second)});
+      }
+    for (const Contract* c : set.contracts())
+      if (!contract_items.count(c->name) && wanted.empty()) {
+        contract_items[c->name] = {};
+        plan.emplace_back(c, std::vector<const Item*>{});
+      }
+    ShardPlan sp = plan_shards(all, shard->count);
+    shard_plan_sha = sp.sha256;
+    size_t k = 0;
+    total = 0;
+    for (auto& [c, items] : plan) {
+      std::vector<const Item*> mine;
+      for (const Item* it : items)
+        if (sp.shard_of[k++] == shard->index) mine.push_back(it);
+      items = mine;
+      total += items.size();
+    }
+    std::fprintf(stderr, "popper run: shard %d/%d: %zu of %zu items (estimated %.1f s of %.1f s)\n", shard->index,
+                 shard->count, total, all.size(), sp.load_s[static_cast<size_t>(shard->index - 1)],
+                 std::accumulate(sp.load_s.begin(), sp.load_s.end(), 0.0));
+  }
 
   GitState git = read_git_state(
       root, relative_to(a.evidence_dir.empty() ? root + "/evidence" : a.evidence_dir, root) + "/");
@@ -236,6 +284,15 @@ int run_run(const RunArgs& a) {
     nlohmann::json cj{{"contract", c->name}, {"version", c->version}, {"path", c->path}};
     if (!a.no_evidence) {
       nlohmann::json doc = make_evidence(*c, results, provenance, info);
+      if (shard) {
+        std::vector<std::string> mine;
+        for (const auto& r : results) mine.push_back(r.id);
+        doc["run"]["shard"] = {{"index", shard->index},
+                               {"count", shard->count},
+                               {"plan_sha256", shard_plan_sha},
+                               {"items", mine},
+                               {"contract_items", contract_items[c->name]}};
+      }
       auto rel = write_evidence(evidence_dir, doc);
       if (!rel.ok()) {
         std::fprintf(stderr, "popper run: writing evidence failed: %s\n", rel.message().c_str());
@@ -310,6 +367,10 @@ void register_run(CLI::App& app) {
   cmd->add_flag("--json", a->json, "Print a machine-readable summary on stdout (progress stays on stderr)");
   cmd->add_flag("--no-evidence", a->no_evidence, "Do not write evidence files (a dry look at verdicts)");
   cmd->add_flag("--keep-logs", a->keep_logs, "Keep each falsifier's stdout/stderr/output under /tmp");
+  cmd->add_option("--shard", a->shard,
+                  "Run shard K of N (K/N): a deterministic, duration-balanced subset; combine with `popper merge`");
+  cmd->add_option("--durations-from", a->durations_from,
+                  "Evidence directory whose recorded durations balance --shard (default: <repo>/evidence)");
 }
 
 }  // namespace
