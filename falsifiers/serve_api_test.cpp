@@ -60,7 +60,8 @@ Streamed collect(const SseStream& s, bool chat) {
     if (ev.contains("usage")) out.usage = ev["usage"];
     if (ev["choices"].empty()) continue;
     const json& ch = ev["choices"][0];
-    const std::string piece = chat ? ch["delta"].value("content", std::string()) : ch["text"].get<std::string>();
+    const std::string piece =
+        chat ? ch["delta"].value("content", std::string()) : ch["text"].get<std::string>();
     if (!piece.empty()) ++out.content_events;
     out.text += piece;
     if (ch["finish_reason"].is_string()) out.finish = ch["finish_reason"];
@@ -102,7 +103,8 @@ TEST_F(ServeApi, StreamSendsAtLeast8EventsFor16TokensSpacedInTimeEndingWithDone)
   EXPECT_EQ(first["choices"][0]["delta"]["role"], "assistant");
   // Events arrive as tokens are made, not in one write at the end.
   std::set<int64_t> arrival_us;
-  for (const auto& t : s.times) arrival_us.insert(std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count());
+  for (const auto& t : s.times)
+    arrival_us.insert(std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count());
   EXPECT_GE(arrival_us.size(), 4u) << "events did not arrive spread over time";
   EXPECT_GT(s.times.back() - s.times.front(), std::chrono::microseconds(0));
   RecordProperty("events", std::to_string(s.events.size()));
@@ -112,8 +114,9 @@ TEST_F(ServeApi, StreamedTextEqualsNonStreamedTextForTheSameSeed) {
   auto c = server_->client();
   for (const std::string& path : {kChat, std::string("/v1/completions")}) {
     const bool chat = path == kChat;
-    json req = chat ? sampled("Tell me something.", 16, 0.7, 1234)
-                    : json{{"prompt", "Once upon a time"}, {"max_tokens", 16}, {"temperature", 0.7}, {"seed", 1234}};
+    json req =
+        chat ? sampled("Tell me something.", 16, 0.7, 1234)
+             : json{{"prompt", "Once upon a time"}, {"max_tokens", 16}, {"temperature", 0.7}, {"seed", 1234}};
     const Completion plain = complete(*c, path, req);
     ASSERT_EQ(plain.status, 200) << plain.body.dump();
     req["stream"] = true;
@@ -135,7 +138,8 @@ TEST_F(ServeApi, GreedyIsDeterministic) {
   ASSERT_EQ(a.status, 200);
   ASSERT_EQ(b.status, 200);
   EXPECT_FALSE(a.text.empty());
-  EXPECT_EQ(a.text, b.text) << "greedy output changed between identical requests (seed must not matter at T=0)";
+  EXPECT_EQ(a.text, b.text)
+      << "greedy output changed between identical requests (seed must not matter at T=0)";
 }
 
 TEST_F(ServeApi, SameSeedGivesSameOutputAtTemperature07) {
@@ -172,7 +176,9 @@ TEST_F(ServeApi, MaxTokensEndsWithLengthAndStopStringCutsTheText) {
   auto c = server_->client();
   const Completion full = complete(*c, kChat, sampled("Stop strings.", 32, 0.0, 0));
   ASSERT_EQ(full.status, 200);
-  if (full.finish == "length") EXPECT_EQ(full.body["usage"]["completion_tokens"], 32);
+  if (full.finish == "length") {
+    EXPECT_EQ(full.body["usage"]["completion_tokens"], 32);
+  }
   // A stop string taken from the second half of the greedy text.
   std::string stop;
   for (size_t i = full.text.size() / 2; i < full.text.size(); ++i) {
@@ -209,7 +215,8 @@ TEST_F(ServeApi, ModelsHealthAndCompletionsEndpointsAnswerInOpenAiShapes) {
   ASSERT_TRUE(h);
   EXPECT_EQ(h->status, 200);
   EXPECT_EQ(json::parse(h->body)["status"], "ok");
-  const Completion t = complete(*c, "/v1/completions", json{{"prompt", "The quick brown fox"}, {"max_tokens", 8}});
+  const Completion t =
+      complete(*c, "/v1/completions", json{{"prompt", "The quick brown fox"}, {"max_tokens", 8}});
   ASSERT_EQ(t.status, 200);
   EXPECT_EQ(t.body["object"], "text_completion");
   EXPECT_FALSE(t.text.empty());
@@ -243,30 +250,46 @@ TEST(ServeErrors, BadRequestTableEachGetsItsStatusAndMessageAndTheServerStaysUp)
       {"truncated JSON", kChat, "{\"messages\": [", 400, "not valid JSON", ""},
       {"JSON array body", kChat, "[]", 400, "want a JSON object, got array", ""},
       {"no messages", kChat, "{}", 400, "messages: required field missing", "messages"},
-      {"messages not an array", kChat, R"({"messages": "hi"})", 400, "messages: want an array of messages, got string", "messages"},
+      {"messages not an array", kChat, R"({"messages": "hi"})", 400,
+       "messages: want an array of messages, got string", "messages"},
       {"empty messages", kChat, R"({"messages": []})", 400, "want at least one message", "messages"},
-      {"message not an object", kChat, R"({"messages": [1]})", 400, "messages[0]: want an object, got integer", "messages[0]"},
-      {"no role", kChat, R"({"messages": [{"content": "x"}]})", 400, "messages[0].role: required field missing", "messages[0].role"},
-      {"unknown role", kChat, R"({"messages": [{"role": "wizard", "content": "x"}]})", 400, "want one of system, user, assistant, tool", "messages[0].role"},
-      {"content a number", kChat, json{{"messages", user(5)}}.dump(), 400, "messages[0].content: want a string or an array of text parts, got integer", "messages[0].content"},
-      {"image part", kChat, json{{"messages", user(json::array({json{{"type", "image_url"}}}))}}.dump(), 400, "only \"text\" parts", "messages[0].content[0].type"},
-      {"max_tokens a string", kChat, with("max_tokens", "ten"), 400, "max_tokens: want an integer, got string", "max_tokens"},
-      {"max_tokens zero", kChat, with("max_tokens", 0), 400, "max_tokens: want an integer in [1, ", "max_tokens"},
-      {"temperature negative", kChat, with("temperature", -1), 400, "temperature: want a number in [0, 2", "temperature"},
-      {"temperature a string", kChat, with("temperature", "hot"), 400, "temperature: want a number, got string", "temperature"},
+      {"message not an object", kChat, R"({"messages": [1]})", 400,
+       "messages[0]: want an object, got integer", "messages[0]"},
+      {"no role", kChat, R"({"messages": [{"content": "x"}]})", 400,
+       "messages[0].role: required field missing", "messages[0].role"},
+      {"unknown role", kChat, R"({"messages": [{"role": "wizard", "content": "x"}]})", 400,
+       "want one of system, user, assistant, tool", "messages[0].role"},
+      {"content a number", kChat, json{{"messages", user(5)}}.dump(), 400,
+       "messages[0].content: want a string or an array of text parts, got integer", "messages[0].content"},
+      {"image part", kChat, json{{"messages", user(json::array({json{{"type", "image_url"}}}))}}.dump(), 400,
+       "only \"text\" parts", "messages[0].content[0].type"},
+      {"max_tokens a string", kChat, with("max_tokens", "ten"), 400,
+       "max_tokens: want an integer, got string", "max_tokens"},
+      {"max_tokens zero", kChat, with("max_tokens", 0), 400, "max_tokens: want an integer in [1, ",
+       "max_tokens"},
+      {"temperature negative", kChat, with("temperature", -1), 400, "temperature: want a number in [0, 2",
+       "temperature"},
+      {"temperature a string", kChat, with("temperature", "hot"), 400,
+       "temperature: want a number, got string", "temperature"},
       {"top_p zero", kChat, with("top_p", 0), 400, "top_p: want a number in (0", "top_p"},
       {"top_k negative", kChat, with("top_k", -1), 400, "top_k: want an integer in [0, ", "top_k"},
       {"seed fractional", kChat, with("seed", 1.5), 400, "seed: want an integer, got number", "seed"},
-      {"stop a number", kChat, with("stop", 5), 400, "stop: want a string or an array of strings, got integer", "stop"},
-      {"five stop strings", kChat, with("stop", json::array({"a", "b", "c", "d", "e"})), 400, "stop: want at most 4 strings, got 5", "stop"},
+      {"stop a number", kChat, with("stop", 5), 400,
+       "stop: want a string or an array of strings, got integer", "stop"},
+      {"five stop strings", kChat, with("stop", json::array({"a", "b", "c", "d", "e"})), 400,
+       "stop: want at most 4 strings, got 5", "stop"},
       {"empty stop string", kChat, with("stop", ""), 400, "stop strings must not be empty", "stop"},
       {"stream a string", kChat, with("stream", "yes"), 400, "stream: want a boolean, got string", "stream"},
       {"n above 1", kChat, with("n", 2), 400, "n: want an integer in [1, 1], got 2", "n"},
-      {"completions without prompt", "/v1/completions", "{}", 400, "prompt: required field missing", "prompt"},
-      {"completions prompt a number", "/v1/completions", R"({"prompt": 3})", 400, "prompt: want a string, got integer", "prompt"},
-      {"prompt past the context", kChat, json{{"messages", user(long_prompt)}}.dump(), 400, "tokens but the context holds 64 positions", "messages"},
+      {"completions without prompt", "/v1/completions", "{}", 400, "prompt: required field missing",
+       "prompt"},
+      {"completions prompt a number", "/v1/completions", R"({"prompt": 3})", 400,
+       "prompt: want a string, got integer", "prompt"},
+      {"prompt past the context", kChat, json{{"messages", user(long_prompt)}}.dump(), 400,
+       "tokens but the context holds 64 positions", "messages"},
       {"unknown route", "/v1/nope", "{}", 404, "unknown route: POST /v1/nope", ""},
-      {"body over the limit", kChat, std::string(2u << 20, ' '), 413, "larger than the limit of 1048576 bytes", ""},
+      {"body over the limit", kChat, std::string(2u << 20, ' '), 413,
+       "larger than the limit of 1048576 bytes", ""},
   };
   for (const BadRequest& b : table) {
     SCOPED_TRACE(b.name);
@@ -349,7 +372,8 @@ TEST(ServeLimits, ClientDisconnectMidStreamFreesTheSlot) {
   EXPECT_EQ(cancelled, 1) << "the generation did not notice the client leaving";
   const auto m = get_metrics(*c);
   EXPECT_EQ(m.at("popper_slots_busy"), 0);
-  EXPECT_LT(m.at("popper_completion_tokens_total"), kLongCompletion) << "the abandoned generation ran to the end";
+  EXPECT_LT(m.at("popper_completion_tokens_total"), kLongCompletion)
+      << "the abandoned generation ran to the end";
   auto r = post_json(*c, kChat, chat_body("Next.", 4));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
@@ -396,9 +420,12 @@ TEST(ServeLimits, SigtermFinishesTheInFlightRequestAndExits0) {
   EXPECT_EQ(s.status, 200);
   Streamed st = collect(s, true);
   EXPECT_TRUE(st.done_last) << "the in-flight stream was cut by SIGTERM";
-  if (st.finish == "length") EXPECT_EQ(st.usage["completion_tokens"], kTokens);
+  if (st.finish == "length") {
+    EXPECT_EQ(st.usage["completion_tokens"], kTokens);
+  }
   // The signal arrived while the request was generating, not after it.
-  EXPECT_NE(server.log().find("SIGTERM: no new connections; finishing 1 in-flight request(s)"), std::string::npos)
+  EXPECT_NE(server.log().find("SIGTERM: no new connections; finishing 1 in-flight request(s)"),
+            std::string::npos)
       << server.log();
 }
 

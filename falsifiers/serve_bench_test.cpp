@@ -49,8 +49,8 @@ TEST(ServeBench, CorpusPassesANonZeroShareAgainstLlamaCppReferences) {
   ServerProcess server(model, {"--parallel", "2"});
   ASSERT_TRUE(server.ok()) << server.log();
   const fs::path scores_path = serve_temp_dir() / "scores.json";
-  ChildProcess bench({popper_bin(), "bench", "--server", server.url(), "--corpus", corpus.string(), "--concurrency",
-                      std::to_string(kConcurrency), "-o", scores_path.string()},
+  ChildProcess bench({popper_bin(), "bench", "--server", server.url(), "--corpus", corpus.string(),
+                      "--concurrency", std::to_string(kConcurrency), "-o", scores_path.string()},
                      serve_temp_dir() / "bench.log");
   const auto rc = bench.wait_exit(kBenchTimeout);
   ASSERT_TRUE(rc.has_value()) << "popper bench did not finish";
@@ -63,11 +63,13 @@ TEST(ServeBench, CorpusPassesANonZeroShareAgainstLlamaCppReferences) {
   }
   RecordProperty("metric.ttft_seconds", join(s["ttft_s"].value("samples", json::array())));
   RecordProperty("metric.latency_seconds", join(s["latency_s"]["samples"]));
-  RecordProperty("passed", std::to_string(s["passed"].get<int>()) + "/" + std::to_string(s["n_tasks"].get<int>()));
+  RecordProperty("passed",
+                 std::to_string(s["passed"].get<int>()) + "/" + std::to_string(s["n_tasks"].get<int>()));
   RecordProperty("bench_output", bench.log());
   for (const auto& t : s["tasks"]) {
     if (t["verdict"] != "pass") {
-      RecordProperty("task_" + t["id"].get<std::string>(), t["verdict"].get<std::string>() + ": " + t.value("reason", std::string()));
+      RecordProperty("task_" + t["id"].get<std::string>(),
+                     t["verdict"].get<std::string>() + ": " + t.value("reason", std::string()));
     }
   }
   EXPECT_EQ(s["errors"], 0) << bench.log();

@@ -67,7 +67,9 @@ TEST(ServeDispatch, ChatCompletionOnQwen3MoeReturns200WithAssistantMessage) {
   const int64_t n_completion = usage["completion_tokens"];
   EXPECT_GE(n_completion, 1);
   EXPECT_LE(n_completion, kMaxTokens);
-  if (finish == "length") EXPECT_EQ(n_completion, kMaxTokens);
+  if (finish == "length") {
+    EXPECT_EQ(n_completion, kMaxTokens);
+  }
   EXPECT_EQ(usage["total_tokens"].get<int64_t>(), n_prompt + n_completion);
   RecordProperty("prompt_tokens", std::to_string(n_prompt));
   RecordProperty("completion_tokens", std::to_string(n_completion));
@@ -108,8 +110,10 @@ TEST(ServeDispatch, MetricsShowOnlyTheMatchingFfnPathPerArch) {
   EXPECT_EQ(dense.arch_info, "popper_model_info{arch=\"qwen3\",ffn=\"dense\"}");
   EXPECT_GT(dense.dense, 0) << "the dense FFN never ran for qwen3";
   EXPECT_EQ(dense.moe, 0) << "the MoE FFN ran for qwen3";
-  RecordProperty("qwen3moe_ffn_calls", "moe=" + std::to_string(int64_t(moe.moe)) + " dense=" + std::to_string(int64_t(moe.dense)));
-  RecordProperty("qwen3_ffn_calls", "moe=" + std::to_string(int64_t(dense.moe)) + " dense=" + std::to_string(int64_t(dense.dense)));
+  RecordProperty("qwen3moe_ffn_calls",
+                 "moe=" + std::to_string(int64_t(moe.moe)) + " dense=" + std::to_string(int64_t(moe.dense)));
+  RecordProperty("qwen3_ffn_calls", "moe=" + std::to_string(int64_t(dense.moe)) +
+                                        " dense=" + std::to_string(int64_t(dense.dense)));
 }
 
 TEST(ServeDispatch, DenseGuardMessageNeverAppearsInTheMoeServerLog) {
@@ -121,8 +125,11 @@ TEST(ServeDispatch, DenseGuardMessageNeverAppearsInTheMoeServerLog) {
     auto r = post_json(*c, "/v1/chat/completions", user_chat());
     ASSERT_TRUE(r && r->status == 200) << (r ? r->body : httplib::to_string(r.error()));
   }
-  SseStream s = post_sse("127.0.0.1", server.port(), "/v1/chat/completions",
-                         [] { json b = user_chat(); b["stream"] = true; return b; }());
+  SseStream s = post_sse("127.0.0.1", server.port(), "/v1/chat/completions", [] {
+    json b = user_chat();
+    b["stream"] = true;
+    return b;
+  }());
   EXPECT_EQ(s.status, 200);
   const std::string log = server.log();
   EXPECT_NE(log.find("dispatch: arch qwen3moe"), std::string::npos) << log;

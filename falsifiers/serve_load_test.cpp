@@ -70,7 +70,8 @@ TEST(ServeLoad, EightClientsFiftyRequestsEachGetZero5xxAndStableMemory) {
   EXPECT_EQ(m.at("popper_slots_busy"), 0);
   EXPECT_EQ(m.at("popper_requests_admitted"), 0);
   ASSERT_GT(rss_warm, 0);
-  EXPECT_LT(rss_end - rss_warm, kMaxRssGrowthKib) << "RSS " << rss_warm << " KiB after warm-up, " << rss_end << " KiB after";
+  EXPECT_LT(rss_end - rss_warm, kMaxRssGrowthKib)
+      << "RSS " << rss_warm << " KiB after warm-up, " << rss_end << " KiB after";
   EXPECT_TRUE(server.process().running());
   RecordProperty("requests", std::to_string(kClients * kRequestsPerClient));
   RecordProperty("seconds", std::to_string(seconds));

@@ -7,10 +7,10 @@
 // synthesised (tiny qwen3, f32).
 #pragma once
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
-#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,7 +34,9 @@ namespace popper::testing {
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
-inline std::string build_dir() { return fs::read_symlink("/proc/self/exe").parent_path().parent_path().string(); }
+inline std::string build_dir() {
+  return fs::read_symlink("/proc/self/exe").parent_path().parent_path().string();
+}
 
 inline std::string popper_bin() {
   if (const char* p = std::getenv("POPPER_BIN"); p != nullptr && *p != '\0') return p;
@@ -57,11 +59,13 @@ class ServeTempDirCleaner : public ::testing::Environment {
     fs::remove_all(serve_temp_dir(), ec);
   }
 };
-inline ::testing::Environment* const kServeTempDirCleaner = ::testing::AddGlobalTestEnvironment(new ServeTempDirCleaner);
+inline ::testing::Environment* const kServeTempDirCleaner =
+    ::testing::AddGlobalTestEnvironment(new ServeTempDirCleaner);
 
 inline std::string synth_tiny(SynthArch arch, SynthQuant quant) {
-  const std::string path =
-      (serve_temp_dir() / (std::string("tiny-") + synth_arch_name(arch) + "-" + synth_quant_name(quant) + ".gguf")).string();
+  const std::string path = (serve_temp_dir() / (std::string("tiny-") + synth_arch_name(arch) + "-" +
+                                                synth_quant_name(quant) + ".gguf"))
+                               .string();
   if (!fs::exists(path)) {
     SynthOptions o;
     o.arch = arch;
@@ -157,8 +161,9 @@ class ServerProcess {
     const std::string tag = std::to_string(::getpid()) + "-" + std::to_string(++counter);
     port_file_ = serve_temp_dir() / ("port-" + tag);
     log_file_ = serve_temp_dir() / ("serve-" + tag + ".log");
-    std::vector<std::string> argv = {popper_bin(), "serve", "--model", model, "--host", "127.0.0.1", "--port", "0",
-                                     "--port-file", port_file_.string(), "--threads", "2"};
+    std::vector<std::string> argv = {popper_bin(), "serve",  "--model", model,         "--host",
+                                     "127.0.0.1",  "--port", "0",       "--port-file", port_file_.string(),
+                                     "--threads",  "2"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     child_ = std::make_unique<ChildProcess>(argv, log_file_);
     const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(60);

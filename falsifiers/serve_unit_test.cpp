@@ -16,14 +16,16 @@ TEST(SanitizeUtf8, ReplacesEachMaximalIllFormedSubpartOnceAndKeepsValidText) {
   const std::vector<Case> cases = {
       {"plain ascii", "plain ascii"},
       {"caf\xC3\xA9 \xE4\xBD\xA0 \xF0\x9F\x98\x80", "caf\xC3\xA9 \xE4\xBD\xA0 \xF0\x9F\x98\x80"},
-      {"a\x80z", "a" + r + "z"},                         // lone continuation byte
-      {"\xE4\xBD", r},                                   // truncated 3-byte sequence: one subpart
-      {"\xF0\x9F\x98", r},                               // truncated 4-byte sequence
-      {"\xE0\x80\x80", r + r + r},                       // overlong: E0 needs A0..BF next
-      {"\xED\xA0\x80", r + r + r},                       // surrogate
-      {"\xF5\x80", r + r},                               // never a lead byte
-      {"\xC3(", r + "("},                                // lead byte then ASCII
-      {"\xF0\x9F\x98" "a\xF0\x9F\x98\x80", r + "a\xF0\x9F\x98\x80"},
+      {"a\x80z", "a" + r + "z"},    // lone continuation byte
+      {"\xE4\xBD", r},              // truncated 3-byte sequence: one subpart
+      {"\xF0\x9F\x98", r},          // truncated 4-byte sequence
+      {"\xE0\x80\x80", r + r + r},  // overlong: E0 needs A0..BF next
+      {"\xED\xA0\x80", r + r + r},  // surrogate
+      {"\xF5\x80", r + r},          // never a lead byte
+      {"\xC3(", r + "("},           // lead byte then ASCII
+      {"\xF0\x9F\x98"
+       "a\xF0\x9F\x98\x80",
+       r + "a\xF0\x9F\x98\x80"},
   };
   for (const Case& c : cases) EXPECT_EQ(sanitize_utf8(c.in), c.want) << c.in;
 }
@@ -102,7 +104,8 @@ TEST(ParseRequest, ReadsEveryField) {
 
 TEST(ParseRequest, ErrorObjectNamesTheField) {
   CompletionRequest r;
-  auto e = parse_completion_request(R"({"messages":[{"role":"user","content":"hi"}],"top_k":"many"})", true, &r);
+  auto e =
+      parse_completion_request(R"({"messages":[{"role":"user","content":"hi"}],"top_k":"many"})", true, &r);
   ASSERT_TRUE(e.has_value());
   const auto j = e->to_json();
   EXPECT_EQ(j["error"]["param"], "top_k");

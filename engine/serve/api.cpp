@@ -9,15 +9,23 @@ namespace {
 
 const char* type_name(const json& v) {
   switch (v.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return "boolean";
-    case json::value_t::string: return "string";
-    case json::value_t::array: return "array";
-    case json::value_t::object: return "object";
-    case json::value_t::number_float: return "number";
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return "boolean";
+    case json::value_t::string:
+      return "string";
+    case json::value_t::array:
+      return "array";
+    case json::value_t::object:
+      return "object";
+    case json::value_t::number_float:
+      return "number";
     case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return "integer";
-    default: return "value";
+    case json::value_t::number_unsigned:
+      return "integer";
+    default:
+      return "value";
   }
 }
 
@@ -33,28 +41,29 @@ ApiError wrong_type(const std::string& param, const char* want, const json& got)
 }
 
 // An integer field; floats with an integral value (2.0) are accepted, as JSON has one number type.
-std::optional<ApiError> get_int(const json& v, const std::string& param, int64_t lo, int64_t hi, int64_t* out) {
+std::optional<ApiError> get_int(const json& v, const std::string& param, int64_t lo, int64_t hi,
+                                int64_t* out) {
   if (v.is_number_integer()) {
     if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max())) {
       return field_error(param, "want an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
                                     "], got " + v.dump());
     }
     *out = v.get<int64_t>();
-  } else if (v.is_number_float() && std::isfinite(v.get<double>()) && std::floor(v.get<double>()) == v.get<double>() &&
-             std::fabs(v.get<double>()) < 9e15) {
+  } else if (v.is_number_float() && std::isfinite(v.get<double>()) &&
+             std::floor(v.get<double>()) == v.get<double>() && std::fabs(v.get<double>()) < 9e15) {
     *out = int64_t(v.get<double>());
   } else {
     return wrong_type(param, "an integer", v);
   }
   if (*out < lo || *out > hi) {
-    return field_error(param, "want an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " +
-                                  std::to_string(*out));
+    return field_error(param, "want an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                                  "], got " + std::to_string(*out));
   }
   return std::nullopt;
 }
 
-std::optional<ApiError> get_number(const json& v, const std::string& param, double lo, double hi, bool lo_open,
-                                   double* out) {
+std::optional<ApiError> get_number(const json& v, const std::string& param, double lo, double hi,
+                                   bool lo_open, double* out) {
   if (!v.is_number()) return wrong_type(param, "a number", v);
   *out = v.get<double>();
   if (!std::isfinite(*out) || *out < lo || *out > hi || (lo_open && *out == lo)) {
@@ -140,7 +149,8 @@ json ApiError::to_json() const {
   return json{{"error", e}};
 }
 
-std::optional<ApiError> parse_completion_request(const std::string& body_text, bool chat, CompletionRequest* out) {
+std::optional<ApiError> parse_completion_request(const std::string& body_text, bool chat,
+                                                 CompletionRequest* out) {
   *out = CompletionRequest{};
   out->chat = chat;
   out->sampling.temperature = 1.0f;

@@ -6,11 +6,10 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "engine/model/sampler.h"
 #include "engine/tokenizer/chat_template.h"
@@ -38,10 +37,10 @@ struct CompletionRequest {
   std::optional<int64_t> max_tokens;  // unset: as many as the context allows
   SamplingParams sampling;            // temperature 1 unless given, as OpenAI's default
   bool seed_given = false;
-  std::vector<std::string> stop;      // up to 4 non-empty strings
+  std::vector<std::string> stop;  // up to 4 non-empty strings
   bool stream = false;
-  bool include_usage = false;         // stream_options.include_usage
-  std::string model;                  // echoed back; any value accepted
+  bool include_usage = false;  // stream_options.include_usage
+  std::string model;           // echoed back; any value accepted
 };
 
 inline constexpr size_t kMaxStopStrings = 4;  // OpenAI's limit

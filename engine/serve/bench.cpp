@@ -47,7 +47,8 @@ Result<std::vector<Task>> load_corpus(const std::string& path, json* header) {
       Task task;
       task.id = t.at("id").get<std::string>();
       task.messages = t.at("messages");
-      if (!task.messages.is_array() || task.messages.empty()) return make_error(where, ".messages: want a non-empty array");
+      if (!task.messages.is_array() || task.messages.empty())
+        return make_error(where, ".messages: want a non-empty array");
       task.max_tokens = t.at("max_tokens").get<int64_t>();
       if (t.contains("chat_template_kwargs")) task.chat_template_kwargs = t["chat_template_kwargs"];
       if (task.max_tokens < 1) return make_error(where, ".max_tokens: want >= 1, got ", task.max_tokens);
@@ -67,7 +68,9 @@ Result<std::vector<Task>> load_corpus(const std::string& path, json* header) {
   return tasks;
 }
 
-double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+double seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
 
 json play(const BenchOptions& o, const Task& task) {
   json r = {{"id", task.id}};
@@ -127,7 +130,8 @@ json play(const BenchOptions& o, const Task& task) {
           text += piece;
         }
       }
-      if (c.contains("finish_reason") && c["finish_reason"].is_string()) finish = c["finish_reason"].get<std::string>();
+      if (c.contains("finish_reason") && c["finish_reason"].is_string())
+        finish = c["finish_reason"].get<std::string>();
     }
     return true;
   };
@@ -162,7 +166,8 @@ json play(const BenchOptions& o, const Task& task) {
   }
   std::string why;
   if (n_prompt != task.expected_prompt_tokens) {
-    why = "prompt_tokens " + std::to_string(n_prompt) + ", reference " + std::to_string(task.expected_prompt_tokens);
+    why = "prompt_tokens " + std::to_string(n_prompt) + ", reference " +
+          std::to_string(task.expected_prompt_tokens);
   } else if (finish != task.expected_finish) {
     why = "finish_reason " + finish + ", reference " + task.expected_finish;
   } else if (text != task.expected_text) {
@@ -170,7 +175,8 @@ json play(const BenchOptions& o, const Task& task) {
     while (at < text.size() && at < task.expected_text.size() && text[at] == task.expected_text[at]) ++at;
     why = "text differs from the reference at byte " + std::to_string(at);
   } else if (n_completion != task.expected_tokens) {
-    why = "completion_tokens " + std::to_string(n_completion) + ", reference " + std::to_string(task.expected_tokens);
+    why = "completion_tokens " + std::to_string(n_completion) + ", reference " +
+          std::to_string(task.expected_tokens);
   }
   r["verdict"] = why.empty() ? "pass" : "fail";
   if (!why.empty()) r["reason"] = why;
@@ -183,14 +189,16 @@ json summary(std::vector<double> v) {
   double sum = 0;
   for (double x : v) sum += x;
   auto q = [&](double p) { return v[std::min(v.size() - 1, size_t(p * double(v.size() - 1) + 0.5))]; };
-  return json{{"n", v.size()}, {"median", q(0.5)}, {"p90", q(0.9)}, {"min", v.front()}, {"max", v.back()},
-              {"mean", sum / double(v.size())}, {"samples", v}};
+  return json{{"n", v.size()},    {"median", q(0.5)}, {"p90", q(0.9)},
+              {"min", v.front()}, {"max", v.back()},  {"mean", sum / double(v.size())},
+              {"samples", v}};
 }
 
 }  // namespace
 
 Result<json> run_bench(const BenchOptions& o) {
-  if (o.concurrency < 1 || o.concurrency > 256) return make_error("--concurrency: want 1..256, got ", o.concurrency);
+  if (o.concurrency < 1 || o.concurrency > 256)
+    return make_error("--concurrency: want 1..256, got ", o.concurrency);
   json header;
   auto tasks = load_corpus(o.corpus, &header);
   if (!tasks.ok()) return tasks.error();
@@ -200,8 +208,9 @@ Result<json> run_bench(const BenchOptions& o) {
     cli.set_connection_timeout(std::chrono::seconds(10));
     auto health = cli.Get("/health");
     if (!health || health->status != 200) {
-      return make_error(o.server, ": GET /health: ",
-                        health ? "HTTP " + std::to_string(health->status) : httplib::to_string(health.error()));
+      return make_error(
+          o.server, ": GET /health: ",
+          health ? "HTTP " + std::to_string(health->status) : httplib::to_string(health.error()));
     }
     auto m = cli.Get("/v1/models");
     if (m && m->status == 200) models = json::parse(m->body, nullptr, false);

@@ -15,9 +15,8 @@
 // event - first content event)).
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "engine/core/result.h"
 

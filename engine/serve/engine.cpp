@@ -17,8 +17,8 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 // End-of-generation token texts, as llama.cpp's vocabulary marks them for ChatML models: the
 // turn end, the document end, and the fill-in-the-middle pad / separators of Qwen2.5+ vocabs.
-constexpr const char* kEndOfGenerationTexts[] = {"<|im_end|>", "<|endoftext|>", "<|fim_pad|>", "<|repo_name|>",
-                                                 "<|file_sep|>"};
+constexpr const char* kEndOfGenerationTexts[] = {"<|im_end|>", "<|endoftext|>", "<|fim_pad|>",
+                                                 "<|repo_name|>", "<|file_sep|>"};
 
 constexpr int64_t kDefaultCtx = 4096;  // per slot, when --ctx is not given (capped at the model's)
 
@@ -26,9 +26,12 @@ constexpr int64_t kDefaultCtx = 4096;  // per slot, when --ctx is not given (cap
 
 const char* run_finish_name(RunFinish finish) {
   switch (finish) {
-    case RunFinish::kStop: return "stop";
-    case RunFinish::kLength: return "length";
-    case RunFinish::kCancelled: return "cancelled";
+    case RunFinish::kStop:
+      return "stop";
+    case RunFinish::kLength:
+      return "length";
+    case RunFinish::kCancelled:
+      return "cancelled";
   }
   return "?";
 }
@@ -55,8 +58,8 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& o) {
   std::unique_ptr<Engine> e(new Engine(std::move(model.value()), std::move(tokenizer.value()), tmpl.value()));
   const ModelConfig& c = e->model_->config();
   if (e->tokenizer_.n_vocab() > c.n_vocab) {
-    return make_error(o.model_path, ": tokenizer has ", e->tokenizer_.n_vocab(), " tokens but token_embd has ",
-                      c.n_vocab, " rows");
+    return make_error(o.model_path, ": tokenizer has ", e->tokenizer_.n_vocab(),
+                      " tokens but token_embd has ", c.n_vocab, " rows");
   }
   e->model_id_ = std::filesystem::path(o.model_path).filename().string();
   e->n_ctx_ = o.ctx > 0 ? o.ctx : std::min(kDefaultCtx, c.n_ctx_train);
@@ -72,7 +75,8 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& o) {
   std::sort(e->stop_ids_.begin(), e->stop_ids_.end());
   e->stop_ids_.erase(std::unique(e->stop_ids_.begin(), e->stop_ids_.end()), e->stop_ids_.end());
 
-  const int total_threads = o.threads > 0 ? o.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  const int total_threads =
+      o.threads > 0 ? o.threads : int(std::max(1u, std::thread::hardware_concurrency()));
   const int per_slot = std::max(1, total_threads / o.parallel);
   SessionOptions so;
   so.capacity = e->n_ctx_;
@@ -88,8 +92,9 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& o) {
   log_info("model: ", c.summary());
   log_info("dispatch: arch ", c.arch->name, " resolved at load -> ", c.is_moe() ? "moe" : "dense",
            " FFN path", o.force_dense_ffn ? " (forced dense: negative control)" : "");
-  log_info("slots: ", o.parallel, " x ", e->n_ctx_, " positions (kv ", kv_type_name(o.kv_type), ", ", per_slot,
-           " threads each), queue ", o.queue, "; chat template ", chat_template_family_name(e->chat_template_.family()));
+  log_info("slots: ", o.parallel, " x ", e->n_ctx_, " positions (kv ", kv_type_name(o.kv_type), ", ",
+           per_slot, " threads each), queue ", o.queue, "; chat template ",
+           chat_template_family_name(e->chat_template_.family()));
   return e;
 }
 

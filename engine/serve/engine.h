@@ -29,10 +29,10 @@ namespace popper::serve {
 
 struct EngineOptions {
   std::string model_path;
-  int threads = 0;         // compute threads in all (0: every core), split across the slots
-  int parallel = 1;        // slots: requests generated at once
-  int queue = 16;          // requests that may wait for a slot; past that, 503
-  int64_t ctx = 0;         // KV positions per slot (0: min(4096, the model's context))
+  int threads = 0;                // compute threads in all (0: every core), split across the slots
+  int parallel = 1;               // slots: requests generated at once
+  int queue = 16;                 // requests that may wait for a slot; past that, 503
+  int64_t ctx = 0;                // KV positions per slot (0: min(4096, the model's context))
   KvType kv_type = KvType::kF16;  // llama.cpp's default KV type
   bool force_dense_ffn = false;   // negative control only (see SessionOptions)
 };
@@ -48,9 +48,9 @@ enum class RunFinish { kStop, kLength, kCancelled };
 const char* run_finish_name(RunFinish finish);  // "stop", "length", "cancelled"
 
 struct RunOutcome {
-  std::string text;        // the completion (bytes; cut before a stop string)
+  std::string text;  // the completion (bytes; cut before a stop string)
   int64_t n_prompt = 0;
-  int64_t n_generated = 0; // sampled tokens, without the stop token
+  int64_t n_generated = 0;  // sampled tokens, without the stop token
   RunFinish finish = RunFinish::kLength;
   double queue_seconds = 0;
   double prefill_seconds = 0;

@@ -27,7 +27,8 @@ std::string Metrics::render(const Engine& engine) const {
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& [key, n] : requests_) {
-      o << "popper_requests_total{endpoint=\"" << key.first << "\",status=\"" << key.second << "\"} " << n << "\n";
+      o << "popper_requests_total{endpoint=\"" << key.first << "\",status=\"" << key.second << "\"} " << n
+        << "\n";
     }
   }
   o << "# HELP popper_prompt_tokens_total Prompt tokens processed.\n"

@@ -99,8 +99,8 @@ void HttpServer::handle_completion(const httplib::Request& req, httplib::Respons
   if (n_prompt >= engine_.n_ctx()) {
     ApiError e;
     e.message = param + ": the prompt is " + std::to_string(n_prompt) + " tokens but the context holds " +
-                std::to_string(engine_.n_ctx()) + " positions per slot (--ctx " + std::to_string(engine_.n_ctx()) +
-                "), and at least one is needed for the completion";
+                std::to_string(engine_.n_ctx()) + " positions per slot (--ctx " +
+                std::to_string(engine_.n_ctx()) + "), and at least one is needed for the completion";
     e.param = param;
     e.code = "context_length_exceeded";
     return send_error(res, e);
@@ -180,8 +180,8 @@ void HttpServer::handle_completion(const httplib::Request& req, httplib::Respons
   const bool include_usage = cr.include_usage;
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
-      "text/event-stream",
-      [this, ticket, prompt, params, chunk, chat, include_usage, id, created, model](size_t, httplib::DataSink& sink) {
+      "text/event-stream", [this, ticket, prompt, params, chunk, chat, include_usage, id, created, model](
+                               size_t, httplib::DataSink& sink) {
         auto send = [&](const json& event) {
           const std::string line = "data: " + dump(event) + "\n\n";
           return sink.write(line.data(), line.size());
@@ -229,10 +229,12 @@ int HttpServer::run() {
   const int n_threads = engine_.parallel() + engine_.queue_limit() + kExtraHttpThreads;
   svr_.new_task_queue = [n_threads] { return new httplib::ThreadPool(size_t(n_threads)); };
   svr_.set_payload_max_length(options_.max_body_bytes);
-  svr_.Post("/v1/chat/completions",
-            [this](const httplib::Request& req, httplib::Response& res) { handle_completion(req, res, true); });
-  svr_.Post("/v1/completions",
-            [this](const httplib::Request& req, httplib::Response& res) { handle_completion(req, res, false); });
+  svr_.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+    handle_completion(req, res, true);
+  });
+  svr_.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
+    handle_completion(req, res, false);
+  });
   svr_.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
     json m = {{"id", engine_.model_id()},
               {"object", "model"},
@@ -243,8 +245,9 @@ int HttpServer::run() {
   });
   svr_.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     const int busy = engine_.busy_slots();
-    res.set_content(dump(json{{"status", "ok"}, {"slots_idle", engine_.parallel() - busy}, {"slots_processing", busy}}),
-                    "application/json");
+    res.set_content(
+        dump(json{{"status", "ok"}, {"slots_idle", engine_.parallel() - busy}, {"slots_processing", busy}}),
+        "application/json");
   });
   svr_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(metrics_.render(engine_), "text/plain; version=0.0.4");
@@ -259,7 +262,8 @@ int HttpServer::run() {
       e.message = "unknown route: " + req.method + " " + req.path;
       e.code = "not_found";
     } else if (res.status == 413) {
-      e.message = "request body larger than the limit of " + std::to_string(options_.max_body_bytes) + " bytes";
+      e.message =
+          "request body larger than the limit of " + std::to_string(options_.max_body_bytes) + " bytes";
       e.code = "payload_too_large";
     } else {
       e.message = "bad request (HTTP " + std::to_string(res.status) + ")";

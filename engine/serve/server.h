@@ -22,8 +22,8 @@ namespace popper::serve {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  int port = 8080;           // 0: any free port (see port_file)
-  std::string port_file;     // when set, the bound port is written here (atomically) once listening
+  int port = 8080;        // 0: any free port (see port_file)
+  std::string port_file;  // when set, the bound port is written here (atomically) once listening
   size_t max_body_bytes = 8u << 20;
 };
 

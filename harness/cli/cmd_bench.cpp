@@ -40,19 +40,22 @@ int run_bench(const BenchFlags& f) {
   };
   std::printf(
       "bench: %lld/%lld passed (%lld failed, %lld errors), student_pass_rate %.3f\n"
-      "       latency median %.3f s, ttft median %.3f s, decode median %.1f tok/s, %.1f s wall at concurrency %d\n"
+      "       latency median %.3f s, ttft median %.3f s, decode median %.1f tok/s, %.1f s wall at "
+      "concurrency %d\n"
       "scores: %s\n",
       static_cast<long long>(s["passed"].get<int64_t>()), static_cast<long long>(s["n_tasks"].get<int64_t>()),
       static_cast<long long>(s["failed"].get<int64_t>()), static_cast<long long>(s["errors"].get<int64_t>()),
-      s["student_pass_rate"].get<double>(), median("latency_s"), median("ttft_s"), median("decode_tokens_per_second"),
-      s["wall_seconds"].get<double>(), f.bench.concurrency, f.out.c_str());
+      s["student_pass_rate"].get<double>(), median("latency_s"), median("ttft_s"),
+      median("decode_tokens_per_second"), s["wall_seconds"].get<double>(), f.bench.concurrency,
+      f.out.c_str());
   return s["passed"].get<int64_t>() == s["n_tasks"].get<int64_t>() ? 0 : 1;
 }
 
 void register_bench(CLI::App& app) {
   static BenchFlags f;
-  CLI::App* cmd = add_command(app, "bench", "Play a chat corpus against a running server and write scores.json",
-                              [] { return run_bench(f); });
+  CLI::App* cmd =
+      add_command(app, "bench", "Play a chat corpus against a running server and write scores.json",
+                  [] { return run_bench(f); });
   cmd->add_option("--server", f.bench.server, "Server URL, e.g. http://127.0.0.1:8080")->required();
   cmd->add_option("--corpus", f.bench.corpus, "Corpus JSON (tasks with reference continuations)")->required();
   cmd->add_option("--concurrency", f.bench.concurrency, "Tasks in flight at once")->capture_default_str();

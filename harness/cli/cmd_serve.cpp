@@ -55,16 +55,20 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--port-file", f.server.port_file, "Write the bound port to this file once listening");
   cmd->add_option("--threads", f.engine.threads, "Compute threads in all, split across slots (0: all cores)")
       ->capture_default_str();
-  cmd->add_option("--parallel", f.engine.parallel, "Slots: requests generated at once, each with its own KV cache")
+  cmd->add_option("--parallel", f.engine.parallel,
+                  "Slots: requests generated at once, each with its own KV cache")
       ->capture_default_str();
-  cmd->add_option("--queue", f.engine.queue, "Requests that may wait for a slot; past that, 503 with Retry-After")
+  cmd->add_option("--queue", f.engine.queue,
+                  "Requests that may wait for a slot; past that, 503 with Retry-After")
       ->capture_default_str();
   cmd->add_option("--ctx", f.engine.ctx, "KV positions per slot (0: min(4096, the model's context))")
       ->capture_default_str();
   cmd->add_option("--kv-type", f.kv_type, "KV cache storage: f16 or f32")->capture_default_str();
-  cmd->add_option("--max-body-mib", f.max_body_mib, "Request body limit in MiB (413 past it)")->capture_default_str();
-  cmd->add_flag("--force-dense-ffn", f.engine.force_dense_ffn,
-                "Negative control only: run the dense FFN even on an MoE model, so the dense-path guard fires");
+  cmd->add_option("--max-body-mib", f.max_body_mib, "Request body limit in MiB (413 past it)")
+      ->capture_default_str();
+  cmd->add_flag(
+      "--force-dense-ffn", f.engine.force_dense_ffn,
+      "Negative control only: run the dense FFN even on an MoE model, so the dense-path guard fires");
 }
 
 }  // namespace
