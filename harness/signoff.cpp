@@ -279,7 +279,7 @@ VerifySignoffOutcome verify_signoff(const std::string& bundle_dir, const std::st
     return out;
   }
   std::map<std::string, std::string> listed = parse_manifest(*manifest_text_r, out.problems);
-  std::map<std::string, std::string> texts;
+  std::map<std::string, std::string> texts, actual;  // rel -> bytes, sha256
   for (const auto& [rel, digest] : listed) {
     auto text = read_file((root / rel).string());
     if (!text.ok()) {
@@ -287,8 +287,7 @@ VerifySignoffOutcome verify_signoff(const std::string& bundle_dir, const std::st
       continue;
     }
     ++out.files_checked;
-    std::string actual = sha256_hex(*text);
-    if (actual != digest) bad(rel + ": sha256 " + actual + " does not match MANIFEST " + digest + " (file changed)");
+    actual[rel] = sha256_hex(*text);
     texts[rel] = std::move(*text);
   }
   for (const auto& e : fs::recursive_directory_iterator(root, ec)) {
@@ -296,92 +295,123 @@ VerifySignoffOutcome verify_signoff(const std::string& bundle_dir, const std::st
     std::string rel = fs::relative(e.path(), root).string();
     if (rel != kManifest && !listed.count(rel)) bad(rel + ": in the bundle but not listed in MANIFEST");
   }
-  // The statement: its file list must be exactly the MANIFEST's (minus the statement's own files).
-  auto st = texts.find(kStatement);
-  if (st == texts.end()) {
+  auto text_of = [&](const char* rel) -> const std::string* {
+    auto f = texts.find(rel);
+    if (f != texts.end()) return &f->second;
+    std::string path = (root / rel).string();
+    if (!fs::exists(path, ec)) return nullptr;
+    auto t = read_file(path);  // present but unlisted: still read, so the checks below can name it
+    if (!t.ok()) return nullptr;
+    return &(texts[rel] = std::move(*t));
+  };
+
+  // The statement, and what it says each contract and evidence file hashes to.
+  std::map<std::string, std::string> in_statement;
+  const std::string* statement_text = text_of(kStatement);
+  if (!statement_text) {
     bad(std::string(kStatement) + ": missing from the bundle");
     return out;
   }
-  json statement;
   try {
-    statement = json::parse(st->second);
+    json statement = json::parse(*statement_text);
     if (statement.value("_type", "") != kInTotoStatementType)
       bad(std::string(kStatement) + ": _type is not " + kInTotoStatementType);
     if (statement.value("predicateType", "") != kSignoffPredicateType)
       bad(std::string(kStatement) + ": predicateType is not " + kSignoffPredicateType);
-    std::set<std::string> in_statement;
-    for (const auto& f : statement["predicate"]["files"]) {
-      std::string path = f.value("path", "");
-      in_statement.insert(path);
-      auto m = listed.find(path);
-      if (m == listed.end())
-        bad(std::string(kManifest) + ": does not list " + path + ", which " + kStatement + " names");
-      else if (m->second != f.value("sha256", ""))
-        bad(std::string(kManifest) + ": digest of " + path + " differs from the one in " + kStatement);
-    }
-    for (const auto& [rel, digest] : listed)
-      if (!in_statement.count(rel) && rel != kStatement && rel != kEnvelope && rel != kSignerPub)
-        bad(rel + ": listed in MANIFEST but not in " + kStatement);
-    for (const auto& s : statement["subject"]) {
-      std::string name = s.value("name", "");
+    for (const auto& f : statement["predicate"]["files"]) in_statement[f.value("path", "")] = f.value("sha256", "");
+    for (const auto& sj : statement["subject"]) {
+      std::string name = sj.value("name", "");
       if (name.rfind("contracts/", 0) != 0) continue;
-      auto t = texts.find(name);
-      if (t == texts.end() || sha256_hex(t->second) != s["digest"].value("sha256", ""))
+      auto t = actual.find(name);
+      if (t == actual.end() || t->second != sj["digest"].value("sha256", ""))
         bad(name + ": does not match its subject digest in " + kStatement);
     }
   } catch (const json::exception& e) {
     bad(std::string(kStatement) + ": not a valid statement: " + e.what());
   }
-  // The signature.
-  auto env_it = texts.find(kEnvelope);
-  if (env_it == texts.end()) {
+
+  // The signature: the envelope's payload must be the statement, signed by the key.
+  bool envelope_ok = false, bundled_key_matches = false;
+  const std::string* env_text = text_of(kEnvelope);
+  if (!env_text) {
     if (!pubkey_path.empty()) bad(std::string(kEnvelope) + ": the bundle is not signed, but --pubkey was given");
     out.notes.push_back("unsigned bundle: digests checked, no signature");
-    return out;
-  }
-  std::string pub_where = pubkey_path.empty() ? kSignerPub : pubkey_path;
-  std::string pub_pem;
-  if (pubkey_path.empty()) {
-    auto t = texts.find(kSignerPub);
-    if (t != texts.end()) pub_pem = t->second;
-    out.notes.push_back(std::string("signature checked against the bundle's own ") + kSignerPub +
-                        ": this proves integrity, not who signed; pass --pubkey to check the signer");
   } else {
-    auto t = read_file(pubkey_path);
-    if (!t.ok()) {
+    const std::string* bundled_pub = text_of(kSignerPub);
+    std::string pub_where = pubkey_path.empty() ? kSignerPub : pubkey_path, pub_pem;
+    if (pubkey_path.empty()) {
+      if (bundled_pub) pub_pem = *bundled_pub;
+      out.notes.push_back(std::string("signature checked against the bundle's own ") + kSignerPub +
+                          ": this proves integrity, not who signed; pass --pubkey to check the signer");
+    } else if (auto t = read_file(pubkey_path); t.ok()) {
+      pub_pem = *t;
+    } else {
       bad(t.message());
       return out;
     }
-    pub_pem = *t;
+    try {
+      json env = json::parse(*env_text);
+      auto payload = base64_decode(env.value("payload", ""));
+      bool payload_ok = payload.ok() && *payload == *statement_text;
+      if (!payload.ok())
+        bad(std::string(kEnvelope) + ": payload: " + payload.message());
+      else if (!payload_ok)
+        bad(std::string(kEnvelope) + ": payload differs from " + kStatement);
+      if (env.value("payloadType", "") != kInTotoPayloadType)
+        bad(std::string(kEnvelope) + ": payloadType is not " + kInTotoPayloadType);
+      auto keyid = ed25519_keyid_from_public_pem(pub_pem, pub_where);
+      if (!keyid.ok()) {
+        bad(keyid.message());
+      } else {
+        if (bundled_pub) {
+          auto bundled_id = ed25519_keyid_from_public_pem(*bundled_pub, kSignerPub);
+          bundled_key_matches = bundled_id.ok() && *bundled_id == *keyid;
+        }
+        bool any = false;
+        for (const auto& sj : env.value("signatures", json::array())) {
+          auto sig = base64_decode(sj.value("sig", ""));
+          if (!sig.ok() || !payload.ok()) continue;
+          auto ok = ed25519_verify(pub_pem, pub_where, dsse_pae(env.value("payloadType", ""), *payload), *sig);
+          any = any || (ok.ok() && *ok);
+        }
+        if (!any)
+          bad(std::string(kEnvelope) + ": no signature verifies with " + pub_where + " (keyid " + keyid->substr(0, 16) +
+              ")");
+        envelope_ok = any && payload_ok;
+        out.signature_verified = envelope_ok;
+      }
+    } catch (const json::exception& e) {
+      bad(std::string(kEnvelope) + ": not a valid DSSE envelope: " + e.what());
+    }
   }
-  try {
-    json env = json::parse(env_it->second);
-    auto payload = base64_decode(env.value("payload", ""));
-    if (!payload.ok())
-      bad(std::string(kEnvelope) + ": payload: " + payload.message());
-    else if (*payload != st->second)
-      bad(std::string(kEnvelope) + ": payload differs from " + kStatement);
-    if (env.value("payloadType", "") != kInTotoPayloadType)
-      bad(std::string(kEnvelope) + ": payloadType is not " + kInTotoPayloadType);
-    auto keyid = ed25519_keyid_from_public_pem(pub_pem, pub_where);
-    if (!keyid.ok()) {
-      bad(keyid.message());
-      return out;
+
+  // Digests. When a file disagrees with MANIFEST, name the one that changed: a file that the
+  // signed statement (or the signature itself) vouches for is intact, so MANIFEST changed.
+  const bool statement_intact = envelope_ok || (listed.count(kStatement) && actual[kStatement] == listed[kStatement]);
+  for (const auto& [rel, digest] : listed) {
+    auto a = actual.find(rel);
+    if (a == actual.end()) continue;
+    auto st = in_statement.find(rel);
+    if (st != in_statement.end()) {
+      if (st->second != digest)
+        bad(std::string(kManifest) + ": digest of " + rel + " differs from the one in " + kStatement);
+      if (a->second != digest && !(statement_intact && a->second == st->second))
+        bad(rel + ": sha256 " + a->second + " does not match MANIFEST " + digest + " (file changed)");
+      continue;
     }
-    bool any = false;
-    for (const auto& s : env.value("signatures", json::array())) {
-      auto sig = base64_decode(s.value("sig", ""));
-      if (!sig.ok()) continue;
-      auto ok = ed25519_verify(pub_pem, pub_where, dsse_pae(env.value("payloadType", ""), payload.ok() ? *payload : ""), *sig);
-      if (ok.ok() && *ok) any = true;
-    }
-    if (any)
-      out.signature_verified = true;
+    if (a->second == digest) continue;
+    bool vouched = envelope_ok && (rel == kStatement || rel == kEnvelope || (rel == kSignerPub && (pubkey_path.empty() || bundled_key_matches)));
+    if (vouched)
+      bad(std::string(kManifest) + ": digest of " + rel + " is " + digest + ", but the signed statement vouches for " +
+          a->second + " (MANIFEST changed)");
     else
-      bad(std::string(kEnvelope) + ": no signature verifies with " + pub_where + " (keyid " + keyid->substr(0, 16) + ")");
-  } catch (const json::exception& e) {
-    bad(std::string(kEnvelope) + ": not a valid DSSE envelope: " + e.what());
+      bad(rel + ": sha256 " + a->second + " does not match MANIFEST " + digest + " (file changed)");
   }
+  for (const auto& [rel, digest] : in_statement)
+    if (!listed.count(rel)) bad(std::string(kManifest) + ": does not list " + rel + ", which " + kStatement + " names");
+  for (const auto& [rel, digest] : listed)
+    if (!in_statement.count(rel) && rel != kStatement && rel != kEnvelope && rel != kSignerPub)
+      bad(rel + ": listed in MANIFEST but not in " + kStatement);
   return out;
 }
 
