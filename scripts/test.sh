@@ -3,8 +3,10 @@
 #   1. install dependencies (Debian packages, idempotent) and build (Release, -O3);
 #   2. every falsifier through CTest;
 #   3. the parsers of untrusted bytes again under ASan+UBSan (scripts/test-sanitize.sh);
-#   4. the contracts themselves: popper validate, popper run (writes evidence/) and popper gate
-#      over every item that can run on this machine (GPU items are inconclusive, never passed).
+#   4. the contracts themselves: popper validate, popper run (writes evidence/) and popper gate.
+#      The gate fails on any falsified or errored claim. Items this machine cannot decide — GPU
+#      items without a GPU, benchmarks with no threshold for the CI profile — are inconclusive:
+#      listed by the gate, never counted as survived, and not a CI failure (--allow-inconclusive).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -25,4 +27,4 @@ step "contracts: validate, run, gate"
 popper="$build/harness/popper"
 "$popper" validate
 "$popper" run
-"$popper" gate --junit "$build/popper-junit.xml" --markdown "$build/popper-gate.md"
+"$popper" gate --allow-inconclusive --junit "$build/popper-junit.xml" --markdown "$build/popper-gate.md"
