@@ -29,7 +29,9 @@ constexpr double kPTolerance = 1e-12;
 // Headless Chromium on a loaded 2-core CI machine: a page this size renders in ~4 s.
 constexpr double kBrowserTimeoutS = 90;
 
-std::string fixture_evidence() { return std::string(POPPER_SOURCE_DIR) + "/falsifiers/fixtures/report/evidence"; }
+std::string fixture_evidence() {
+  return std::string(POPPER_SOURCE_DIR) + "/falsifiers/fixtures/report/evidence";
+}
 
 // Two-sided p by enumerating every split of the pooled samples (ties counted by U directly).
 double brute_force_p(const std::vector<double>& a, const std::vector<double>& b) {
@@ -164,12 +166,13 @@ TEST_F(FixtureReport, ShowsTheVerdictChangeSinceThePreviousRun) {
 
 // Tag balance over the HTML (void elements excepted); returns the first problem or "".
 std::string check_tags(const std::string& html) {
-  static const std::set<std::string> kVoid{"meta", "link", "br", "hr", "img", "input", "circle", "line", "rect",
-                                           "polyline", "path", "col", "wbr", "source"};
+  static const std::set<std::string> kVoid{"meta", "link", "br",       "hr",   "img", "input", "circle",
+                                           "line", "rect", "polyline", "path", "col", "wbr",   "source"};
   std::vector<std::string> stack;
   std::regex tag(R"(<(/?)([a-zA-Z][a-zA-Z0-9]*)([^>]*?)(/?)>)");
   // Skip the <style> and <script> bodies: their text is not markup.
-  std::string text = std::regex_replace(html, std::regex(R"((<style>|<script>)[\s\S]*?(</style>|</script>))"), "$1$2");
+  std::string text =
+      std::regex_replace(html, std::regex(R"((<style>|<script>)[\s\S]*?(</style>|</script>))"), "$1$2");
   for (auto it = std::sregex_iterator(text.begin(), text.end(), tag); it != std::sregex_iterator(); ++it) {
     std::string name = (*it)[2];
     std::transform(name.begin(), name.end(), name.begin(), ::tolower);
@@ -255,9 +258,19 @@ struct BrowserRun {
 BrowserRun load_in_chromium(const std::string& chromium, const std::string& url, const std::string& extra,
                             const testing::TempDir& scratch) {
   SpawnOptions o;
-  o.argv = {chromium, "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run", "--hide-scrollbars",
-            "--user-data-dir=" + (scratch / "profile"), "--host-resolver-rules=MAP * ~NOTFOUND",
-            "--window-size=1400,1900", "--enable-logging=stderr", "--v=0", extra, url};
+  o.argv = {chromium,
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--user-data-dir=" + (scratch / "profile"),
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            "--window-size=1400,1900",
+            "--enable-logging=stderr",
+            "--v=0",
+            extra,
+            url};
   o.stdout_path = scratch / "stdout";
   o.stderr_path = scratch / "stderr";
   o.timeout_s = kBrowserTimeoutS;
@@ -291,7 +304,8 @@ TEST_F(Browser, TheConsoleCheckCatchesAPageWithAScriptError) {
                   .ok());
   BrowserRun r = load_in_chromium(chromium_, "file://" + (scratch_ / "bad.html"), "--dump-dom", scratch_);
   ASSERT_EQ(r.code, 0);
-  ASSERT_FALSE(r.console.empty()) << "chromium no longer logs console errors this way; the check below is blind";
+  ASSERT_FALSE(r.console.empty())
+      << "chromium no longer logs console errors this way; the check below is blind";
   EXPECT_NE(r.console[0].find("Uncaught TypeError"), std::string::npos) << r.console[0];
 }
 
@@ -304,7 +318,8 @@ TEST_F(Browser, TheReportLoadsInHeadlessChromiumWithoutConsoleErrors) {
   BrowserRun dom = load_in_chromium(chromium_, "file://" + page, "--dump-dom", scratch_);
   ASSERT_EQ(dom.code, 0);
   for (const auto& l : dom.console) ADD_FAILURE() << "console: " << l;
-  EXPECT_NE(dom.dom.find("data-ready=\"1\""), std::string::npos) << "the inline script did not run to its end";
+  EXPECT_NE(dom.dom.find("data-ready=\"1\""), std::string::npos)
+      << "the inline script did not run to its end";
   EXPECT_NE(dom.dom.find("FALSIFY-DEMO_DECODE_V1_001"), std::string::npos);
   EXPECT_NE(dom.dom.find("<svg class=\"chart\""), std::string::npos);
 

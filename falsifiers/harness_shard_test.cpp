@@ -98,7 +98,8 @@ TEST(ShardPlan, CoversEveryItemOnceAndIsDeterministic) {
       count[static_cast<size_t>(s - 1)]++;
     }
     // No durations known: the plan balances item counts.
-    EXPECT_LE(*std::max_element(count.begin(), count.end()) - *std::min_element(count.begin(), count.end()), 1)
+    EXPECT_LE(*std::max_element(count.begin(), count.end()) - *std::min_element(count.begin(), count.end()),
+              1)
         << "n=" << n;
   }
   EXPECT_NE(plan_shards(items, 2).sha256, plan_shards(items, 3).sha256);
@@ -126,7 +127,8 @@ TEST(ShardPlan, RecordedDurationsBalanceTheLoadWithinTheGreedyBound) {
     mean_known /= known;
     for (size_t i = 0; i < items.size(); ++i)
       load[static_cast<size_t>(p.shard_of[i] - 1)] += items[i].duration_s.value_or(mean_known);
-    for (int s = 0; s < n; ++s) EXPECT_NEAR(load[static_cast<size_t>(s)], p.load_s[static_cast<size_t>(s)], 1e-9);
+    for (int s = 0; s < n; ++s)
+      EXPECT_NEAR(load[static_cast<size_t>(s)], p.load_s[static_cast<size_t>(s)], 1e-9);
   }
 }
 
@@ -175,7 +177,8 @@ TEST_F(Shards, MergedVerdictsEqualTheUnshardedRunForOneToFourShards) {
       std::string dir = repo_.outside("n" + std::to_string(n) + "/shard" + std::to_string(k));
       Cmd r = run_shard(k, n, dir);
       ASSERT_TRUE(r.code == 0 || r.code == 1) << r.err;
-      ASSERT_NE(r.err.find("shard " + std::to_string(k) + "/" + std::to_string(n)), std::string::npos) << r.err;
+      ASSERT_NE(r.err.find("shard " + std::to_string(k) + "/" + std::to_string(n)), std::string::npos)
+          << r.err;
       ran += verdicts_in(dir).size();
       dirs.push_back(dir);
     }
@@ -187,7 +190,8 @@ TEST_F(Shards, MergedVerdictsEqualTheUnshardedRunForOneToFourShards) {
     ASSERT_EQ(m.code, 0) << m.err;
     EXPECT_EQ(verdicts_in(out), want) << "n=" << n;
     // Contract order, as an unsharded run writes it.
-    for (const char* c : {"shard-a-v1", "shard-b-v1"}) EXPECT_EQ(ids_in(out, c), ids_in(repo_ / "evidence", c));
+    for (const char* c : {"shard-a-v1", "shard-b-v1"})
+      EXPECT_EQ(ids_in(out, c), ids_in(repo_ / "evidence", c));
     auto le = latest_evidence(out, "shard-a-v1");
     ASSERT_TRUE(le.ok() && *le);
     EXPECT_EQ((*le)->doc["run"]["merged_from"].size(), static_cast<size_t>(n));
@@ -249,7 +253,8 @@ TEST_F(Shards, DuplicateMissingTamperedAndOtherClaimsShardsAreRefused) {
   EXPECT_NE(claims.err.find("shards ran different contract versions"), std::string::npos) << claims.err;
 
   // A shard edited after the fact fails its MANIFEST check.
-  ASSERT_TRUE(write_file_atomic(repo_.outside("s2b/MANIFEST"), read_file(repo_.outside("s2/MANIFEST")).value()).ok());
+  ASSERT_TRUE(
+      write_file_atomic(repo_.outside("s2b/MANIFEST"), read_file(repo_.outside("s2/MANIFEST")).value()).ok());
   Cmd tampered = merge({"s1", "s2b", "s3"});
   EXPECT_EQ(tampered.code, 1);
   EXPECT_NE(tampered.err.find("fails its MANIFEST check"), std::string::npos) << tampered.err;

@@ -67,7 +67,8 @@ TEST(Ed25519, SignaturesVerifyOnlyWithTheSignersKeyAndTheSignedBytes) {
   EXPECT_TRUE(ed25519_verify(a->public_pem, "a", "message", *sig).value());
   EXPECT_FALSE(ed25519_verify(b->public_pem, "b", "message", *sig).value());
   EXPECT_FALSE(ed25519_verify(a->public_pem, "a", "messagE", *sig).value());
-  auto not_a_key = ed25519_sign("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "k.pem", "m");
+  auto not_a_key =
+      ed25519_sign("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "k.pem", "m");
   ASSERT_FALSE(not_a_key.ok());
   EXPECT_NE(not_a_key.message().find("k.pem"), std::string::npos);
 }
@@ -111,7 +112,8 @@ TEST_F(Signoff, ABundleVerifiesAndAnyFlippedByteOrOtherKeyFailsNamingTheFile) {
   EXPECT_EQ(statement["subject"][0]["name"], "popper");
   EXPECT_EQ(statement["subject"][0]["digest"]["sha256"].get<std::string>().size(), 64u);
   bool contract_subject = false;
-  for (const auto& sj : statement["subject"]) contract_subject |= sj["name"] == "contracts/release-demo-v1.yaml";
+  for (const auto& sj : statement["subject"])
+    contract_subject |= sj["name"] == "contracts/release-demo-v1.yaml";
   EXPECT_TRUE(contract_subject);
   const auto& items = statement["predicate"]["contracts"][0]["items"];
   ASSERT_EQ(items.size(), 3u);

@@ -42,7 +42,8 @@ Result<std::vector<ShardDoc>> read_shard_dir(const std::string& dir) {
                       " problem(s)), first: ", vr.problems.front());
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(dir, ec))
-    if (e.is_directory() && e.path().filename().string()[0] != '.') names.push_back(e.path().filename().string());
+    if (e.is_directory() && e.path().filename().string()[0] != '.')
+      names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
   std::vector<ShardDoc> out;
   for (const auto& name : names) {
@@ -107,7 +108,8 @@ Result<std::vector<MergedContract>> merge_shards(const std::vector<std::string>&
     }
     const ShardDoc& first = docs[0];
     if (auto [it, fresh] = dir_of_index.emplace(first.index, first.dir); !fresh)
-      return make_error("shard ", first.index, "/", first.count, " given twice: ", it->second, " and ", first.dir);
+      return make_error("shard ", first.index, "/", first.count, " given twice: ", it->second, " and ",
+                        first.dir);
   }
   for (int k = 1; k <= ref.count; ++k)
     if (!dir_of_index.count(k))
@@ -126,7 +128,8 @@ Result<std::vector<MergedContract>> merge_shards(const std::vector<std::string>&
       std::string lacking;
       for (const auto& d : dirs)
         if (!have.count(d)) lacking += (lacking.empty() ? "" : ", ") + d;
-      return make_error("contract ", name, ": no evidence in ", lacking, " (every shard writes every contract)");
+      return make_error("contract ", name, ": no evidence in ", lacking,
+                        " (every shard writes every contract)");
     }
     std::vector<const ShardDoc*> sorted = docs;
     std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->index < b->index; });
@@ -134,20 +137,25 @@ Result<std::vector<MergedContract>> merge_shards(const std::vector<std::string>&
     const json& c0 = r0.doc["contract"];
     const json items0 = r0.doc["run"]["shard"].value("contract_items", json::array());
     std::map<std::string, json> item_by_id;
-    std::string started = r0.doc["run"].value("started_at", ""), finished = r0.doc["run"].value("finished_at", "");
+    std::string started = r0.doc["run"].value("started_at", ""),
+                finished = r0.doc["run"].value("finished_at", "");
     json merged_from = json::array();
     for (const ShardDoc* sd : sorted) {
       const json& c = sd->doc["contract"];
-      if (c.value("claims_sha256", "") != c0.value("claims_sha256", "") || c.value("version", "") != c0.value("version", ""))
-        return make_error("contract ", name, ": shards ran different contract versions: ", r0.dir, "/", r0.path, " has ",
-                          c0.value("version", ""), " (claims ", c0.value("claims_sha256", "").substr(0, 12), "), ",
-                          sd->dir, "/", sd->path, " has ", c.value("version", ""), " (claims ",
-                          c.value("claims_sha256", "").substr(0, 12), ")");
+      if (c.value("claims_sha256", "") != c0.value("claims_sha256", "") ||
+          c.value("version", "") != c0.value("version", ""))
+        return make_error("contract ", name, ": shards ran different contract versions: ", r0.dir, "/",
+                          r0.path, " has ", c0.value("version", ""), " (claims ",
+                          c0.value("claims_sha256", "").substr(0, 12), "), ", sd->dir, "/", sd->path, " has ",
+                          c.value("version", ""), " (claims ", c.value("claims_sha256", "").substr(0, 12),
+                          ")");
       if (sd->doc["run"]["profile"] != r0.doc["run"]["profile"])
         return make_error("contract ", name, ": shards ran different profiles: ", r0.dir, " ",
-                          r0.doc["run"]["profile"].dump(), ", ", sd->dir, " ", sd->doc["run"]["profile"].dump());
+                          r0.doc["run"]["profile"].dump(), ", ", sd->dir, " ",
+                          sd->doc["run"]["profile"].dump());
       if (sd->doc["run"]["shard"].value("contract_items", json::array()) != items0)
-        return make_error("contract ", name, ": ", sd->dir, " and ", r0.dir, " list different items for the contract");
+        return make_error("contract ", name, ": ", sd->dir, " and ", r0.dir,
+                          " list different items for the contract");
       for (const auto& it : sd->doc.value("items", json::array())) {
         std::string id = it.value("id", "");
         if (item_by_id.count(id))
@@ -177,7 +185,8 @@ Result<std::vector<MergedContract>> merge_shards(const std::vector<std::string>&
       item_by_id.erase(f);
     }
     if (!item_by_id.empty())
-      return make_error("contract ", name, ": item ", item_by_id.begin()->first, " is not in the plan's item list");
+      return make_error("contract ", name, ": item ", item_by_id.begin()->first,
+                        " is not in the plan's item list");
     json doc = r0.doc;
     doc["run"]["started_at"] = started;
     doc["run"]["finished_at"] = finished;

@@ -21,7 +21,8 @@ namespace {
 int better_from_name(const std::string& metric) {
   std::string m = metric;
   std::transform(m.begin(), m.end(), m.begin(), [](unsigned char ch) { return std::tolower(ch); });
-  for (const char* up : {"per_second", "per_s", "speedup", "throughput", "tok_s", "tps", "rate", "gbps", "flops"})
+  for (const char* up :
+       {"per_second", "per_s", "speedup", "throughput", "tok_s", "tps", "rate", "gbps", "flops"})
     if (m.find(up) != std::string::npos) return +1;
   for (const char* down : {"time", "latency", "error", "err", "_ms", "_us", "_ns", "bytes", "ulp", "diff"})
     if (m.find(down) != std::string::npos) return -1;
@@ -89,7 +90,9 @@ void judge_change(Series& s) {
   bool significant = mw->p < kRegressionAlpha && std::fabs(c.relative) >= kMinRelativeChange;
   if (significant) {
     int moved = c.relative > 0 ? +1 : -1;
-    c.kind = s.better == 0 ? ChangeKind::kShift : moved == s.better ? ChangeKind::kImprovement : ChangeKind::kRegression;
+    c.kind = s.better == 0       ? ChangeKind::kShift
+             : moved == s.better ? ChangeKind::kImprovement
+                                 : ChangeKind::kRegression;
   }
   s.change = c;
 }
@@ -139,7 +142,8 @@ void build_contract(ContractReport& cr, const std::vector<std::pair<std::string,
           s.thresholds.clear();
           for (const auto& t : it.value("thresholds", json::array())) {
             if (t.value("metric", "") != metric || t.value("source", source) != source) continue;
-            s.thresholds.push_back({t.value("op", ">="), t.value("value", 0.0), t.value("statistic", "median")});
+            s.thresholds.push_back(
+                {t.value("op", ">="), t.value("value", 0.0), t.value("statistic", "median")});
             s.better = better_from_op(t.value("op", ">="));
           }
         }
@@ -217,7 +221,8 @@ Result<Report> build_report(const std::string& evidence_dir, const std::vector<c
 
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(evidence_dir, ec))
-    if (e.is_directory() && e.path().filename().string()[0] != '.') names.push_back(e.path().filename().string());
+    if (e.is_directory() && e.path().filename().string()[0] != '.')
+      names.push_back(e.path().filename().string());
   for (const Contract* c : contracts)
     if (std::find(names.begin(), names.end(), c->name) == names.end()) names.push_back(c->name);
   std::sort(names.begin(), names.end());

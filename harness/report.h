@@ -73,7 +73,7 @@ struct Series {
   std::string item_id, profile, source, metric;
   std::vector<SeriesPoint> points;  // chronological
   std::vector<SeriesThreshold> thresholds;
-  int better = 0;  // +1 higher is better, -1 lower is better, 0 unknown
+  int better = 0;                      // +1 higher is better, -1 lower is better, 0 unknown
   std::optional<SeriesChange> change;  // latest point vs the one before
   double latest_cv = 0;
   bool unstable = false;
@@ -83,9 +83,9 @@ struct ItemRow {
   std::string id, description, verdict, reason, profile, blocked_on;
   bool required = true;
   double duration_s = 0;
-  std::optional<std::string> previous_verdict;  // absent: no earlier run had this item
+  std::optional<std::string> previous_verdict;          // absent: no earlier run had this item
   nlohmann::json thresholds = nlohmann::json::array();  // the latest judgements
-  std::vector<size_t> series;  // indices into ContractReport::series
+  std::vector<size_t> series;                           // indices into ContractReport::series
 };
 
 struct ContractReport {

@@ -105,7 +105,8 @@ std::string series_label(const Series& s) {
 
 std::string change_text(const SeriesChange& c) {
   std::ostringstream o;
-  o << format_relative(c.relative) << " (p " << format_p(c.test.p) << ", δ " << fmt_num(c.test.cliffs_delta) << ")";
+  o << format_relative(c.relative) << " (p " << format_p(c.test.p) << ", δ " << fmt_num(c.test.cliffs_delta)
+    << ")";
   return o.str();
 }
 
@@ -122,8 +123,8 @@ std::string figures_cell(const ContractReport& c, const ItemRow& row) {
     } else {
       o << esc(t.value("reason", ""));
     }
-    o << " " << op_symbol(t.value("op", "")) << " " << fmt_num(t.value("value", 0.0)) << " <span class=\"mark-"
-      << esc(v) << "\">" << mark(v) << "</span></div>";
+    o << " " << op_symbol(t.value("op", "")) << " " << fmt_num(t.value("value", 0.0))
+      << " <span class=\"mark-" << esc(v) << "\">" << mark(v) << "</span></div>";
   }
   if (row.thresholds.empty()) {
     for (size_t si : row.series) {
@@ -150,8 +151,9 @@ std::string changed_cell(const ContractReport& c, const ItemRow& row) {
   for (size_t si : row.series) {
     const Series& s = c.series[si];
     if (!s.change || s.change->kind == ChangeKind::kNone) continue;
-    o << "<div><span class=\"k-" << change_kind_name(s.change->kind) << "\">" << change_kind_name(s.change->kind)
-      << "</span> <span class=\"m mono\">" << esc(s.metric) << "</span> " << change_text(*s.change) << "</div>";
+    o << "<div><span class=\"k-" << change_kind_name(s.change->kind) << "\">"
+      << change_kind_name(s.change->kind) << "</span> <span class=\"m mono\">" << esc(s.metric) << "</span> "
+      << change_text(*s.change) << "</div>";
     any = true;
   }
   if (!any) o << "<span class=\"desc\">" << (c.runs.size() > 1 ? "no change" : "first run") << "</span>";
@@ -183,9 +185,9 @@ std::string render_report_html(const Report& r) {
   o << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
     << "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
     << "<title>Popper report</title><style>" << kCss << "</style></head><body>\n"
-    << "<header><h1>Popper evidence report</h1><div class=\"sub\">generated " << esc(r.generated_at) << " from <code>"
-    << esc(r.evidence_dir) << "</code> · " << r.contracts.size() << " contract" << (r.contracts.size() == 1 ? "" : "s")
-    << " · " << items << " items</div></header>\n<main>\n";
+    << "<header><h1>Popper evidence report</h1><div class=\"sub\">generated " << esc(r.generated_at)
+    << " from <code>" << esc(r.evidence_dir) << "</code> · " << r.contracts.size() << " contract"
+    << (r.contracts.size() == 1 ? "" : "s") << " · " << items << " items</div></header>\n<main>\n";
   if (r.integrity_problems.empty())
     o << "<div class=\"banner ok\">Evidence integrity: " << r.files_verified
       << " files match their MANIFEST digests.</div>\n";
@@ -199,27 +201,32 @@ std::string render_report_html(const Report& r) {
 
   o << "<div class=\"cards\">";
   for (const char* v : {"survived", "falsified", "inconclusive", "error"})
-    o << "<div class=\"card " << v << "\" data-filter=\"" << v << "\" title=\"show only " << v << "\"><div class=\"n\">"
-      << total(v) << "</div><div class=\"l\">" << v << "</div></div>";
+    o << "<div class=\"card " << v << "\" data-filter=\"" << v << "\" title=\"show only " << v
+      << "\"><div class=\"n\">" << total(v) << "</div><div class=\"l\">" << v << "</div></div>";
   o << "<div class=\"card regressions\"><div class=\"n\">" << regressions
-    << "</div><div class=\"l\">regressions</div></div><div class=\"card unstable\"><div class=\"n\">" << unstable
-    << "</div><div class=\"l\">unstable</div></div></div>\n";
+    << "</div><div class=\"l\">regressions</div></div><div class=\"card unstable\"><div class=\"n\">"
+    << unstable << "</div><div class=\"l\">unstable</div></div></div>\n";
 
   // Front page: every item of every contract.
   o << "<h2>Verdicts</h2>\n<table id=\"front\"><thead><tr><th>Contract</th><th>Item</th><th>Verdict</th>"
-       "<th>Latest figures vs thresholds</th><th>Since the previous run</th><th class=\"num\">Time</th></tr></thead><tbody>\n";
+       "<th>Latest figures vs thresholds</th><th>Since the previous run</th><th "
+       "class=\"num\">Time</th></tr></thead><tbody>\n";
   for (const auto& c : r.contracts) {
     bool first = true;
     for (const auto& row : c.items) {
-      o << "<tr data-verdict=\"" << css_class(row.verdict) << "\"" << (first ? " class=\"contract-first\"" : "") << ">";
-      o << "<td>" << (first ? "<a href=\"#c-" + anchor(c.name) + "\">" + esc(c.name) + "</a><div class=\"desc\">" +
-                                  esc(c.version) + "</div>"
-                            : "")
+      o << "<tr data-verdict=\"" << css_class(row.verdict) << "\""
+        << (first ? " class=\"contract-first\"" : "") << ">";
+      o << "<td>"
+        << (first ? "<a href=\"#c-" + anchor(c.name) + "\">" + esc(c.name) + "</a><div class=\"desc\">" +
+                        esc(c.version) + "</div>"
+                  : "")
         << "</td>";
-      o << "<td class=\"id\">" << esc(row.id) << (row.required ? "" : " <span class=\"desc\">(optional)</span>")
+      o << "<td class=\"id\">" << esc(row.id)
+        << (row.required ? "" : " <span class=\"desc\">(optional)</span>")
         << "<div class=\"desc\" style=\"white-space:normal\">" << esc(row.description) << "</div></td>";
-      o << "<td>" << pill(row.verdict) << "</td><td>" << figures_cell(c, row) << "</td><td>" << changed_cell(c, row)
-        << "</td><td class=\"num\">" << (row.verdict == "not run" ? "" : fmt_num(row.duration_s) + " s") << "</td></tr>\n";
+      o << "<td>" << pill(row.verdict) << "</td><td>" << figures_cell(c, row) << "</td><td>"
+        << changed_cell(c, row) << "</td><td class=\"num\">"
+        << (row.verdict == "not run" ? "" : fmt_num(row.duration_s) + " s") << "</td></tr>\n";
       first = false;
     }
     if (c.items.empty())
@@ -229,7 +236,8 @@ std::string render_report_html(const Report& r) {
   o << "</tbody></table>\n";
 
   // Significant changes of the latest run against the previous one.
-  o << "<h2 id=\"regressions\">Changes since the previous run</h2>\n<p class=\"desc\">Mann-Whitney U on the raw "
+  o << "<h2 id=\"regressions\">Changes since the previous run</h2>\n<p class=\"desc\">Mann-Whitney U on the "
+       "raw "
        "repetitions of the latest run against the run before; flagged when p &lt; "
     << fmt_num(kRegressionAlpha) << " and the median moved at least " << fmt_num(kMinRelativeChange * 100)
     << "%. δ is Cliff's delta (−1..1, |δ| ≥ 0.47 is large). Unstable series are listed apart below.</p>\n";
@@ -239,47 +247,55 @@ std::string render_report_html(const Report& r) {
       if (!s.change || s.change->kind == ChangeKind::kNone || s.unstable) continue;
       const auto& ch = *s.change;
       rows << "<tr><td><span class=\"k-" << change_kind_name(ch.kind) << "\">" << change_kind_name(ch.kind)
-           << "</span></td><td class=\"id\">" << esc(s.item_id) << "</td><td class=\"mono\">" << esc(series_label(s))
-           << "</td><td class=\"num\">" << fmt_num(ch.previous_median) << " → " << fmt_num(ch.latest_median)
-           << "</td><td class=\"num\">" << format_relative(ch.relative) << "</td><td class=\"num\">" << fmt_num(ch.test.u1)
-           << "</td><td class=\"num\">" << format_p(ch.test.p) << (ch.test.exact ? "" : " ≈") << "</td><td class=\"num\">"
-           << fmt_num(ch.test.cliffs_delta) << "</td><td class=\"num\">" << ch.test.n2 << " / " << ch.test.n1 << "</td></tr>\n";
+           << "</span></td><td class=\"id\">" << esc(s.item_id) << "</td><td class=\"mono\">"
+           << esc(series_label(s)) << "</td><td class=\"num\">" << fmt_num(ch.previous_median) << " → "
+           << fmt_num(ch.latest_median) << "</td><td class=\"num\">" << format_relative(ch.relative)
+           << "</td><td class=\"num\">" << fmt_num(ch.test.u1) << "</td><td class=\"num\">"
+           << format_p(ch.test.p) << (ch.test.exact ? "" : " ≈") << "</td><td class=\"num\">"
+           << fmt_num(ch.test.cliffs_delta) << "</td><td class=\"num\">" << ch.test.n2 << " / " << ch.test.n1
+           << "</td></tr>\n";
     }
   if (rows.str().empty())
     o << "<p>No significant change.</p>\n";
   else
-    o << "<table><thead><tr><th>Change</th><th>Item</th><th>Series</th><th class=\"num\">Median</th><th class=\"num\">"
-         "Δ</th><th class=\"num\">U</th><th class=\"num\">p</th><th class=\"num\">δ</th><th class=\"num\">n prev / "
+    o << "<table><thead><tr><th>Change</th><th>Item</th><th>Series</th><th class=\"num\">Median</th><th "
+         "class=\"num\">"
+         "Δ</th><th class=\"num\">U</th><th class=\"num\">p</th><th class=\"num\">δ</th><th class=\"num\">n "
+         "prev / "
          "latest</th></tr></thead><tbody>\n"
       << rows.str() << "</tbody></table>\n";
 
-  o << "<h2 id=\"unstable\">Unstable benchmarks</h2>\n<p class=\"desc\">Latest repetitions with a coefficient of "
+  o << "<h2 id=\"unstable\">Unstable benchmarks</h2>\n<p class=\"desc\">Latest repetitions with a "
+       "coefficient of "
        "variation above "
-    << fmt_num(kUnstableCv * 100) << "%: their confidence intervals are wide and a change call on them means little.</p>\n";
+    << fmt_num(kUnstableCv * 100)
+    << "%: their confidence intervals are wide and a change call on them means little.</p>\n";
   std::ostringstream urows;
   for (const auto& c : r.contracts)
     for (const auto& s : c.series) {
       if (!s.unstable) continue;
       urows << "<tr><td class=\"id\">" << esc(s.item_id) << "</td><td class=\"mono\">" << esc(series_label(s))
             << "</td><td class=\"num\">" << fmt_num(s.latest_cv * 100) << "%</td><td class=\"num\">"
-            << fmt_num(s.points.back().median) << "</td><td class=\"num\">" << s.points.back().samples.size() << "</td><td>"
-            << (s.change ? change_text(*s.change) : "—") << "</td></tr>\n";
+            << fmt_num(s.points.back().median) << "</td><td class=\"num\">" << s.points.back().samples.size()
+            << "</td><td>" << (s.change ? change_text(*s.change) : "—") << "</td></tr>\n";
     }
   if (urows.str().empty())
     o << "<p>None.</p>\n";
   else
-    o << "<table><thead><tr><th>Item</th><th>Series</th><th class=\"num\">CV</th><th class=\"num\">Median</th>"
+    o << "<table><thead><tr><th>Item</th><th>Series</th><th class=\"num\">CV</th><th "
+         "class=\"num\">Median</th>"
          "<th class=\"num\">n</th><th>vs previous</th></tr></thead><tbody>\n"
       << urows.str() << "</tbody></table>\n";
 
   // Per contract: history charts and provenance.
   for (const auto& c : r.contracts) {
-    o << "<section class=\"contract\" id=\"c-" << anchor(c.name) << "\"><h2>" << esc(c.name) << " <span class=\"desc\">"
-      << esc(c.version) << " · " << c.runs.size() << " run" << (c.runs.size() == 1 ? "" : "s") << "</span></h2>\n";
+    o << "<section class=\"contract\" id=\"c-" << anchor(c.name) << "\"><h2>" << esc(c.name)
+      << " <span class=\"desc\">" << esc(c.version) << " · " << c.runs.size() << " run"
+      << (c.runs.size() == 1 ? "" : "s") << "</span></h2>\n";
     if (!c.problem.empty()) o << "<div class=\"banner warn\">" << esc(c.problem) << "</div>\n";
     if (!c.runs.empty())
-      o << "<p class=\"desc\">Latest evidence <code>" << esc(c.runs.back().path) << "</code> · claims sha256 <code>"
-        << esc(c.claims_sha256.substr(0, 16)) << "…</code></p>\n";
+      o << "<p class=\"desc\">Latest evidence <code>" << esc(c.runs.back().path)
+        << "</code> · claims sha256 <code>" << esc(c.claims_sha256.substr(0, 16)) << "…</code></p>\n";
     std::string last_item;
     bool open = false;
     for (const auto& s : c.series) {
@@ -291,42 +307,53 @@ std::string render_report_html(const Report& r) {
       }
       std::vector<std::string> labels;
       for (const auto& p : s.points) labels.push_back(c.runs[p.run].commit.substr(0, 7));
-      const char* cls = s.unstable ? " class=\"unstable\"" : s.change && s.change->kind == ChangeKind::kRegression ? " class=\"regression\"" : "";
+      const char* cls = s.unstable                                              ? " class=\"unstable\""
+                        : s.change && s.change->kind == ChangeKind::kRegression ? " class=\"regression\""
+                                                                                : "";
       o << "<figure" << cls << "><figcaption><b>" << esc(series_label(s)) << "</b>";
       for (const auto& t : s.thresholds)
         o << " · threshold " << esc(t.statistic) << " " << op_symbol(t.op) << " " << fmt_num(t.value);
       o << "</figcaption>" << render_series_svg(s, labels) << "<div class=\"stats\">latest median "
         << fmt_num(s.points.back().median) << ", n=" << s.points.back().samples.size();
-      if (s.points.back().samples.size() >= kMinSamplesForCv) o << ", CV " << fmt_num(s.latest_cv * 100) << "%";
+      if (s.points.back().samples.size() >= kMinSamplesForCv)
+        o << ", CV " << fmt_num(s.latest_cv * 100) << "%";
       if (s.unstable) o << " <b class=\"mark-inconclusive\">unstable</b>";
       if (s.change)
         o << "; vs previous: <span class=\"k-" << change_kind_name(s.change->kind) << "\">"
-          << change_kind_name(s.change->kind) << "</span> " << change_text(*s.change) << ", U=" << fmt_num(s.change->test.u1);
+          << change_kind_name(s.change->kind) << "</span> " << change_text(*s.change)
+          << ", U=" << fmt_num(s.change->test.u1);
       o << "</div></figure>\n";
     }
     if (open) o << "</div>\n";
     if (!c.runs.empty()) {
-      o << "<h3>Provenance</h3><table><thead><tr><th>#</th><th>Started</th><th>Commit</th><th>Profile</th><th>Host</th>"
-           "<th>CPU</th><th>GPU</th><th>Models (sha256)</th><th>popper</th><th>Verdicts</th><th>File</th></tr></thead><tbody>\n";
+      o << "<h3>Provenance</h3><table><thead><tr><th>#</th><th>Started</th><th>Commit</th><th>Profile</"
+           "th><th>Host</th>"
+           "<th>CPU</th><th>GPU</th><th>Models "
+           "(sha256)</th><th>popper</th><th>Verdicts</th><th>File</th></tr></thead><tbody>\n";
       for (size_t i = c.runs.size(); i-- > 0;) {
         const ReportRun& run = c.runs[i];
         const auto& p = run.provenance;
         const auto host = p.value("host", nlohmann::json::object());
         const auto build = p.value("build", nlohmann::json::object());
-        o << "<tr><td class=\"num\">" << i + 1 << "</td><td class=\"mono\">" << esc(run.started_at) << "</td><td class=\"mono\">"
-          << esc(run.commit) << "</td><td>" << esc(run.profile.empty() ? "default" : run.profile) << "</td><td>"
-          << esc(host.value("hostname", "")) << "<div class=\"desc\">" << esc(host.value("os", "")) << "</div></td><td>"
-          << esc(host.value("cpu_model", "")) << "<div class=\"desc\">" << esc(host.value("simd_path", "")) << ", "
-          << host.value("cores_usable", 0) << " cores</div></td><td>"
-          << (p.contains("gpu") && p["gpu"].is_object() ? esc(p["gpu"].value("name", "")) : "<span class=\"desc\">none</span>")
+        o << "<tr><td class=\"num\">" << i + 1 << "</td><td class=\"mono\">" << esc(run.started_at)
+          << "</td><td class=\"mono\">" << esc(run.commit) << "</td><td>"
+          << esc(run.profile.empty() ? "default" : run.profile) << "</td><td>"
+          << esc(host.value("hostname", "")) << "<div class=\"desc\">" << esc(host.value("os", ""))
+          << "</div></td><td>" << esc(host.value("cpu_model", "")) << "<div class=\"desc\">"
+          << esc(host.value("simd_path", "")) << ", " << host.value("cores_usable", 0)
+          << " cores</div></td><td>"
+          << (p.contains("gpu") && p["gpu"].is_object() ? esc(p["gpu"].value("name", ""))
+                                                        : "<span class=\"desc\">none</span>")
           << "</td><td>";
         for (const auto& [name, sha] : run.models)
-          o << "<div><span class=\"mono\">" << esc(name) << "</span> <span class=\"desc mono\">" << esc(sha.substr(0, 12))
-            << "…</span></div>";
-        o << "</td><td>" << esc(p.value("popper_version", "")) << "<div class=\"desc\">" << esc(build.value("build_type", ""))
-          << " " << esc(build.value("compiler", "")) << "</div></td><td>";
+          o << "<div><span class=\"mono\">" << esc(name) << "</span> <span class=\"desc mono\">"
+            << esc(sha.substr(0, 12)) << "…</span></div>";
+        o << "</td><td>" << esc(p.value("popper_version", "")) << "<div class=\"desc\">"
+          << esc(build.value("build_type", "")) << " " << esc(build.value("compiler", ""))
+          << "</div></td><td>";
         for (const auto& [v, n] : run.summary)
-          if (n > 0) o << "<span class=\"pill v-" << css_class(v) << "\">" << n << " " << esc(v) << "</span> ";
+          if (n > 0)
+            o << "<span class=\"pill v-" << css_class(v) << "\">" << n << " " << esc(v) << "</span> ";
         o << (run.merged_note.empty() ? "" : "<div class=\"desc\">" + esc(run.merged_note) + "</div>")
           << "</td><td class=\"mono\">" << esc(run.path) << "</td></tr>\n";
       }
@@ -334,8 +361,10 @@ std::string render_report_html(const Report& r) {
     }
     o << "</section>\n";
   }
-  o << "</main><footer>Popper report · verdicts: survived (the claim held), falsified (it failed), inconclusive "
-       "(could not decide), error (the check broke) · charts: dots are raw repetitions, the line joins run medians, "
+  o << "</main><footer>Popper report · verdicts: survived (the claim held), falsified (it failed), "
+       "inconclusive "
+       "(could not decide), error (the check broke) · charts: dots are raw repetitions, the line joins run "
+       "medians, "
        "dashed lines are thresholds with the failing side shaded.</footer>\n<script>"
     << kScript << "</script></body></html>\n";
   return o.str();

@@ -43,7 +43,8 @@ std::string sparkline(const Series& s) {
 }
 
 std::string change_text(const SeriesChange& c) {
-  return format_relative(c.relative) + " (p " + format_p(c.test.p) + ", δ " + fmt_num(c.test.cliffs_delta) + ")";
+  return format_relative(c.relative) + " (p " + format_p(c.test.p) + ", δ " + fmt_num(c.test.cliffs_delta) +
+         ")";
 }
 
 }  // namespace
@@ -64,7 +65,8 @@ std::string render_report_markdown(const Report& r) {
     auto f = r.totals.find(v);
     o << "| " << (f == r.totals.end() ? 0 : f->second) << " ";
   }
-  o << "|\n\n## Verdicts\n\n| Contract | Item | Verdict | Latest figures vs thresholds | Since the previous run |\n"
+  o << "|\n\n## Verdicts\n\n| Contract | Item | Verdict | Latest figures vs thresholds | Since the previous "
+       "run |\n"
        "|---|---|---|---|---|\n";
   for (const auto& c : r.contracts) {
     for (const auto& row : c.items) {
@@ -74,7 +76,8 @@ std::string render_report_markdown(const Report& r) {
         if (t.contains("point"))
           figs += t.value("statistic", "median") + " " + fmt_num(t.value("point", 0.0)) + " [" +
                   fmt_num(t.value("ci_low", 0.0)) + ", " + fmt_num(t.value("ci_high", 0.0)) + "]";
-        figs += " " + t.value("op", "") + " " + fmt_num(t.value("value", 0.0)) + " " + icon(t.value("verdict", ""));
+        figs += " " + t.value("op", "") + " " + fmt_num(t.value("value", 0.0)) + " " +
+                icon(t.value("verdict", ""));
       }
       if (figs.empty()) figs = row.reason.size() > 120 ? row.reason.substr(0, 117) + "..." : row.reason;
       std::string changed;
@@ -85,12 +88,12 @@ std::string render_report_markdown(const Report& r) {
       for (size_t si : row.series) {
         const Series& s = c.series[si];
         if (s.change && s.change->kind != ChangeKind::kNone)
-          changed += (changed.empty() ? "" : "; ") + std::string("**") + change_kind_name(s.change->kind) + "** " +
-                     s.metric + " " + change_text(*s.change);
+          changed += (changed.empty() ? "" : "; ") + std::string("**") + change_kind_name(s.change->kind) +
+                     "** " + s.metric + " " + change_text(*s.change);
       }
       if (changed.empty()) changed = c.runs.size() > 1 ? "no change" : "first run";
-      o << "| " << cell(c.name) << " | `" << row.id << "` " << cell(row.description) << " | " << icon(row.verdict) << " "
-        << row.verdict << " | " << cell(figs) << " | " << cell(changed) << " |\n";
+      o << "| " << cell(c.name) << " | `" << row.id << "` " << cell(row.description) << " | "
+        << icon(row.verdict) << " " << row.verdict << " | " << cell(figs) << " | " << cell(changed) << " |\n";
     }
     if (c.items.empty()) o << "| " << cell(c.name) << " | | | " << cell(c.problem) << " | |\n";
   }
@@ -101,21 +104,25 @@ std::string render_report_markdown(const Report& r) {
   for (const auto& c : r.contracts)
     for (const auto& s : c.series)
       if (s.change && s.change->kind != ChangeKind::kNone && !s.unstable)
-        rows << "| " << change_kind_name(s.change->kind) << " | `" << s.item_id << "` | " << cell(s.metric + " · " + s.source)
-             << " | " << fmt_num(s.change->previous_median) << " → " << fmt_num(s.change->latest_median) << " | "
-             << format_relative(s.change->relative) << " | " << fmt_num(s.change->test.u1) << " | "
-             << format_p(s.change->test.p) << " | " << fmt_num(s.change->test.cliffs_delta) << " |\n";
+        rows << "| " << change_kind_name(s.change->kind) << " | `" << s.item_id << "` | "
+             << cell(s.metric + " · " + s.source) << " | " << fmt_num(s.change->previous_median) << " → "
+             << fmt_num(s.change->latest_median) << " | " << format_relative(s.change->relative) << " | "
+             << fmt_num(s.change->test.u1) << " | " << format_p(s.change->test.p) << " | "
+             << fmt_num(s.change->test.cliffs_delta) << " |\n";
   if (rows.str().empty())
     o << "No significant change.\n";
   else
-    o << "| Change | Item | Series | Median | Δ | U | p | δ |\n|---|---|---|---|---|---|---|---|\n" << rows.str();
-  o << "\n## Unstable benchmarks\n\nCoefficient of variation above " << fmt_num(kUnstableCv * 100) << "%.\n\n";
+    o << "| Change | Item | Series | Median | Δ | U | p | δ |\n|---|---|---|---|---|---|---|---|\n"
+      << rows.str();
+  o << "\n## Unstable benchmarks\n\nCoefficient of variation above " << fmt_num(kUnstableCv * 100)
+    << "%.\n\n";
   std::ostringstream urows;
   for (const auto& c : r.contracts)
     for (const auto& s : c.series)
       if (s.unstable)
-        urows << "| `" << s.item_id << "` | " << cell(s.metric + " · " + s.source) << " | " << fmt_num(s.latest_cv * 100)
-              << "% | " << fmt_num(s.points.back().median) << " | " << s.points.back().samples.size() << " |\n";
+        urows << "| `" << s.item_id << "` | " << cell(s.metric + " · " + s.source) << " | "
+              << fmt_num(s.latest_cv * 100) << "% | " << fmt_num(s.points.back().median) << " | "
+              << s.points.back().samples.size() << " |\n";
   if (urows.str().empty())
     o << "None.\n";
   else
@@ -127,25 +134,29 @@ std::string render_report_markdown(const Report& r) {
     if (!c.series.empty()) {
       o << "| Item | Series | History | Latest median | n | CV |\n|---|---|---|---|---|---|\n";
       for (const auto& s : c.series)
-        o << "| `" << s.item_id << "` | " << cell(s.metric + " · " + s.source) << " | " << sparkline(s) << " | "
-          << fmt_num(s.points.back().median) << " | " << s.points.back().samples.size() << " | "
-          << (s.points.back().samples.size() >= kMinSamplesForCv ? fmt_num(s.latest_cv * 100) + "%" : "—") << " |\n";
+        o << "| `" << s.item_id << "` | " << cell(s.metric + " · " + s.source) << " | " << sparkline(s)
+          << " | " << fmt_num(s.points.back().median) << " | " << s.points.back().samples.size() << " | "
+          << (s.points.back().samples.size() >= kMinSamplesForCv ? fmt_num(s.latest_cv * 100) + "%" : "—")
+          << " |\n";
       o << "\n";
     }
     if (!c.runs.empty()) {
-      o << "| # | Started | Commit | Host | CPU | GPU | Models | Verdicts | File |\n|---|---|---|---|---|---|---|---|---|\n";
+      o << "| # | Started | Commit | Host | CPU | GPU | Models | Verdicts | File "
+           "|\n|---|---|---|---|---|---|---|---|---|\n";
       for (size_t i = c.runs.size(); i-- > 0;) {
         const auto& run = c.runs[i];
         const auto host = run.provenance.value("host", nlohmann::json::object());
         std::string models, verdicts;
-        for (const auto& [name, sha] : run.models) models += (models.empty() ? "" : ", ") + name + " " + sha.substr(0, 12);
+        for (const auto& [name, sha] : run.models)
+          models += (models.empty() ? "" : ", ") + name + " " + sha.substr(0, 12);
         for (const auto& [v, n] : run.summary)
           if (n > 0) verdicts += (verdicts.empty() ? "" : ", ") + std::to_string(n) + " " + v;
         const auto& gpu = run.provenance.contains("gpu") ? run.provenance["gpu"] : nlohmann::json();
-        o << "| " << i + 1 << " | " << run.started_at << " | `" << run.commit << "` | " << cell(host.value("hostname", ""))
-          << " | " << cell(host.value("cpu_model", "")) << " | " << (gpu.is_object() ? cell(gpu.value("name", "")) : "none")
-          << " | " << cell(models) << " | " << verdicts << (run.merged_note.empty() ? "" : " (" + run.merged_note + ")")
-          << " | `" << run.path << "` |\n";
+        o << "| " << i + 1 << " | " << run.started_at << " | `" << run.commit << "` | "
+          << cell(host.value("hostname", "")) << " | " << cell(host.value("cpu_model", "")) << " | "
+          << (gpu.is_object() ? cell(gpu.value("name", "")) : "none") << " | " << cell(models) << " | "
+          << verdicts << (run.merged_note.empty() ? "" : " (" + run.merged_note + ")") << " | `" << run.path
+          << "` |\n";
       }
     }
   }

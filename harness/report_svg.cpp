@@ -37,12 +37,23 @@ std::string html_escape(const std::string& s) {
   out.reserve(s.size());
   for (char ch : s) {
     switch (ch) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += ch;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += ch;
     }
   }
   return out;
@@ -61,7 +72,9 @@ std::string render_series_svg(const Series& s, const std::vector<std::string>& l
   lo -= pad, hi += pad;
   const double pw = kWidth - kLeft - kRight, ph = kHeight - kTop - kBottom;
   const size_t n = s.points.size();
-  auto X = [&](size_t i) { return kLeft + (n == 1 ? pw / 2 : pw * static_cast<double>(i) / static_cast<double>(n - 1)); };
+  auto X = [&](size_t i) {
+    return kLeft + (n == 1 ? pw / 2 : pw * static_cast<double>(i) / static_cast<double>(n - 1));
+  };
   auto Y = [&](double v) { return kTop + ph * (1 - (v - lo) / (hi - lo)); };
 
   std::ostringstream o;
@@ -79,22 +92,24 @@ std::string render_series_svg(const Series& s, const std::vector<std::string>& l
   }
   double step = nice_step(hi - lo, 4);
   for (double v = std::ceil(lo / step) * step; v <= hi; v += step) {
-    o << "<line class=\"grid\" x1=\"" << num(kLeft) << "\" x2=\"" << num(kLeft + pw) << "\" y1=\"" << num(Y(v))
-      << "\" y2=\"" << num(Y(v)) << "\"/><text class=\"tick\" x=\"" << num(kLeft - 6) << "\" y=\"" << num(Y(v) + 4)
-      << "\" text-anchor=\"end\">" << fmt_num(std::fabs(v) < step * 1e-9 ? 0 : v) << "</text>";
+    o << "<line class=\"grid\" x1=\"" << num(kLeft) << "\" x2=\"" << num(kLeft + pw) << "\" y1=\""
+      << num(Y(v)) << "\" y2=\"" << num(Y(v)) << "\"/><text class=\"tick\" x=\"" << num(kLeft - 6)
+      << "\" y=\"" << num(Y(v) + 4) << "\" text-anchor=\"end\">"
+      << fmt_num(std::fabs(v) < step * 1e-9 ? 0 : v) << "</text>";
   }
   // At most ~10 x labels so they never overlap.
   size_t every = std::max<size_t>(1, (n + 9) / 10);
   for (size_t i = 0; i < n; ++i) {
     if (i % every != 0 && i != n - 1) continue;
-    o << "<text class=\"tick\" x=\"" << num(X(i)) << "\" y=\"" << num(kTop + ph + 16) << "\" text-anchor=\"middle\">"
-      << html_escape(i < labels.size() ? labels[i] : std::to_string(i + 1)) << "</text>";
+    o << "<text class=\"tick\" x=\"" << num(X(i)) << "\" y=\"" << num(kTop + ph + 16)
+      << "\" text-anchor=\"middle\">" << html_escape(i < labels.size() ? labels[i] : std::to_string(i + 1))
+      << "</text>";
   }
   for (const auto& t : s.thresholds) {
     double y = Y(t.value);
-    o << "<line class=\"threshold\" x1=\"" << num(kLeft) << "\" x2=\"" << num(kLeft + pw) << "\" y1=\"" << num(y)
-      << "\" y2=\"" << num(y) << "\"/><text class=\"threshold-label\" x=\"" << num(kLeft + pw + 4) << "\" y=\""
-      << num(y + 4) << "\">" << html_escape(t.op) << " " << fmt_num(t.value) << "</text>";
+    o << "<line class=\"threshold\" x1=\"" << num(kLeft) << "\" x2=\"" << num(kLeft + pw) << "\" y1=\""
+      << num(y) << "\" y2=\"" << num(y) << "\"/><text class=\"threshold-label\" x=\"" << num(kLeft + pw + 4)
+      << "\" y=\"" << num(y + 4) << "\">" << html_escape(t.op) << " " << fmt_num(t.value) << "</text>";
   }
   // Raw repetitions, spread a little sideways (deterministically) so equal values stay visible.
   for (size_t i = 0; i < n; ++i) {
@@ -109,22 +124,24 @@ std::string render_series_svg(const Series& s, const std::vector<std::string>& l
   bool regressed = s.change && s.change->kind == ChangeKind::kRegression;
   if (n > 1) {
     o << "<polyline class=\"median\" points=\"";
-    for (size_t i = 0; i + (regressed ? 1 : 0) < n; ++i) o << num(X(i)) << "," << num(Y(s.points[i].median)) << " ";
+    for (size_t i = 0; i + (regressed ? 1 : 0) < n; ++i)
+      o << num(X(i)) << "," << num(Y(s.points[i].median)) << " ";
     o << "\"/>";
     if (regressed)
-      o << "<line class=\"median regressed\" x1=\"" << num(X(n - 2)) << "\" y1=\"" << num(Y(s.points[n - 2].median))
-        << "\" x2=\"" << num(X(n - 1)) << "\" y2=\"" << num(Y(s.points[n - 1].median)) << "\"/>";
+      o << "<line class=\"median regressed\" x1=\"" << num(X(n - 2)) << "\" y1=\""
+        << num(Y(s.points[n - 2].median)) << "\" x2=\"" << num(X(n - 1)) << "\" y2=\""
+        << num(Y(s.points[n - 1].median)) << "\"/>";
   }
   for (size_t i = 0; i < n; ++i) {
     const auto& p = s.points[i];
-    o << "<circle class=\"median-dot" << (regressed && i == n - 1 ? " regressed" : "") << "\" cx=\"" << num(X(i))
-      << "\" cy=\"" << num(Y(p.median)) << "\" r=\"3.5\"><title>"
-      << html_escape(i < labels.size() ? labels[i] : "") << ": median " << fmt_num(p.median) << ", n="
-      << p.samples.size() << "</title></circle>";
+    o << "<circle class=\"median-dot" << (regressed && i == n - 1 ? " regressed" : "") << "\" cx=\""
+      << num(X(i)) << "\" cy=\"" << num(Y(p.median)) << "\" r=\"3.5\"><title>"
+      << html_escape(i < labels.size() ? labels[i] : "") << ": median " << fmt_num(p.median)
+      << ", n=" << p.samples.size() << "</title></circle>";
   }
-  o << "<line class=\"axis\" x1=\"" << num(kLeft) << "\" x2=\"" << num(kLeft) << "\" y1=\"" << num(kTop) << "\" y2=\""
-    << num(kTop + ph) << "\"/><line class=\"axis\" x1=\"" << num(kLeft) << "\" x2=\"" << num(kLeft + pw) << "\" y1=\""
-    << num(kTop + ph) << "\" y2=\"" << num(kTop + ph) << "\"/></svg>";
+  o << "<line class=\"axis\" x1=\"" << num(kLeft) << "\" x2=\"" << num(kLeft) << "\" y1=\"" << num(kTop)
+    << "\" y2=\"" << num(kTop + ph) << "\"/><line class=\"axis\" x1=\"" << num(kLeft) << "\" x2=\""
+    << num(kLeft + pw) << "\" y1=\"" << num(kTop + ph) << "\" y2=\"" << num(kTop + ph) << "\"/></svg>";
   return o.str();
 }
 

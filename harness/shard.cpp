@@ -17,9 +17,7 @@ constexpr double kUnknownDurationS = 1.0;
 
 Result<ShardSpec> parse_shard(const std::string& text) {
   auto slash = text.find('/');
-  auto bad = [&] {
-    return make_error("--shard ", text, ": expected K/N with 1 <= K <= N (e.g. 2/4)");
-  };
+  auto bad = [&] { return make_error("--shard ", text, ": expected K/N with 1 <= K <= N (e.g. 2/4)"); };
   if (slash == std::string::npos) return bad();
   ShardSpec s;
   const char* b = text.data();
@@ -60,7 +58,8 @@ ShardPlan plan_shards(const std::vector<ShardItem>& items, int count) {
     plan.shard_of[i] = static_cast<int>(best) + 1;
   }
   std::string canon = std::to_string(count) + "\n";
-  for (size_t i = 0; i < items.size(); ++i) canon += items[i].id + " " + std::to_string(plan.shard_of[i]) + "\n";
+  for (size_t i = 0; i < items.size(); ++i)
+    canon += items[i].id + " " + std::to_string(plan.shard_of[i]) + "\n";
   plan.sha256 = sha256_hex(canon);
   return plan;
 }

@@ -36,9 +36,9 @@ struct ShardItem {
 
 struct ShardPlan {
   int count = 1;
-  std::vector<int> shard_of;             // per input item, 1-based shard index
-  std::vector<double> load_s;            // per shard, estimated seconds (index 0 = shard 1)
-  std::string sha256;                    // digest of "<N>\n" + "<id> <shard>\n" per item
+  std::vector<int> shard_of;   // per input item, 1-based shard index
+  std::vector<double> load_s;  // per shard, estimated seconds (index 0 = shard 1)
+  std::string sha256;          // digest of "<N>\n" + "<id> <shard>\n" per item
 };
 
 // Deterministic: the same items (same order, same durations) always give the same plan.

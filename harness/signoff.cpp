@@ -63,14 +63,16 @@ std::string manifest_text(const std::map<std::string, std::string>& files) {
 }
 
 // "<sha256>  <path>" lines -> path -> digest; malformed lines become problems.
-std::map<std::string, std::string> parse_manifest(const std::string& text, std::vector<std::string>& problems) {
+std::map<std::string, std::string> parse_manifest(const std::string& text,
+                                                  std::vector<std::string>& problems) {
   std::map<std::string, std::string> out;
   std::istringstream in(text);
   std::string line;
   for (int n = 1; std::getline(in, line); ++n) {
     if (line.size() < 67 || line.substr(64, 2) != "  " ||
         line.substr(0, 64).find_first_not_of("0123456789abcdef") != std::string::npos) {
-      problems.push_back(std::string(kManifest) + ":" + std::to_string(n) + ": malformed line (want '<sha256>  <path>')");
+      problems.push_back(std::string(kManifest) + ":" + std::to_string(n) +
+                         ": malformed line (want '<sha256>  <path>')");
       continue;
     }
     out[line.substr(66)] = line.substr(0, 64);
@@ -88,7 +90,8 @@ SignoffOutcome create_signoff(const SignoffOptions& opts) {
   };
   std::error_code ec;
   if (fs::exists(opts.out_dir, ec)) {
-    out.problems.push_back(opts.out_dir + ": already exists; a release is signed off once (pick another --release or -o)");
+    out.problems.push_back(opts.out_dir +
+                           ": already exists; a release is signed off once (pick another --release or -o)");
     out.exit_code = 2;
     return out;
   }
@@ -123,8 +126,8 @@ SignoffOutcome create_signoff(const SignoffOptions& opts) {
     return out;
   }
   if (git.dirty)
-    refuse("the working tree has uncommitted changes (" + std::to_string(git.dirty_paths.size()) + " paths, e.g. " +
-           git.dirty_paths.front() + "); sign-off certifies committed code only");
+    refuse("the working tree has uncommitted changes (" + std::to_string(git.dirty_paths.size()) +
+           " paths, e.g. " + git.dirty_paths.front() + "); sign-off certifies committed code only");
   // 2. The evidence is intact.
   VerifyReport vr = verify_evidence(opts.evidence_dir);
   for (const auto& p : vr.problems) refuse("verify-evidence: " + p);
@@ -165,7 +168,8 @@ SignoffOutcome create_signoff(const SignoffOptions& opts) {
           ij["verdict"] = "not run";
           if (required)
             refuse(c->name + ": " + where + ": no evidence from commit " + git.short_commit +
-                   " with the current claims; run `popper run" + (prof ? " --profile " + *prof : "") + "` first");
+                   " with the current claims; run `popper run" + (prof ? " --profile " + *prof : "") +
+                   "` first");
         } else {
           std::string verdict = found_item->value("verdict", "error");
           ij["verdict"] = verdict;
@@ -198,10 +202,13 @@ SignoffOutcome create_signoff(const SignoffOptions& opts) {
                       {"digest", {{"sha256", *exe_sha}}},
                       {"annotations", {{"kind", "binary"}, {"version", popper_version()}}}});
   for (const auto& [name, sha] : models)
-    subjects.push_back({{"name", "model:" + name}, {"digest", {{"sha256", sha}}}, {"annotations", {{"kind", "model"}}}});
+    subjects.push_back(
+        {{"name", "model:" + name}, {"digest", {{"sha256", sha}}}, {"annotations", {{"kind", "model"}}}});
   for (const auto& [path, text] : bundle)
     if (path.rfind("contracts/", 0) == 0)
-      subjects.push_back({{"name", path}, {"digest", {{"sha256", sha256_hex(text)}}}, {"annotations", {{"kind", "contract"}}}});
+      subjects.push_back({{"name", path},
+                          {"digest", {{"sha256", sha256_hex(text)}}},
+                          {"annotations", {{"kind", "contract"}}}});
   json files = json::array();
   for (const auto& [path, text] : bundle) files.push_back({{"path", path}, {"sha256", sha256_hex(text)}});
   json profiles_j = json::array();
@@ -241,7 +248,8 @@ SignoffOutcome create_signoff(const SignoffOptions& opts) {
 
   // Built beside the target, renamed into place: whole or absent.
   fs::path target(opts.out_dir);
-  fs::path tmp = target.parent_path() / ("." + target.filename().string() + ".tmp." + std::to_string(::getpid()));
+  fs::path tmp =
+      target.parent_path() / ("." + target.filename().string() + ".tmp." + std::to_string(::getpid()));
   fs::remove_all(tmp, ec);
   bundle[kManifest] = manifest;
   for (const auto& [path, text] : bundle) {
@@ -318,7 +326,8 @@ VerifySignoffOutcome verify_signoff(const std::string& bundle_dir, const std::st
       bad(std::string(kStatement) + ": _type is not " + kInTotoStatementType);
     if (statement.value("predicateType", "") != kSignoffPredicateType)
       bad(std::string(kStatement) + ": predicateType is not " + kSignoffPredicateType);
-    for (const auto& f : statement["predicate"]["files"]) in_statement[f.value("path", "")] = f.value("sha256", "");
+    for (const auto& f : statement["predicate"]["files"])
+      in_statement[f.value("path", "")] = f.value("sha256", "");
     for (const auto& sj : statement["subject"]) {
       std::string name = sj.value("name", "");
       if (name.rfind("contracts/", 0) != 0) continue;
@@ -334,7 +343,8 @@ VerifySignoffOutcome verify_signoff(const std::string& bundle_dir, const std::st
   bool envelope_ok = false, bundled_key_matches = false;
   const std::string* env_text = text_of(kEnvelope);
   if (!env_text) {
-    if (!pubkey_path.empty()) bad(std::string(kEnvelope) + ": the bundle is not signed, but --pubkey was given");
+    if (!pubkey_path.empty())
+      bad(std::string(kEnvelope) + ": the bundle is not signed, but --pubkey was given");
     out.notes.push_back("unsigned bundle: digests checked, no signature");
   } else {
     const std::string* bundled_pub = text_of(kSignerPub);
@@ -371,12 +381,13 @@ VerifySignoffOutcome verify_signoff(const std::string& bundle_dir, const std::st
         for (const auto& sj : env.value("signatures", json::array())) {
           auto sig = base64_decode(sj.value("sig", ""));
           if (!sig.ok() || !payload.ok()) continue;
-          auto ok = ed25519_verify(pub_pem, pub_where, dsse_pae(env.value("payloadType", ""), *payload), *sig);
+          auto ok =
+              ed25519_verify(pub_pem, pub_where, dsse_pae(env.value("payloadType", ""), *payload), *sig);
           any = any || (ok.ok() && *ok);
         }
         if (!any)
-          bad(std::string(kEnvelope) + ": no signature verifies with " + pub_where + " (keyid " + keyid->substr(0, 16) +
-              ")");
+          bad(std::string(kEnvelope) + ": no signature verifies with " + pub_where + " (keyid " +
+              keyid->substr(0, 16) + ")");
         envelope_ok = any && payload_ok;
         out.signature_verified = envelope_ok;
       }
@@ -387,7 +398,8 @@ VerifySignoffOutcome verify_signoff(const std::string& bundle_dir, const std::st
 
   // Digests. When a file disagrees with MANIFEST, name the one that changed: a file that the
   // signed statement (or the signature itself) vouches for is intact, so MANIFEST changed.
-  const bool statement_intact = envelope_ok || (listed.count(kStatement) && actual[kStatement] == listed[kStatement]);
+  const bool statement_intact =
+      envelope_ok || (listed.count(kStatement) && actual[kStatement] == listed[kStatement]);
   for (const auto& [rel, digest] : listed) {
     auto a = actual.find(rel);
     if (a == actual.end()) continue;
@@ -400,15 +412,17 @@ VerifySignoffOutcome verify_signoff(const std::string& bundle_dir, const std::st
       continue;
     }
     if (a->second == digest) continue;
-    bool vouched = envelope_ok && (rel == kStatement || rel == kEnvelope || (rel == kSignerPub && (pubkey_path.empty() || bundled_key_matches)));
+    bool vouched = envelope_ok && (rel == kStatement || rel == kEnvelope ||
+                                   (rel == kSignerPub && (pubkey_path.empty() || bundled_key_matches)));
     if (vouched)
-      bad(std::string(kManifest) + ": digest of " + rel + " is " + digest + ", but the signed statement vouches for " +
-          a->second + " (MANIFEST changed)");
+      bad(std::string(kManifest) + ": digest of " + rel + " is " + digest +
+          ", but the signed statement vouches for " + a->second + " (MANIFEST changed)");
     else
       bad(rel + ": sha256 " + a->second + " does not match MANIFEST " + digest + " (file changed)");
   }
   for (const auto& [rel, digest] : in_statement)
-    if (!listed.count(rel)) bad(std::string(kManifest) + ": does not list " + rel + ", which " + kStatement + " names");
+    if (!listed.count(rel))
+      bad(std::string(kManifest) + ": does not list " + rel + ", which " + kStatement + " names");
   for (const auto& [rel, digest] : listed)
     if (!in_statement.count(rel) && rel != kStatement && rel != kEnvelope && rel != kSignerPub)
       bad(rel + ": listed in MANIFEST but not in " + kStatement);

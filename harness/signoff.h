@@ -33,9 +33,9 @@ struct SignoffOptions {
   std::string release;
   std::string repo_root;
   std::string evidence_dir;
-  std::string out_dir;     // the bundle directory; must not exist yet
-  std::string popper_exe;  // hashed as a subject
-  std::string key_path;    // Ed25519 private key (PEM); empty: unsigned
+  std::string out_dir;                // the bundle directory; must not exist yet
+  std::string popper_exe;             // hashed as a subject
+  std::string key_path;               // Ed25519 private key (PEM); empty: unsigned
   std::vector<std::string> profiles;  // required run profiles; empty: each item's default
   std::vector<const Contract*> contracts;
 };

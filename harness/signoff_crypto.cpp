@@ -38,7 +38,8 @@ Result<Pkey> read_key(const std::string& pem, const std::string& where, bool is_
   EVP_PKEY* raw = is_private ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr)
                              : PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr);
   if (!raw)
-    return make_error(where, ": not a PEM ", is_private ? "private" : "public", " key (", openssl_error(), ")");
+    return make_error(where, ": not a PEM ", is_private ? "private" : "public", " key (", openssl_error(),
+                      ")");
   Pkey key(raw);
   if (EVP_PKEY_id(raw) != EVP_PKEY_ED25519)
     return make_error(where, ": want an Ed25519 key, got ", OBJ_nid2sn(EVP_PKEY_id(raw)),
@@ -58,8 +59,9 @@ Result<std::string> public_pem(EVP_PKEY* key) {
 
 std::string base64_encode(std::string_view bytes) {
   std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+  int n =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                      reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
   out.resize(static_cast<size_t>(n));
   return out;
 }
@@ -79,8 +81,8 @@ Result<std::string> base64_decode(std::string_view text) {
 }
 
 std::string dsse_pae(std::string_view type, std::string_view payload) {
-  return "DSSEv1 " + std::to_string(type.size()) + " " + std::string(type) + " " + std::to_string(payload.size()) +
-         " " + std::string(payload);
+  return "DSSEv1 " + std::to_string(type.size()) + " " + std::string(type) + " " +
+         std::to_string(payload.size()) + " " + std::string(payload);
 }
 
 Result<Ed25519Keys> generate_ed25519() {
@@ -115,7 +117,8 @@ Result<std::string> ed25519_public_pem_from_private(const std::string& pem, cons
   return public_pem(key->get());
 }
 
-Result<std::string> ed25519_sign(const std::string& private_pem, const std::string& where, std::string_view message) {
+Result<std::string> ed25519_sign(const std::string& private_pem, const std::string& where,
+                                 std::string_view message) {
   auto key = read_key(private_pem, where, true);
   if (!key.ok()) return key.error();
   std::unique_ptr<EVP_MD_CTX, CtxFree> ctx(EVP_MD_CTX_new());

@@ -34,7 +34,8 @@ Result<std::string> ed25519_keyid_from_public_pem(const std::string& pem, const 
 Result<std::string> ed25519_public_pem_from_private(const std::string& pem, const std::string& where);
 
 // Raw 64-byte signature.
-Result<std::string> ed25519_sign(const std::string& private_pem, const std::string& where, std::string_view message);
+Result<std::string> ed25519_sign(const std::string& private_pem, const std::string& where,
+                                 std::string_view message);
 // true when `sig` is a valid signature of `message` by the public key; an error only for a bad key.
 Result<bool> ed25519_verify(const std::string& public_pem, const std::string& where, std::string_view message,
                             std::string_view sig);

@@ -9,8 +9,9 @@ packages=(
   libyaml-cpp-dev nlohmann-json3-dev libcpp-httplib-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
 )
-# Optional extras a caller may ask for (the report test renders in a browser).
-if [[ "${POPPER_WITH_BROWSER:-0}" == "1" ]]; then packages+=(chromium); fi
+# Headless Chromium renders the HTML report in harness_report_test (CI must run it);
+# POPPER_WITH_BROWSER=0 leaves it out (the browser test then reports itself skipped).
+if [[ "${POPPER_WITH_BROWSER:-1}" == "1" ]]; then packages+=(chromium); fi
 
 missing=()
 for p in "${packages[@]}"; do

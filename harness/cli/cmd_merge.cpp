@@ -38,20 +38,23 @@ int run_merge(const MergeArgs& a) {
       return 2;
     }
     const auto& s = m.doc["summary"];
-    std::printf("%s %s: %d survived, %d falsified, %d inconclusive, %d error (from %zu shards)\n    evidence: %s\n",
-                m.name.c_str(), m.doc["contract"].value("version", "").c_str(), s.value("survived", 0),
-                s.value("falsified", 0), s.value("inconclusive", 0), s.value("error", 0),
-                m.doc["run"]["merged_from"].size(), (fs::path(out) / *rel).c_str());
+    std::printf(
+        "%s %s: %d survived, %d falsified, %d inconclusive, %d error (from %zu shards)\n    evidence: %s\n",
+        m.name.c_str(), m.doc["contract"].value("version", "").c_str(), s.value("survived", 0),
+        s.value("falsified", 0), s.value("inconclusive", 0), s.value("error", 0),
+        m.doc["run"]["merged_from"].size(), (fs::path(out) / *rel).c_str());
   }
   return 0;
 }
 
 void register_merge(CLI::App& app) {
   auto a = std::make_shared<MergeArgs>();
-  CLI::App* cmd = add_command(app, "merge", "Merge the evidence of `popper run --shard K/N` shards into one run",
-                              [a] { return run_merge(*a); });
+  CLI::App* cmd =
+      add_command(app, "merge", "Merge the evidence of `popper run --shard K/N` shards into one run",
+                  [a] { return run_merge(*a); });
   cmd->add_option("dirs", a->dirs, "Each shard's evidence directory (all N of them)")->required();
-  cmd->add_option("--evidence-dir,-o", a->out_dir, "Where the merged evidence goes (default: <repo>/evidence)");
+  cmd->add_option("--evidence-dir,-o", a->out_dir,
+                  "Where the merged evidence goes (default: <repo>/evidence)");
 }
 
 }  // namespace

@@ -24,7 +24,8 @@ struct ReportArgs {
 
 int run_report(const ReportArgs& a) {
   const std::string root = find_repo_root(".");
-  const std::string evidence = a.evidence_dir.empty() ? (fs::path(root) / "evidence").string() : a.evidence_dir;
+  const std::string evidence =
+      a.evidence_dir.empty() ? (fs::path(root) / "evidence").string() : a.evidence_dir;
   const std::string out = a.out_dir.empty() ? (fs::path(root) / "reports").string() : a.out_dir;
   // The repository's contracts add those without evidence and mark stale evidence; with
   // --evidence pointing elsewhere they are only used when named.
@@ -52,11 +53,14 @@ int run_report(const ReportArgs& a) {
   std::error_code ec;
   fs::create_directories(out, ec);
   if (ec) {
-    std::fprintf(stderr, "popper report: %s: cannot create the directory: %s\n", out.c_str(), ec.message().c_str());
+    std::fprintf(stderr, "popper report: %s: cannot create the directory: %s\n", out.c_str(),
+                 ec.message().c_str());
     return 2;
   }
-  const std::string html = (fs::path(out) / "index.html").string(), md = (fs::path(out) / "report.md").string();
-  for (const auto& [path, text] : {std::pair{html, render_report_html(*rep)}, std::pair{md, render_report_markdown(*rep)}}) {
+  const std::string html = (fs::path(out) / "index.html").string(),
+                    md = (fs::path(out) / "report.md").string();
+  for (const auto& [path, text] :
+       {std::pair{html, render_report_html(*rep)}, std::pair{md, render_report_markdown(*rep)}}) {
     Status st = write_file_atomic(path, text);
     if (!st.ok()) {
       std::fprintf(stderr, "popper report: %s\n", st.message().c_str());
@@ -77,12 +81,15 @@ int run_report(const ReportArgs& a) {
 
 void register_report(CLI::App& app) {
   auto a = std::make_shared<ReportArgs>();
-  CLI::App* cmd = add_command(app, "report", "Write an HTML report (and Markdown twin) of the evidence and its history",
-                              [a] { return run_report(*a); });
-  cmd->add_option("--evidence,--evidence-dir", a->evidence_dir, "Evidence directory (default: <repo>/evidence)");
+  CLI::App* cmd =
+      add_command(app, "report", "Write an HTML report (and Markdown twin) of the evidence and its history",
+                  [a] { return run_report(*a); });
+  cmd->add_option("--evidence,--evidence-dir", a->evidence_dir,
+                  "Evidence directory (default: <repo>/evidence)");
   cmd->add_option("-o,--out", a->out_dir, "Output directory (default: <repo>/reports)");
-  cmd->add_option("--contracts", a->contracts,
-                  "Contracts to list even without evidence (default: <repo>/contracts when --evidence is not given)");
+  cmd->add_option(
+      "--contracts", a->contracts,
+      "Contracts to list even without evidence (default: <repo>/contracts when --evidence is not given)");
   cmd->add_flag("--no-contracts", a->no_contracts, "Report the evidence alone");
 }
 

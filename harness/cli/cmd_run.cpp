@@ -203,8 +203,9 @@ int run_run(const RunArgs& a) {
       items = mine;
       total += items.size();
     }
-    std::fprintf(stderr, "popper run: shard %d/%d: %zu of %zu items (estimated %.1f s of %.1f s)\n", shard->index,
-                 shard->count, total, all.size(), sp.load_s[static_cast<size_t>(shard->index - 1)],
+    std::fprintf(stderr, "popper run: shard %d/%d: %zu of %zu items (estimated %.1f s of %.1f s)\n",
+                 shard->index, shard->count, total, all.size(),
+                 sp.load_s[static_cast<size_t>(shard->index - 1)],
                  std::accumulate(sp.load_s.begin(), sp.load_s.end(), 0.0));
   }
 
@@ -367,8 +368,9 @@ void register_run(CLI::App& app) {
   cmd->add_flag("--json", a->json, "Print a machine-readable summary on stdout (progress stays on stderr)");
   cmd->add_flag("--no-evidence", a->no_evidence, "Do not write evidence files (a dry look at verdicts)");
   cmd->add_flag("--keep-logs", a->keep_logs, "Keep each falsifier's stdout/stderr/output under /tmp");
-  cmd->add_option("--shard", a->shard,
-                  "Run shard K of N (K/N): a deterministic, duration-balanced subset; combine with `popper merge`");
+  cmd->add_option(
+      "--shard", a->shard,
+      "Run shard K of N (K/N): a deterministic, duration-balanced subset; combine with `popper merge`");
   cmd->add_option("--durations-from", a->durations_from,
                   "Evidence directory whose recorded durations balance --shard (default: <repo>/evidence)");
 }

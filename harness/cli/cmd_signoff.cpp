@@ -28,7 +28,8 @@ struct SignoffArgs {
 int run_signoff(const SignoffArgs& a) {
   const std::string root = find_repo_root(".");
   if (a.release.empty() || a.release.find('/') != std::string::npos || a.release[0] == '.') {
-    std::fprintf(stderr, "popper signoff: --release '%s': want a name without '/' that does not start with '.'\n",
+    std::fprintf(stderr,
+                 "popper signoff: --release '%s': want a name without '/' that does not start with '.'\n",
                  a.release.c_str());
     return 2;
   }
@@ -65,16 +66,19 @@ int run_signoff(const SignoffArgs& a) {
     return out.exit_code;
   }
   std::fprintf(stderr, "popper signoff: %s: %zu files, %s\n", a.release.c_str(), out.files.size(),
-               out.keyid.empty() ? "unsigned (pass --key to sign)" : ("signed, keyid " + out.keyid.substr(0, 16)).c_str());
+               out.keyid.empty() ? "unsigned (pass --key to sign)"
+                                 : ("signed, keyid " + out.keyid.substr(0, 16)).c_str());
   std::printf("%s\n", o.out_dir.c_str());
   return 0;
 }
 
 void register_signoff(CLI::App& app) {
   auto a = std::make_shared<SignoffArgs>();
-  CLI::App* cmd = add_command(app, "signoff", "Write a release sign-off bundle (in-toto Statement, optional Ed25519)",
-                              [a] { return run_signoff(*a); });
-  cmd->add_option("--release", a->release, "Release name (the bundle goes to <repo>/signoff/<NAME>)")->required();
+  CLI::App* cmd =
+      add_command(app, "signoff", "Write a release sign-off bundle (in-toto Statement, optional Ed25519)",
+                  [a] { return run_signoff(*a); });
+  cmd->add_option("--release", a->release, "Release name (the bundle goes to <repo>/signoff/<NAME>)")
+      ->required();
   cmd->add_option("paths", a->paths, "Contract files or directories (default: <repo>/contracts)");
   cmd->add_option("--key", a->key, "Ed25519 private key (PEM) to sign the statement with");
   cmd->add_option("-o,--out", a->out_dir, "Bundle directory (must not exist)");
