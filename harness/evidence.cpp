@@ -188,23 +188,27 @@ VerifyReport verify_evidence(const std::string& evidence_dir) {
   return rep;
 }
 
-Result<std::optional<LoadedEvidence>> latest_evidence(const std::string& evidence_dir,
-                                                      const std::string& contract) {
-  fs::path dir = fs::path(evidence_dir) / contract;
+std::vector<std::string> list_evidence(const std::string& evidence_dir, const std::string& contract) {
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return std::optional<LoadedEvidence>();
   std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
+  for (const auto& e : fs::directory_iterator(fs::path(evidence_dir) / contract, ec)) {
     std::string fn = e.path().filename().string();
     if (e.is_regular_file() && e.path().extension() == ".json" && fn[0] != '.') names.push_back(fn);
   }
-  if (names.empty()) return std::optional<LoadedEvidence>();
   // Time-stamped stems sort chronologically; compare without ".json" so "<t>-c-2" follows "<t>-c".
   std::sort(names.begin(), names.end(), [](const std::string& a, const std::string& b) {
     return a.substr(0, a.size() - 5) < b.substr(0, b.size() - 5);
   });
+  for (auto& n : names) n = (fs::path(contract) / n).string();
+  return names;
+}
+
+Result<std::optional<LoadedEvidence>> latest_evidence(const std::string& evidence_dir,
+                                                      const std::string& contract) {
+  std::vector<std::string> files = list_evidence(evidence_dir, contract);
+  if (files.empty()) return std::optional<LoadedEvidence>();
   LoadedEvidence le;
-  le.path = (fs::path(contract) / names.back()).string();
+  le.path = files.back();
   auto doc = read_evidence((fs::path(evidence_dir) / le.path).string());
   if (!doc.ok()) return doc.error();
   le.doc = std::move(*doc);

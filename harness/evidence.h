@@ -40,6 +40,10 @@ struct VerifyReport {
 // file parses as evidence of a known schema version.
 VerifyReport verify_evidence(const std::string& evidence_dir);
 
+// A contract's evidence files, paths relative to the evidence directory ("<contract>/<file>"),
+// oldest first by their time-stamped names; hidden temp files are left out. Empty when none.
+std::vector<std::string> list_evidence(const std::string& evidence_dir, const std::string& contract);
+
 // The newest evidence file of a contract (by its time-stamped name), or nullopt when none.
 struct LoadedEvidence {
   std::string path;  // relative to the evidence directory

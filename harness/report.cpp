@@ -31,21 +31,6 @@ int better_from_name(const std::string& metric) {
 
 int better_from_op(const std::string& op) { return op[0] == '>' ? +1 : op[0] == '<' ? -1 : 0; }
 
-// Evidence files of one contract directory, oldest first (time-stamped names sort by time;
-// compare without ".json" so "<t>-c-2" follows "<t>-c").
-std::vector<std::string> evidence_files(const fs::path& dir) {
-  std::vector<std::string> names;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    std::string fn = e.path().filename().string();
-    if (e.is_regular_file() && e.path().extension() == ".json" && fn[0] != '.') names.push_back(fn);
-  }
-  std::sort(names.begin(), names.end(), [](const std::string& a, const std::string& b) {
-    return a.substr(0, a.size() - 5) < b.substr(0, b.size() - 5);
-  });
-  return names;
-}
-
 ReportRun run_of(const std::string& path, const json& doc) {
   ReportRun r;
   r.path = path;
@@ -230,8 +215,7 @@ Result<Report> build_report(const std::string& evidence_dir, const std::vector<c
     ContractReport cr;
     cr.name = name;
     std::vector<std::pair<std::string, json>> docs;
-    for (const auto& fn : evidence_files(fs::path(evidence_dir) / name)) {
-      std::string rel = (fs::path(name) / fn).string();
+    for (const auto& rel : list_evidence(evidence_dir, name)) {
       auto doc = read_evidence((fs::path(evidence_dir) / rel).string());
       if (!doc.ok()) {
         rep.load_problems.push_back(doc.message());

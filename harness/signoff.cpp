@@ -34,18 +34,10 @@ struct Evidence {
 // A contract's evidence files, newest first.
 std::vector<Evidence> evidence_newest_first(const std::string& evidence_dir, const std::string& contract,
                                             std::vector<std::string>& problems) {
-  std::vector<std::string> names;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(fs::path(evidence_dir) / contract, ec)) {
-    std::string fn = e.path().filename().string();
-    if (e.is_regular_file() && e.path().extension() == ".json" && fn[0] != '.') names.push_back(fn);
-  }
-  std::sort(names.begin(), names.end(), [](const std::string& a, const std::string& b) {
-    return a.substr(0, a.size() - 5) > b.substr(0, b.size() - 5);
-  });
   std::vector<Evidence> out;
-  for (const auto& n : names) {
-    std::string rel = (fs::path(contract) / n).string();
+  std::vector<std::string> files = list_evidence(evidence_dir, contract);
+  for (auto it = files.rbegin(); it != files.rend(); ++it) {
+    const std::string& rel = *it;
     auto doc = read_evidence((fs::path(evidence_dir) / rel).string());
     if (!doc.ok()) {
       problems.push_back(doc.message());
@@ -175,9 +167,11 @@ SignoffOutcome create_signoff(const SignoffOptions& opts) {
           ij["verdict"] = verdict;
           ij["reason"] = found_item->value("reason", "");
           ij["evidence"] = "evidence/" + found->rel;
-          bundle["evidence/" + found->rel] = found->doc.dump(2) + "\n";
           auto text = read_file((fs::path(opts.evidence_dir) / found->rel).string());
-          if (text.ok()) bundle["evidence/" + found->rel] = *text;  // byte for byte, as MANIFEST'd
+          if (text.ok())
+            bundle["evidence/" + found->rel] = *text;  // byte for byte, as MANIFEST'd
+          else
+            refuse(text.message());
           if (required && verdict != "survived")
             refuse(c->name + ": " + where + " is " + verdict + " in evidence/" + found->rel + ": " +
                    found_item->value("reason", ""));
