@@ -2,8 +2,7 @@
 # The main job — the README's first command:
 #   install dependencies, build, make the embedded default model, run every contract,
 #   write evidence and a report, and print where they are.
-# Exit code: popper gate's (0 every required claim survived, 1 one was falsified or errored,
-# 2 bad input). Idempotent: a second run reuses the build and the model cache.
+# Exit code: popper gate's (0 no required claim falsified or errored, 1 one was, 2 bad input). Idempotent: a second run reuses the build and the model cache.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -17,8 +16,10 @@ step() { printf '\n== %s\n' "$*"; }
 step "dependencies"
 bash scripts/install-deps.sh
 step "build ($build)"
-bash scripts/build.sh >"$build.log" 2>&1 || { tail -40 "$build.log"; exit 2; }
-echo "built $popper (log: $build.log)"
+mkdir -p "$build"
+build_log="$build/main-build.log"
+bash scripts/build.sh >"$build_log" 2>&1 || { tail -40 "$build_log"; exit 2; }
+echo "built $popper (log: $build_log)"
 
 step "embedded default model"
 # The model a newcomer generates and serves with; `popper run` keeps its own cache of the
@@ -40,7 +41,9 @@ set -e
 step "report"
 "$popper" report -o reports
 set +e
-"$popper" gate --markdown reports/gate.md
+# Claims this machine cannot decide (GPU items without a GPU, benchmarks without a threshold
+# for this profile) are listed as inconclusive and do not fail the job; falsified ones do.
+"$popper" gate --allow-inconclusive --markdown reports/gate.md
 gate_status=$?
 set -e
 printf '\nevidence: %s\nreport:   %s\n' "$root/evidence" "$root/reports/index.html"
