@@ -36,7 +36,7 @@ def run_llama_cpp(model, threads, prompt, n_tokens):
 def run_popper(popper, model, threads, prompt, n_tokens):
     out = subprocess.run([popper, "generate", "--model", model, "--prompt", prompt, "--max-tokens",
                           str(n_tokens + 1), "--threads", str(threads)],
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True, errors="replace", check=True)
     m = re.search(r"prefill .*\(([\d.]+) tok/s\), decode .*\(([\d.]+) tok/s\)", out.stdout + out.stderr)
     if not m:
         sys.exit(f"compare: no timing line from popper generate:\n{out.stdout}{out.stderr}")
