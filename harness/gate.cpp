@@ -5,38 +5,10 @@
 #include <sstream>
 
 #include "harness/evidence.h"
+#include "harness/markup_escape.h"
 
 namespace popper::harness {
 namespace {
-
-std::string xml_escape(const std::string& s) {
-  std::string out;
-  for (unsigned char ch : s) {
-    switch (ch) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      default:
-        if (ch < 0x20 && ch != '\n' && ch != '\t')
-          out += '?';
-        else
-          out += static_cast<char>(ch);
-    }
-  }
-  return out;
-}
 
 std::string md_escape(const std::string& s) {
   std::string out;
@@ -147,19 +119,19 @@ std::string render_junit(const GateReport& r) {
     if (!c.problem.empty()) ++errors;
     char t[32];
     std::snprintf(t, sizeof t, "%.3f", time);
-    out << "  <testsuite name=\"" << xml_escape(c.name) << "\" tests=\""
+    out << "  <testsuite name=\"" << markup_escape(c.name) << "\" tests=\""
         << c.items.size() + (c.problem.empty() ? 0 : 1) << "\" failures=\"" << failures << "\" errors=\""
         << errors << "\" skipped=\"" << skipped << "\" time=\"" << t << "\">\n";
-    out << "    <properties><property name=\"version\" value=\"" << xml_escape(c.version)
-        << "\"/><property name=\"evidence\" value=\"" << xml_escape(c.evidence) << "\"/></properties>\n";
+    out << "    <properties><property name=\"version\" value=\"" << markup_escape(c.version)
+        << "\"/><property name=\"evidence\" value=\"" << markup_escape(c.evidence) << "\"/></properties>\n";
     if (!c.problem.empty())
-      out << "    <testcase classname=\"" << xml_escape(c.name) << "\" name=\"evidence\"><error message=\""
-          << xml_escape(c.problem) << "\"/></testcase>\n";
+      out << "    <testcase classname=\"" << markup_escape(c.name) << "\" name=\"evidence\"><error message=\""
+          << markup_escape(c.problem) << "\"/></testcase>\n";
     for (const auto& i : c.items) {
       std::snprintf(t, sizeof t, "%.3f", i.duration_s);
-      out << "    <testcase classname=\"" << xml_escape(c.name) << "\" name=\"" << xml_escape(i.id)
+      out << "    <testcase classname=\"" << markup_escape(c.name) << "\" name=\"" << markup_escape(i.id)
           << "\" time=\"" << t << "\">";
-      std::string msg = xml_escape(i.reason);
+      std::string msg = markup_escape(i.reason);
       if (i.verdict == Verdict::kFalsified)
         out << "<failure message=\"" << msg << "\"/>";
       else if (i.verdict == Verdict::kError)

@@ -73,7 +73,7 @@ const char* kScript = R"JS(
 })();
 )JS";
 
-std::string esc(const std::string& s) { return html_escape(s); }
+std::string esc(const std::string& s) { return markup_escape(s); }
 
 std::string css_class(const std::string& verdict) {
   std::string c = verdict;

@@ -32,33 +32,6 @@ double nice_step(double range, int target) {
 
 }  // namespace
 
-std::string html_escape(const std::string& s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char ch : s) {
-    switch (ch) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += ch;
-    }
-  }
-  return out;
-}
-
 std::string render_series_svg(const Series& s, const std::vector<std::string>& labels) {
   double lo = INFINITY, hi = -INFINITY;
   for (const auto& p : s.points)
@@ -79,8 +52,8 @@ std::string render_series_svg(const Series& s, const std::vector<std::string>& l
 
   std::ostringstream o;
   o << "<svg class=\"chart\" viewBox=\"0 0 " << kWidth << " " << kHeight
-    << "\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\"><title>" << html_escape(s.metric) << " of "
-    << html_escape(s.item_id) << " across " << n << " run" << (n == 1 ? "" : "s") << "</title>";
+    << "\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\"><title>" << markup_escape(s.metric) << " of "
+    << markup_escape(s.item_id) << " across " << n << " run" << (n == 1 ? "" : "s") << "</title>";
   // Failing side of each threshold, shaded; then grid and axis labels.
   for (const auto& t : s.thresholds) {
     double y = Y(t.value);
@@ -102,14 +75,14 @@ std::string render_series_svg(const Series& s, const std::vector<std::string>& l
   for (size_t i = 0; i < n; ++i) {
     if (i % every != 0 && i != n - 1) continue;
     o << "<text class=\"tick\" x=\"" << num(X(i)) << "\" y=\"" << num(kTop + ph + 16)
-      << "\" text-anchor=\"middle\">" << html_escape(i < labels.size() ? labels[i] : std::to_string(i + 1))
+      << "\" text-anchor=\"middle\">" << markup_escape(i < labels.size() ? labels[i] : std::to_string(i + 1))
       << "</text>";
   }
   for (const auto& t : s.thresholds) {
     double y = Y(t.value);
     o << "<line class=\"threshold\" x1=\"" << num(kLeft) << "\" x2=\"" << num(kLeft + pw) << "\" y1=\""
       << num(y) << "\" y2=\"" << num(y) << "\"/><text class=\"threshold-label\" x=\"" << num(kLeft + pw + 4)
-      << "\" y=\"" << num(y + 4) << "\">" << html_escape(t.op) << " " << fmt_num(t.value) << "</text>";
+      << "\" y=\"" << num(y + 4) << "\">" << markup_escape(t.op) << " " << fmt_num(t.value) << "</text>";
   }
   // Raw repetitions, spread a little sideways (deterministically) so equal values stay visible.
   for (size_t i = 0; i < n; ++i) {
@@ -136,7 +109,7 @@ std::string render_series_svg(const Series& s, const std::vector<std::string>& l
     const auto& p = s.points[i];
     o << "<circle class=\"median-dot" << (regressed && i == n - 1 ? " regressed" : "") << "\" cx=\""
       << num(X(i)) << "\" cy=\"" << num(Y(p.median)) << "\" r=\"3.5\"><title>"
-      << html_escape(i < labels.size() ? labels[i] : "") << ": median " << fmt_num(p.median)
+      << markup_escape(i < labels.size() ? labels[i] : "") << ": median " << fmt_num(p.median)
       << ", n=" << p.samples.size() << "</title></circle>";
   }
   o << "<line class=\"axis\" x1=\"" << num(kLeft) << "\" x2=\"" << num(kLeft) << "\" y1=\"" << num(kTop)

@@ -6,14 +6,12 @@
 #include <string>
 #include <vector>
 
+#include "harness/markup_escape.h"
 #include "harness/report.h"
 
 namespace popper::harness {
 
 // `labels[i]` names run `s.points[i].run` on the x axis (short commit).
 std::string render_series_svg(const Series& s, const std::vector<std::string>& labels);
-
-// Escapes &, <, >, " and ' for HTML text and attributes.
-std::string html_escape(const std::string& s);
 
 }  // namespace popper::harness
