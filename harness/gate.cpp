@@ -10,19 +10,6 @@
 namespace popper::harness {
 namespace {
 
-std::string md_escape(const std::string& s) {
-  std::string out;
-  for (char ch : s) {
-    if (ch == '|')
-      out += "\\|";
-    else if (ch == '\n')
-      out += ' ';
-    else
-      out += ch;
-  }
-  return out;
-}
-
 const char* md_mark(Verdict v) {
   switch (v) {
     case Verdict::kSurvived:
@@ -153,15 +140,15 @@ std::string render_markdown(const GateReport& r) {
           : r.exit_code == 1 ? "failed ❌"
                              : "harness error 💥")
       << "\n\n";
-  if (!r.harness_error.empty()) out << "> " << md_escape(r.harness_error) << "\n\n";
+  if (!r.harness_error.empty()) out << "> " << markdown_cell_escape(r.harness_error) << "\n\n";
   for (const auto& c : r.contracts) {
     out << "### " << c.name << " " << c.version << "\n\n";
     if (!c.evidence.empty()) out << "Evidence: `" << c.evidence << "`\n\n";
-    if (!c.problem.empty()) out << "> ❌ " << md_escape(c.problem) << "\n\n";
+    if (!c.problem.empty()) out << "> ❌ " << markdown_cell_escape(c.problem) << "\n\n";
     out << "| Item | Verdict | Required | Reason |\n|---|---|---|---|\n";
     for (const auto& i : c.items)
       out << "| `" << i.id << "` | " << md_mark(i.verdict) << " | " << (i.required ? "yes" : "no") << " | "
-          << md_escape(i.reason) << " |\n";
+          << markdown_cell_escape(i.reason) << " |\n";
     out << "\n";
   }
   return out.str();

@@ -22,4 +22,18 @@ std::string markup_escape(const std::string& s) {
   return out;
 }
 
+std::string markdown_cell_escape(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char ch : s) {
+    if (ch == '|')
+      out += "\\|";
+    else if (ch == '\n')
+      out += ' ';
+    else
+      out += ch;
+  }
+  return out;
+}
+
 }  // namespace popper::harness

@@ -2,24 +2,12 @@
 #include <cmath>
 #include <sstream>
 
+#include "harness/markup_escape.h"
 #include "harness/report.h"
 #include "harness/stats.h"
 
 namespace popper::harness {
 namespace {
-
-std::string cell(const std::string& s) {
-  std::string out;
-  for (char ch : s) {
-    if (ch == '|')
-      out += "\\|";
-    else if (ch == '\n')
-      out += ' ';
-    else
-      out += ch;
-  }
-  return out;
-}
 
 const char* icon(const std::string& v) {
   if (v == "survived") return "✅";
@@ -92,10 +80,10 @@ std::string render_report_markdown(const Report& r) {
                      "** " + s.metric + " " + change_text(*s.change);
       }
       if (changed.empty()) changed = c.runs.size() > 1 ? "no change" : "first run";
-      o << "| " << cell(c.name) << " | `" << row.id << "` " << cell(row.description) << " | "
-        << icon(row.verdict) << " " << row.verdict << " | " << cell(figs) << " | " << cell(changed) << " |\n";
+      o << "| " << markdown_cell_escape(c.name) << " | `" << row.id << "` " << markdown_cell_escape(row.description) << " | "
+        << icon(row.verdict) << " " << row.verdict << " | " << markdown_cell_escape(figs) << " | " << markdown_cell_escape(changed) << " |\n";
     }
-    if (c.items.empty()) o << "| " << cell(c.name) << " | | | " << cell(c.problem) << " | |\n";
+    if (c.items.empty()) o << "| " << markdown_cell_escape(c.name) << " | | | " << markdown_cell_escape(c.problem) << " | |\n";
   }
   o << "\n## Changes since the previous run\n\nMann-Whitney U on raw repetitions, flagged at p < "
     << fmt_num(kRegressionAlpha) << " and a median move of at least " << fmt_num(kMinRelativeChange * 100)
@@ -105,7 +93,7 @@ std::string render_report_markdown(const Report& r) {
     for (const auto& s : c.series)
       if (s.change && s.change->kind != ChangeKind::kNone && !s.unstable)
         rows << "| " << change_kind_name(s.change->kind) << " | `" << s.item_id << "` | "
-             << cell(s.metric + " · " + s.source) << " | " << fmt_num(s.change->previous_median) << " → "
+             << markdown_cell_escape(s.metric + " · " + s.source) << " | " << fmt_num(s.change->previous_median) << " → "
              << fmt_num(s.change->latest_median) << " | " << format_relative(s.change->relative) << " | "
              << fmt_num(s.change->test.u1) << " | " << format_p(s.change->test.p) << " | "
              << fmt_num(s.change->test.cliffs_delta) << " |\n";
@@ -120,7 +108,7 @@ std::string render_report_markdown(const Report& r) {
   for (const auto& c : r.contracts)
     for (const auto& s : c.series)
       if (s.unstable)
-        urows << "| `" << s.item_id << "` | " << cell(s.metric + " · " + s.source) << " | "
+        urows << "| `" << s.item_id << "` | " << markdown_cell_escape(s.metric + " · " + s.source) << " | "
               << fmt_num(s.latest_cv * 100) << "% | " << fmt_num(s.points.back().median) << " | "
               << s.points.back().samples.size() << " |\n";
   if (urows.str().empty())
@@ -134,7 +122,7 @@ std::string render_report_markdown(const Report& r) {
     if (!c.series.empty()) {
       o << "| Item | Series | History | Latest median | n | CV |\n|---|---|---|---|---|---|\n";
       for (const auto& s : c.series)
-        o << "| `" << s.item_id << "` | " << cell(s.metric + " · " + s.source) << " | " << sparkline(s)
+        o << "| `" << s.item_id << "` | " << markdown_cell_escape(s.metric + " · " + s.source) << " | " << sparkline(s)
           << " | " << fmt_num(s.points.back().median) << " | " << s.points.back().samples.size() << " | "
           << (s.points.back().samples.size() >= kMinSamplesForCv ? fmt_num(s.latest_cv * 100) + "%" : "—")
           << " |\n";
@@ -153,8 +141,8 @@ std::string render_report_markdown(const Report& r) {
           if (n > 0) verdicts += (verdicts.empty() ? "" : ", ") + std::to_string(n) + " " + v;
         const auto& gpu = run.provenance.contains("gpu") ? run.provenance["gpu"] : nlohmann::json();
         o << "| " << i + 1 << " | " << run.started_at << " | `" << run.commit << "` | "
-          << cell(host.value("hostname", "")) << " | " << cell(host.value("cpu_model", "")) << " | "
-          << (gpu.is_object() ? cell(gpu.value("name", "")) : "none") << " | " << cell(models) << " | "
+          << markdown_cell_escape(host.value("hostname", "")) << " | " << markdown_cell_escape(host.value("cpu_model", "")) << " | "
+          << (gpu.is_object() ? markdown_cell_escape(gpu.value("name", "")) : "none") << " | " << markdown_cell_escape(models) << " | "
           << verdicts << (run.merged_note.empty() ? "" : " (" + run.merged_note + ")") << " | `" << run.path
           << "` |\n";
       }
