@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "engine/core/log.h"
+#include "engine/model/cpu_backend.h"
 #include "engine/serve/text_util.h"
 
 namespace popper::serve {
@@ -82,9 +83,21 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& o) {
   so.capacity = e->n_ctx_;
   so.kv_type = o.kv_type;
   so.force_dense_ffn = o.force_dense_ffn;
+  // The first backend decides: a CpuBackend (asked for, or what kAuto fell back to) is made once
+  // per slot; anything else is shared by all slots, its weights uploaded here once.
+  // per-slot CPU backends split the threads; a shared one runs one forward at a time with them all.
+  auto first = make_backend(o.backend, o.share_backend ? total_threads : per_slot, &e->model_->weights());
+  if (!first.ok()) return make_error("--backend: ", first.message());
+  const bool per_slot_backends = dynamic_cast<CpuBackend*>(first.value().get()) != nullptr;
+  if (!per_slot_backends || o.share_backend) e->shared_backend_ = std::move(first.value());
   for (int i = 0; i < o.parallel; ++i) {
     auto slot = std::make_unique<Slot>();
-    slot->backend = std::make_unique<CpuBackend>(per_slot);
+    if (e->shared_backend_) {
+      slot->backend = e->shared_backend_.get();
+    } else {
+      slot->own_backend = i == 0 ? std::move(first.value()) : std::make_unique<CpuBackend>(per_slot);
+      slot->backend = slot->own_backend.get();
+    }
     slot->session = std::make_unique<Session>(*e->model_, *slot->backend, so);
     slot->logits.resize(size_t(c.n_vocab));
     e->slots_.push_back(std::move(slot));
@@ -92,9 +105,14 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& o) {
   log_info("model: ", c.summary());
   log_info("dispatch: arch ", c.arch->name, " resolved at load -> ", c.is_moe() ? "moe" : "dense",
            " FFN path", o.force_dense_ffn ? " (forced dense: negative control)" : "");
-  log_info("slots: ", o.parallel, " x ", e->n_ctx_, " positions (kv ", kv_type_name(o.kv_type), ", ",
-           per_slot, " threads each), queue ", o.queue, "; chat template ",
-           chat_template_family_name(e->chat_template_.family()));
+  if (e->shared_backend_) {
+    log_info("backend: ", e->backend_name(), ", one shared by all ", o.parallel, " slots (",
+             e->shared_backend_->n_threads(), " threads; forward calls serialised)");
+  } else {
+    log_info("backend: ", e->backend_name(), ", one per slot, ", per_slot, " threads each");
+  }
+  log_info("slots: ", o.parallel, " x ", e->n_ctx_, " positions (kv ", kv_type_name(o.kv_type), "), queue ",
+           o.queue, "; chat template ", chat_template_family_name(e->chat_template_.family()));
   return e;
 }
 
@@ -143,6 +161,12 @@ Result<RunOutcome> Engine::run(const std::vector<int32_t>& prompt, const RunPara
   return result;
 }
 
+Status Engine::forward(Slot& slot, std::span<const int32_t> tokens) {
+  if (!shared_backend_) return slot.session->forward(tokens, slot.logits.data());
+  std::lock_guard<std::mutex> lock(forward_mu_);
+  return slot.session->forward(tokens, slot.logits.data());
+}
+
 Result<RunOutcome> Engine::run_on(Slot& slot, const std::vector<int32_t>& prompt, const RunParams& params,
                                   const std::function<bool(const std::string&)>& on_text) {
   POPPER_RETURN_IF_ERROR(validate(params.sampling));
@@ -164,7 +188,7 @@ Result<RunOutcome> Engine::run_on(Slot& slot, const std::vector<int32_t>& prompt
   };
 
   auto t0 = std::chrono::steady_clock::now();
-  POPPER_RETURN_IF_ERROR(session.forward(prompt, slot.logits.data()));
+  POPPER_RETURN_IF_ERROR(forward(slot, prompt));
   out.prefill_seconds = seconds_since(t0);
   t0 = std::chrono::steady_clock::now();
   for (;;) {
@@ -189,7 +213,7 @@ Result<RunOutcome> Engine::run_on(Slot& slot, const std::vector<int32_t>& prompt
       out.finish = RunFinish::kLength;
       break;
     }
-    POPPER_RETURN_IF_ERROR(session.forward({&tok, 1}, slot.logits.data()));
+    POPPER_RETURN_IF_ERROR(forward(slot, {&tok, 1}));
   }
   out.decode_seconds = seconds_since(t0);
   if (out.finish != RunFinish::kCancelled) {

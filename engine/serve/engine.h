@@ -1,5 +1,12 @@
 // The serving engine: one loaded model, its tokenizer and chat template, and --parallel slots,
-// each with its own backend and KV cache, behind a bounded admission queue.
+// each with its own KV cache, behind a bounded admission queue.
+//
+// Backends (--backend, engine/model/backend_factory.h): on the CPU each slot owns a CpuBackend
+// with its share of the threads, so slots compute in parallel. Any other backend (CUDA) is made
+// once and SHARED by every slot: its weights are uploaded once and it has one stream and shared
+// scratch, so it is not thread-safe; the engine serialises every Session::forward made on it
+// with one mutex (forward_mu_). Slots then interleave per forward call (a prefill or one decode
+// step), not per request.
 //
 // Dispatch: the architecture is resolved once, at load, through the model's arch registry
 // (engine/model/model_config.h). Every completion runs through Slot::run, which calls
@@ -14,11 +21,13 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "engine/core/result.h"
-#include "engine/model/cpu_backend.h"
+#include "engine/model/backend.h"
+#include "engine/model/backend_factory.h"
 #include "engine/model/kv_cache.h"
 #include "engine/model/model.h"
 #include "engine/model/sampler.h"
@@ -29,12 +38,16 @@ namespace popper::serve {
 
 struct EngineOptions {
   std::string model_path;
-  int threads = 0;                // compute threads in all (0: every core), split across the slots
-  int parallel = 1;               // slots: requests generated at once
-  int queue = 16;                 // requests that may wait for a slot; past that, 503
-  int64_t ctx = 0;                // KV positions per slot (0: min(4096, the model's context))
-  KvType kv_type = KvType::kF16;  // llama.cpp's default KV type
-  bool force_dense_ffn = false;   // negative control only (see SessionOptions)
+  int threads = 0;                          // compute threads in all (0: every core), split across the slots
+  int parallel = 1;                         // slots: requests generated at once
+  int queue = 16;                           // requests that may wait for a slot; past that, 503
+  int64_t ctx = 0;                          // KV positions per slot (0: min(4096, the model's context))
+  KvType kv_type = KvType::kF16;            // llama.cpp's default KV type
+  bool force_dense_ffn = false;             // negative control only (see SessionOptions)
+  BackendKind backend = BackendKind::kCpu;  // --backend; kAuto: CUDA when it answers, else CPU
+  // Share one backend across the slots even on the CPU: lets a machine without a GPU test the
+  // shared-backend serialisation (falsifiers/backend_select_test.cpp). Not a CLI flag.
+  bool share_backend = false;
 };
 
 // One generation's inputs.
@@ -87,6 +100,10 @@ class Engine {
   int64_t n_ctx() const { return n_ctx_; }
   int parallel() const { return int(slots_.size()); }
   int queue_limit() const { return queue_limit_; }
+  // The backend every slot runs on: "cpu" or "cuda" (what kAuto resolved to).
+  const char* backend_name() const { return slots_.front()->backend->name(); }
+  // True when the slots share one backend (and forward calls are serialised).
+  bool backend_shared() const { return shared_backend_ != nullptr; }
   // Token ids that end a completion (end-of-generation tokens of the vocabulary).
   const std::vector<int32_t>& stop_ids() const { return stop_ids_; }
 
@@ -104,13 +121,16 @@ class Engine {
  private:
   friend class Ticket;
   struct Slot {
-    std::unique_ptr<CpuBackend> backend;
+    std::unique_ptr<Backend> own_backend;  // this slot's CPU backend; null when shared_backend_ is used
+    Backend* backend = nullptr;            // own_backend or shared_backend_
     std::unique_ptr<Session> session;
     std::vector<float> logits;  // [n_vocab]
     bool busy = false;
   };
   Engine(std::unique_ptr<Model> model, Tokenizer tokenizer, ChatTemplate tmpl)
       : model_(std::move(model)), tokenizer_(std::move(tokenizer)), chat_template_(tmpl) {}
+  // slot.session->forward into slot.logits, under forward_mu_ when the backend is shared.
+  Status forward(Slot& slot, std::span<const int32_t> tokens);
   Result<RunOutcome> run_on(Slot& slot, const std::vector<int32_t>& prompt, const RunParams& params,
                             const std::function<bool(const std::string&)>& on_text);
 
@@ -121,6 +141,9 @@ class Engine {
   int64_t n_ctx_ = 0;
   int queue_limit_ = 0;
   std::vector<int32_t> stop_ids_;
+  // Declared before slots_ so that it outlives their sessions.
+  std::unique_ptr<Backend> shared_backend_;  // non-CPU backends: one for all slots
+  std::mutex forward_mu_;                    // serialises Session::forward on shared_backend_
   std::vector<std::unique_ptr<Slot>> slots_;
 
   mutable std::mutex mu_;

@@ -22,6 +22,10 @@ std::string Metrics::render(const Engine& engine) const {
     << "# TYPE popper_model_info gauge\n"
     << "popper_model_info{arch=\"" << engine.arch().name << "\",ffn=\""
     << (engine.arch().ffn == FfnKind::kMoe ? "moe" : "dense") << "\"} 1\n";
+  o << "# HELP popper_backend_info The compute backend (auto resolved) and whether the slots share it.\n"
+    << "# TYPE popper_backend_info gauge\n"
+    << "popper_backend_info{backend=\"" << engine.backend_name() << "\",shared=\""
+    << (engine.backend_shared() ? "true" : "false") << "\"} 1\n";
   o << "# HELP popper_requests_total Finished HTTP requests by endpoint and status.\n"
     << "# TYPE popper_requests_total counter\n";
   {

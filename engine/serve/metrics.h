@@ -8,6 +8,7 @@
 //   popper_requests_cancelled_total                 clients gone mid-stream
 //   popper_slots_busy, popper_requests_admitted     gauges
 //   popper_model_info{arch, ffn}                    1, the dispatch resolved at load
+//   popper_backend_info{backend, shared}            1, the backend the slots run on
 #pragma once
 
 #include <atomic>

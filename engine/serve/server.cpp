@@ -240,14 +240,19 @@ int HttpServer::run() {
               {"object", "model"},
               {"created", 0},
               {"owned_by", "popper"},
-              {"meta", {{"arch", std::string(engine_.arch().name)}, {"n_ctx", engine_.n_ctx()}}}};
+              {"meta",
+               {{"arch", std::string(engine_.arch().name)},
+                {"n_ctx", engine_.n_ctx()},
+                {"backend", std::string(engine_.backend_name())}}}};
     res.set_content(dump(json{{"object", "list"}, {"data", json::array({m})}}), "application/json");
   });
   svr_.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     const int busy = engine_.busy_slots();
-    res.set_content(
-        dump(json{{"status", "ok"}, {"slots_idle", engine_.parallel() - busy}, {"slots_processing", busy}}),
-        "application/json");
+    res.set_content(dump(json{{"status", "ok"},
+                              {"slots_idle", engine_.parallel() - busy},
+                              {"slots_processing", busy},
+                              {"backend", std::string(engine_.backend_name())}}),
+                    "application/json");
   });
   svr_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(metrics_.render(engine_), "text/plain; version=0.0.4");

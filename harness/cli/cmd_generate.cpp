@@ -1,12 +1,14 @@
 // `popper generate`: run the engine on a GGUF file from prompt token ids and print the generated
-// ids and a timing line (prefill and decode tokens per second).
+// ids and a timing line (prefill and decode tokens per second). --backend picks the compute
+// backend (engine/model/backend_factory.h); the default is cpu so that results on a GPU machine
+// do not change unless asked; auto takes CUDA when it is compiled in and a device answers.
 #include <cstdio>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include "engine/model/cpu_backend.h"
+#include "engine/model/backend_factory.h"
 #include "engine/model/generate.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "harness/cli/commands.h"
@@ -29,6 +31,7 @@ struct GenerateFlags {
   int64_t n_ctx = 0;
   int64_t batch = 512;
   std::string stop_ids;
+  std::string backend = "cpu";
 };
 
 // "1,2,3" -> ids. Error names the bad item.
@@ -79,6 +82,11 @@ int run_generate(const GenerateFlags& f) {
     return 2;
   }
   opt.kv_type = kv.value();
+  auto backend_kind = parse_backend_kind(f.backend);
+  if (!backend_kind.ok()) {
+    std::fprintf(stderr, "popper generate: %s\n", backend_kind.message().c_str());
+    return 2;
+  }
   auto model = Model::load(f.model);
   if (!model.ok()) {
     std::fprintf(stderr, "popper generate: %s\n", model.message().c_str());
@@ -90,7 +98,8 @@ int run_generate(const GenerateFlags& f) {
   if (!f.prompt_text.empty()) {
     auto tok = Tokenizer::from_gguf(model.value()->file());
     if (!tok.ok()) {
-      std::fprintf(stderr, "popper generate: --prompt needs the model's tokenizer: %s\n", tok.message().c_str());
+      std::fprintf(stderr, "popper generate: --prompt needs the model's tokenizer: %s\n",
+                   tok.message().c_str());
       return 2;
     }
     tokenizer.emplace(std::move(tok.value()));
@@ -106,11 +115,17 @@ int run_generate(const GenerateFlags& f) {
     std::fprintf(stderr, "popper generate: the prompt has no tokens\n");
     return 2;
   }
-  CpuBackend backend(f.threads);
-  std::fprintf(stderr, "model: %s\nbackend: %s, %d threads, kv %s, %s\n", model.value()->config().summary().c_str(),
-               backend.name(), backend.n_threads(), kv_type_name(opt.kv_type),
+  // Made after the model so that a device backend uploads its weights once, here.
+  auto backend = make_backend(backend_kind.value(), f.threads, &model.value()->weights());
+  if (!backend.ok()) {
+    std::fprintf(stderr, "popper generate: --backend %s: %s\n", f.backend.c_str(), backend.message().c_str());
+    return 2;
+  }
+  Backend& b = *backend.value();
+  std::fprintf(stderr, "model: %s\nbackend: %s, %d threads, kv %s, %s\n",
+               model.value()->config().summary().c_str(), b.name(), b.n_threads(), kv_type_name(opt.kv_type),
                opt.use_cache ? "cached" : "no cache (full recompute)");
-  auto result = generate(*model.value(), backend, prompt.value(), opt, [](int32_t tok) {
+  auto result = generate(*model.value(), b, prompt.value(), opt, [](int32_t tok) {
     std::printf("%d ", tok);
     std::fflush(stdout);
   });
@@ -124,9 +139,11 @@ int run_generate(const GenerateFlags& f) {
     std::printf("text: %s\n", tokenizer->decode(r.tokens).c_str());
   }
   std::printf("finish: %s, %zu tokens\n", finish_reason_name(r.finish), r.tokens.size());
-  std::printf("timing: prefill %lld tokens in %.3f s (%.2f tok/s), decode %lld steps in %.3f s (%.2f tok/s)\n",
-              static_cast<long long>(r.n_prompt), r.prefill_seconds, r.prefill_tok_per_s(),
-              static_cast<long long>(r.decode_steps), r.decode_seconds, r.decode_tok_per_s());
+  std::printf(
+      "timing: prefill %lld tokens in %.3f s (%.2f tok/s), decode %lld steps in %.3f s (%.2f tok/s), backend "
+      "%s\n",
+      static_cast<long long>(r.n_prompt), r.prefill_seconds, r.prefill_tok_per_s(),
+      static_cast<long long>(r.decode_steps), r.decode_seconds, r.decode_tok_per_s(), b.name());
   return 0;
 }
 
@@ -149,6 +166,10 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--ctx", f.n_ctx, "Context positions (0: prompt + max tokens + 8, capped at the model's)")
       ->capture_default_str();
   cmd->add_option("--batch", f.batch, "Prefill batch size in tokens")->capture_default_str();
+  cmd->add_option(
+         "--backend", f.backend,
+         "Compute backend: cpu, cuda, or auto (cuda when compiled in and a device answers, else cpu)")
+      ->capture_default_str();
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // `popper serve`: the OpenAI-compatible HTTP server (engine/serve/server.h) on a GGUF model.
 //
 //   popper serve --model m.gguf [--host 127.0.0.1] [--port 8080] [--threads N] [--parallel N] [--ctx N]
+//                [--backend cpu|cuda|auto]
 //   curl -s localhost:8080/v1/chat/completions -d '{"messages":[{"role":"user","content":"hi"}]}'
 #include <cstdio>
 #include <string>
@@ -16,6 +17,7 @@ struct ServeFlags {
   serve::EngineOptions engine;
   serve::ServerOptions server;
   std::string kv_type = "f16";
+  std::string backend = "cpu";
   size_t max_body_mib = 8;
 };
 
@@ -28,6 +30,12 @@ int run_serve(ServeFlags& f) {
     return 2;
   }
   f.engine.kv_type = kv.value();
+  auto backend = parse_backend_kind(f.backend);
+  if (!backend.ok()) {
+    std::fprintf(stderr, "popper serve: %s\n", backend.message().c_str());
+    return 2;
+  }
+  f.engine.backend = backend.value();
   if (f.max_body_mib < 1 || f.max_body_mib > 1024) {
     std::fprintf(stderr, "popper serve: --max-body-mib: want 1..1024, got %zu\n", f.max_body_mib);
     return 2;
@@ -64,6 +72,10 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--ctx", f.engine.ctx, "KV positions per slot (0: min(4096, the model's context))")
       ->capture_default_str();
   cmd->add_option("--kv-type", f.kv_type, "KV cache storage: f16 or f32")->capture_default_str();
+  cmd->add_option("--backend", f.backend,
+                  "Compute backend: cpu (one per slot), cuda (one GPU backend shared by all slots), or auto "
+                  "(cuda when compiled in and a device answers, else cpu)")
+      ->capture_default_str();
   cmd->add_option("--max-body-mib", f.max_body_mib, "Request body limit in MiB (413 past it)")
       ->capture_default_str();
   cmd->add_flag(
