@@ -1,11 +1,15 @@
 // The shared main() of every Popper benchmark: Google Benchmark plus a custom context block
 // (git commit, CPU model, SIMD path, streaming-read bandwidth) so each JSON file says where
-// its numbers came from and what the memory-bound ceiling of this machine is.
+// its numbers came from and what the memory-bound ceiling of this machine is. Executables add
+// their own entries through startup hooks (benchmark_context.h).
+#include "benchmarks/benchmark_context.h"
+
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "engine/core/cpu_features.h"
 #include "engine/core/thread_pool.h"
@@ -28,11 +32,31 @@ std::string format_gb(double v) {
   return buf;
 }
 
+// Function-local so that hooks registered during static initialisation find it constructed.
+std::vector<popper::bench::StartupHook>& startup_hooks() {
+  static std::vector<popper::bench::StartupHook> hooks;
+  return hooks;
+}
+
 }  // namespace
+
+namespace popper::bench {
+bool add_startup_hook(StartupHook hook) {
+  startup_hooks().push_back(std::move(hook));
+  return true;
+}
+}  // namespace popper::bench
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  for (const auto& hook : startup_hooks()) {
+    const popper::Status s = hook();
+    if (!s.ok()) {
+      std::fprintf(stderr, "%s: %s\n", argv[0], s.message().c_str());
+      return 2;
+    }
+  }
   benchmark::AddCustomContext("popper_git_commit", POPPER_GIT_COMMIT);
   benchmark::AddCustomContext("cpu_model", popper::cpu_model_name());
   benchmark::AddCustomContext("cpu_features", popper::cpu_features_string());

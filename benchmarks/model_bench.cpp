@@ -5,11 +5,14 @@
 // ($POPPER_MODEL_CACHE, else <repo>/.cache/models; never committed). By default the 2-layer
 // file (CI size, ~1 GiB); POPPER_BENCH_LAYERS=48 selects the full 48-layer file (~17 GiB, minutes
 // to build) for the real figure. Threads: POPPER_BENCH_THREADS (default all cores).
+// Backend: POPPER_BENCH_BACKEND=cpu|cuda|auto (default cpu; Google Benchmark owns argv), made
+// once at startup and recorded as the `popper_backend` context entry (the resolved name, so
+// auto says what it picked). A bad value or an unusable cuda stops the run with exit 2.
 //
 // Counters: tok_per_s; bytes_per_token = weight bytes one decode step reads (attention, norms,
 // router, n_expert_used experts, one embedding row, the output matrix); weight_GB_per_s =
 // bytes_per_token * tok/s; probe_GB_per_s = the streaming-read bandwidth probe with the same
-// threads, the bound a decode step cannot beat.
+// threads, the bound a CPU decode step cannot beat (CPU backend only: it does not bound a GPU).
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -17,12 +20,17 @@
 #include <map>
 #include <memory>
 
+#include "benchmarks/benchmark_context.h"
 #include "engine/core/rng.h"
 #include "engine/cpu/bandwidth_probe.h"
+#include "engine/model/backend_factory.h"
 #include "engine/model/cpu_backend.h"
 #include "engine/model/generate.h"
 #include "engine/model/model.h"
 #include "engine/synth/synth.h"
+#ifdef POPPER_HAVE_CUDA
+#include "engine/model/cuda_backend.h"
+#endif
 
 namespace popper {
 namespace {
@@ -35,6 +43,36 @@ int bench_threads() {
 std::filesystem::path model_cache_dir() {
   if (const char* env = std::getenv("POPPER_MODEL_CACHE")) return env;
   return std::filesystem::path(__FILE__).parent_path().parent_path() / ".cache" / "models";
+}
+
+// The backend every benchmark here runs on, made by the startup hook below.
+std::unique_ptr<Backend>& backend_slot() {
+  static std::unique_ptr<Backend> b;
+  return b;
+}
+
+Backend& backend() { return *backend_slot(); }
+
+Status make_bench_backend() {
+  const char* env = std::getenv("POPPER_BENCH_BACKEND");
+  const std::string name = env != nullptr && *env != '\0' ? env : "cpu";
+  auto kind = parse_backend_kind(name);
+  if (!kind.ok()) return make_error("POPPER_BENCH_BACKEND: want cpu, cuda or auto, got '", name, "'");
+  auto b = make_backend(kind.value(), bench_threads(), nullptr);
+  if (!b.ok()) return make_error("POPPER_BENCH_BACKEND=", name, ": ", b.message());
+  backend_slot() = std::move(b.value());
+  benchmark::AddCustomContext("popper_backend", backend().name());
+  return Status();
+}
+[[maybe_unused]] const bool kBackendHookRegistered = bench::add_startup_hook(make_bench_backend);
+
+// A device backend gets a model's weights when the model is loaded, so that no timed iteration
+// pays for the upload (it would otherwise happen on first use, inside the first iteration).
+Status upload_to_backend([[maybe_unused]] const Model& model) {
+#ifdef POPPER_HAVE_CUDA
+  if (auto* cuda = dynamic_cast<CudaBackend*>(&backend())) return cuda->upload_weights(model.weights());
+#endif
+  return Status();
 }
 
 // Loads (building first when missing) a synthetic model; nullptr and a skip message on failure.
@@ -64,13 +102,12 @@ const Model* synthetic_model(SynthArch arch, const std::string& preset, int64_t 
     *error = m.message();
     return nullptr;
   }
+  if (Status s = upload_to_backend(*m.value()); !s.ok()) {
+    *error = str_cat(backend().name(), " backend: ", s.message());
+    return nullptr;
+  }
   slot = std::move(m.value());
   return slot.get();
-}
-
-CpuBackend& backend() {
-  static CpuBackend b(bench_threads());
-  return b;
 }
 
 double probe_gb_per_s() {
@@ -203,7 +240,7 @@ void BM_Decode_30bA3bQ4KM(benchmark::State& state) {
   state.counters["tok_per_s"] = benchmark::Counter(double(tokens), benchmark::Counter::kIsRate);
   state.counters["bytes_per_token"] = bytes;
   state.counters["weight_GB_per_s"] = benchmark::Counter(bytes * double(tokens) / 1e9, benchmark::Counter::kIsRate);
-  state.counters["probe_GB_per_s"] = probe_gb_per_s();
+  if (dynamic_cast<CpuBackend*>(&backend()) != nullptr) state.counters["probe_GB_per_s"] = probe_gb_per_s();
   state.counters["layers"] = double(model->config().n_layer);
 }
 BENCHMARK(BM_Decode_30bA3bQ4KM)->Arg(0)->Arg(512)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
