@@ -83,6 +83,14 @@ Loaded& loaded() {
   return l;
 }
 
+uint64_t graph_replays([[maybe_unused]] const Loaded& l) {
+#ifdef POPPER_HAVE_CUDA
+  return static_cast<const CudaBackend*>(l.backend.get())->graph_replays();
+#else
+  return 0;
+#endif
+}
+
 std::vector<int32_t> prompt_tokens(int64_t n, int64_t n_vocab, uint64_t seed) {
   Rng rng(seed);
   std::vector<int32_t> p(static_cast<size_t>(n));
@@ -134,6 +142,7 @@ void BM_CudaDecode_30bA3bQ4KM(benchmark::State& state) {
     return state.SkipWithError(st.message().c_str());
   }
   int64_t tokens = 0;
+  const uint64_t replays0 = graph_replays(l);
   for (auto _ : state) {
     s.cache().truncate(depth + 1);
     for (int64_t i = 0; i < kSteps; ++i) {
@@ -152,6 +161,8 @@ void BM_CudaDecode_30bA3bQ4KM(benchmark::State& state) {
         benchmark::Counter(bytes * double(tokens) / 1e9 / l.peak_gb_per_s, benchmark::Counter::kIsRate);
   }
   state.counters["layers"] = double(c.n_layer);
+  // Steps replayed from a CUDA graph: all but the first two of each session when graphs work.
+  state.counters["graph_replays"] = double(graph_replays(l) - replays0);
 }
 BENCHMARK(BM_CudaDecode_30bA3bQ4KM)->Arg(0)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
 

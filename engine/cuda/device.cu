@@ -108,4 +108,36 @@ void memset_zero(void* dst, size_t bytes) { POPPER_CUDA_CHECK(cudaMemsetAsync(ds
 
 void synchronize() { POPPER_CUDA_CHECK(cudaStreamSynchronize(stream())); }
 
+void begin_capture() {
+  // Thread-local mode: another thread's unrelated CUDA calls do not invalidate this capture.
+  POPPER_CUDA_CHECK(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeThreadLocal));
+}
+
+Result<void*> end_capture() {
+  cudaGraph_t graph = nullptr;
+  const cudaError_t err = cudaStreamEndCapture(stream(), &graph);
+  if (err != cudaSuccess) {
+    cudaGetLastError();  // capture errors are not sticky; clear the last-error slot
+    if (graph != nullptr) cudaGraphDestroy(graph);
+    return make_error("CUDA graph capture failed: ", cudaGetErrorString(err));
+  }
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  if (inst != cudaSuccess) {
+    cudaGetLastError();
+    return make_error("CUDA graph instantiation failed: ", cudaGetErrorString(inst));
+  }
+  return static_cast<void*>(exec);
+}
+
+void launch_graph(void* graph) { POPPER_CUDA_CHECK(cudaGraphLaunch(static_cast<cudaGraphExec_t>(graph), stream())); }
+
+void destroy_graph(void* graph) {
+  if (graph == nullptr) return;
+  const cudaError_t err = cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(graph));
+  if (err == cudaErrorCudartUnloading) return;
+  POPPER_CUDA_CHECK(err);
+}
+
 }  // namespace popper::cuda

@@ -2,6 +2,7 @@
 // reference's arithmetic (engine/model/cpu_backend.cpp, engine/quant) closely enough that the
 // per-op NMSE bounds of falsifiers/cuda_ops_test.cpp hold; the activation quantisers match it
 // byte for byte, so the quantised matmuls see the same integers as the CPU.
+#include <algorithm>
 #include <cmath>
 
 #include "engine/cuda/common.cuh"
@@ -17,6 +18,8 @@ __device__ float dequant_element(GgmlType type, const uint8_t* row, int64_t i) {
       return reinterpret_cast<const float*>(row)[i];
     case GgmlType::F16:
       return half_bits_to_float(reinterpret_cast<const uint16_t*>(row)[i]);
+    case GgmlType::BF16:
+      return __uint_as_float(uint32_t(reinterpret_cast<const uint16_t*>(row)[i]) << 16);
     case GgmlType::Q8_0: {
       const auto* b = reinterpret_cast<const BlockQ8_0*>(row) + i / kQK8_0;
       return __fmul_rn(float(b->qs[i % kQK8_0]), half_bits_to_float(b->d));
@@ -58,10 +61,11 @@ __global__ void embed_kernel(GgmlType type, const uint8_t* table, int64_t row_by
   x[i] = dequant_element(type, table + int64_t(tokens[t]) * row_bytes, c);
 }
 
-// One block per row; the sum of squares in double as the CPU (and ggml) does.
-__global__ void rmsnorm_kernel(const float* x, const float* w, int64_t n, float eps, float* y) {
-  const float* xr = x + int64_t(blockIdx.x) * n;
-  float* yr = y + int64_t(blockIdx.x) * n;
+// One row of rmsnorm by one block; the sum of squares in double as the CPU (and ggml) does. Every
+// kernel that norms a row calls this with the same block size (rmsnorm_threads), so fused and
+// plain forms give the same bits. Each thread reads and writes only the elements i = tid +
+// k * blockDim, so xr may alias yr.
+__device__ void rmsnorm_row(const float* xr, const float* w, int64_t n, float eps, float* yr) {
   double s = 0.0;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += double(xr[i]) * double(xr[i]);
   __shared__ double part[32];
@@ -78,20 +82,50 @@ __global__ void rmsnorm_kernel(const float* x, const float* w, int64_t n, float 
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) yr[i] = __fmul_rn(__fmul_rn(xr[i], scale), w[i]);
 }
 
-// One thread per (token, head, pair). theta by repeated float multiplication as the CPU does.
-__global__ void rope_kernel(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t pos0,
+__global__ void rmsnorm_kernel(const float* x, const float* w, int64_t n, float eps, float* y) {
+  rmsnorm_row(x + int64_t(blockIdx.x) * n, w, n, eps, y + int64_t(blockIdx.x) * n);
+}
+
+// x += y on one row, then the row's rmsnorm into out: add_kernel's and rmsnorm_kernel's arithmetic.
+__global__ void add_rmsnorm_kernel(float* x, const float* y, const float* w, int64_t n, float eps, float* out) {
+  float* xr = x + int64_t(blockIdx.x) * n;
+  const float* yr = y + int64_t(blockIdx.x) * n;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) xr[i] += yr[i];
+  rmsnorm_row(xr, w, n, eps, out + int64_t(blockIdx.x) * n);
+}
+
+// theta of pair i at position pos: repeated float multiplication, as the CPU does.
+__device__ __forceinline__ float rope_theta(int64_t pos, int64_t i, float theta_scale) {
+  float theta = float(pos);
+  for (int64_t j = 0; j < i; ++j) theta = __fmul_rn(theta, theta_scale);
+  return theta;
+}
+
+__device__ __forceinline__ void rope_pair(float* v, int64_t i, int64_t half, float theta) {
+  const float c = cosf(theta), s = sinf(theta);
+  const float a = v[i], b = v[i + half];
+  v[i] = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
+  v[i + half] = __fadd_rn(__fmul_rn(a, s), __fmul_rn(b, c));
+}
+
+// One block per (token, head) row of head_dim: rmsnorm in place, then RoPE on the normed row.
+__global__ void rmsnorm_rope_kernel(float* x, const float* w, int64_t n_heads, int64_t head_dim, float eps,
+                                    const int32_t* pos0, float theta_scale) {
+  float* v = x + int64_t(blockIdx.x) * head_dim;
+  rmsnorm_row(v, w, head_dim, eps, v);
+  __syncthreads();  // RoPE pairs elements other threads normed
+  const int64_t half = head_dim / 2, t = int64_t(blockIdx.x) / n_heads;
+  for (int64_t i = threadIdx.x; i < half; i += blockDim.x) rope_pair(v, i, half, rope_theta(int64_t(*pos0) + t, i, theta_scale));
+}
+
+// One thread per (token, head, pair).
+__global__ void rope_kernel(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const int32_t* pos0,
                             float theta_scale) {
   const int64_t half = head_dim / 2;
   const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= n_tokens * n_heads * half) return;
   const int64_t i = idx % half, th = idx / half, t = th / n_heads;
-  float theta = float(pos0 + t);
-  for (int64_t j = 0; j < i; ++j) theta = __fmul_rn(theta, theta_scale);
-  const float c = cosf(theta), s = sinf(theta);
-  float* v = x + th * head_dim;
-  const float a = v[i], b = v[i + half];
-  v[i] = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
-  v[i + half] = __fadd_rn(__fmul_rn(a, s), __fmul_rn(b, c));
+  rope_pair(x + th * head_dim, i, half, rope_theta(int64_t(*pos0) + t, i, theta_scale));
 }
 
 __global__ void add_kernel(float* x, const float* y, int64_t n) {
@@ -170,37 +204,77 @@ __global__ void quantize_q8_0_kernel(const float* x, int64_t n_blocks, int64_t b
   if (lane == 0) y->d = __half_as_ushort(__float2half_rn(d));
 }
 
-// One thread per token: softmax (sum in double), then k passes picking the largest remaining
-// probability, the lower index on ties; weights renormalised in slot order.
+// One warp per token: softmax (sum in double), then k rounds of a warp arg-max over the
+// probabilities not yet taken (the lower index on ties); weights renormalised in slot order.
+// Lane l holds experts l, l + 32, ... in registers.
+constexpr int kRouteMaxPerLane = 8;  // up to 256 experts
+
 __global__ void route_kernel(float* logits, int64_t n_tokens, int64_t n_expert, int64_t k, int32_t* ids,
                              float* weights) {
-  const int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (t >= n_tokens) return;
+  const int64_t t = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  if (t >= n_tokens) return;  // t is the same for the whole warp
   float* p = logits + t * n_expert;
-  float max = p[0];
-  for (int64_t i = 1; i < n_expert; ++i) max = p[i] > max ? p[i] : max;
-  double sum = 0.0;
-  for (int64_t i = 0; i < n_expert; ++i) {
-    const float e = expf(p[i] - max);
-    p[i] = e;
-    sum += e;
+  float v[kRouteMaxPerLane];
+  float max = -INFINITY;
+  for (int r = 0; r < kRouteMaxPerLane; ++r) {
+    const int64_t i = lane + 32 * r;
+    v[r] = i < n_expert ? p[i] : -INFINITY;
+    max = fmaxf(max, v[r]);
   }
+  max = warp_max(max);
+  double sum = 0.0;
+  for (int r = 0; r < kRouteMaxPerLane; ++r) {
+    if (lane + 32 * r < n_expert) {
+      v[r] = expf(v[r] - max);
+      sum += v[r];
+    }
+  }
+  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
   const float inv = float(1.0 / sum);
-  for (int64_t i = 0; i < n_expert; ++i) p[i] = __fmul_rn(p[i], inv);
+  for (int r = 0; r < kRouteMaxPerLane; ++r) {
+    const int64_t i = lane + 32 * r;
+    if (i < n_expert) {
+      v[r] = __fmul_rn(v[r], inv);
+      p[i] = v[r];
+    } else {
+      v[r] = -1.0f;  // below every probability: never picked
+    }
+  }
   int32_t* id = ids + t * k;
   float* w = weights + t * k;
   float wsum = 0.0f;
   for (int64_t s = 0; s < k; ++s) {
-    int32_t best = -1;
-    for (int64_t i = 0; i < n_expert; ++i) {
-      bool taken = false;
-      for (int64_t r = 0; r < s; ++r) taken |= id[r] == i;
-      if (!taken && (best < 0 || p[i] > p[best])) best = int32_t(i);
+    float best = -2.0f;
+    int best_i = 0x7fffffff;
+    for (int r = 0; r < kRouteMaxPerLane; ++r) {  // ascending index: strict > keeps the lower one
+      if (v[r] > best) {
+        best = v[r];
+        best_i = lane + 32 * r;
+      }
     }
-    id[s] = best;
-    wsum = __fadd_rn(wsum, p[best]);
+    for (int o = 16; o > 0; o >>= 1) {
+      const float ob = __shfl_xor_sync(0xffffffffu, best, o);
+      const int oi = __shfl_xor_sync(0xffffffffu, best_i, o);
+      if (ob > best || (ob == best && oi < best_i)) {
+        best = ob;
+        best_i = oi;
+      }
+    }
+    if (lane == best_i % 32) {
+      for (int r = 0; r < kRouteMaxPerLane; ++r) {
+        if (r == best_i / 32) v[r] = -1.0f;
+      }
+    }
+    if (lane == 0) {
+      id[s] = best_i;
+      w[s] = best;
+    }
+    wsum = __fadd_rn(wsum, best);
   }
-  for (int64_t s = 0; s < k; ++s) w[s] = __fdiv_rn(p[id[s]], wsum);
+  if (lane == 0) {
+    for (int64_t s = 0; s < k; ++s) w[s] = __fdiv_rn(w[s], wsum);
+  }
 }
 
 __global__ void gather_kernel(const float* src, const int32_t* rows, int64_t n_rows, int64_t n, float* dst) {
@@ -222,12 +296,12 @@ __global__ void combine_kernel(const float* down, const int32_t* slot_row, const
   out[i] = acc;
 }
 
-__global__ void store_kv_kernel(DeviceKv kv, int64_t pos0, int64_t n_tokens, const float* k, const float* v) {
+__global__ void store_kv_kernel(DeviceKv kv, const int32_t* pos0, int64_t n_tokens, const float* k, const float* v) {
   const int64_t kv_dim = kv.n_head_kv * kv.head_dim;
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n_tokens * kv_dim) return;
   const int64_t t = i / kv_dim, h = (i % kv_dim) / kv.head_dim, d = i % kv.head_dim;
-  const int64_t at = (h * kv.capacity + pos0 + t) * kv.head_dim + d;
+  const int64_t at = (h * kv.capacity + int64_t(*pos0) + t) * kv.head_dim + d;
   if (kv.f16) {
     static_cast<__half*>(kv.k)[at] = __float2half_rn(k[i]);
     static_cast<__half*>(kv.v)[at] = __float2half_rn(v[i]);
@@ -242,38 +316,56 @@ __device__ __forceinline__ float kv_at(const DeviceKv& kv, const void* base, int
 }
 
 constexpr int kAttnThreads = 128;
+// Positions per span: one block's scores fit in shared memory, and a 4096-deep decode step
+// still spreads each head over 16 blocks.
+constexpr int kAttnSpan = 256;
+// The most bytes of span partials attention() keeps at once; longer prefills run in token chunks.
+constexpr size_t kAttnScratchCap = size_t(64) << 20;
 
-// One block per (token, query head). Shared: q [head_dim], scores [n_kv], reduction scratch.
-__global__ void attention_kernel(DeviceKv kv, const float* q, int64_t pos0, int64_t n_head, float scale,
-                                 float* out) {
-  extern __shared__ float smem[];
-  const int64_t t = blockIdx.x / n_head, h = blockIdx.x % n_head;
-  const int64_t hd = kv.head_dim, kvh = h / (n_head / kv.n_head_kv), n_kv = pos0 + t + 1;
-  float* qs = smem;
-  float* red = qs + hd;
-  float* sc = red + 32;
-  const float* qh = q + (t * n_head + h) * hd;
+// One block per (token, query head, span of positions). Writes the span's unnormalised output
+// sum_j e^(s_j - m) v_j, its max m and its sum l = sum_j e^(s_j - m) to part[(th, span)]:
+// [head_dim + 2] floats. A span past the token's last position writes l = 0.
+__global__ void attention_span_kernel(DeviceKv kv, const float* q, int64_t t_begin, const int32_t* pos0,
+                                      int64_t n_head, float scale, int64_t n_spans, float* part) {
+  __shared__ float qs[kMaxAttentionHeadDim];
+  __shared__ float sc[kAttnSpan];
+  __shared__ float red[kAttnThreads / 32];
+  const int64_t th = blockIdx.x, span = blockIdx.y;
+  const int64_t t = th / n_head, h = th % n_head;
+  const int64_t hd = kv.head_dim, kvh = h / (n_head / kv.n_head_kv);
+  const int64_t n_kv = int64_t(*pos0) + t_begin + t + 1;  // causal: positions [0, n_kv)
+  const int64_t p0 = span * kAttnSpan;
+  const int64_t p1 = min(p0 + int64_t(kAttnSpan), n_kv);
+  float* o = part + (th * n_spans + span) * (hd + 2);
+  if (p0 >= p1) {  // uniform per block: no thread reaches a barrier
+    if (threadIdx.x == 0) {
+      o[hd] = -INFINITY;
+      o[hd + 1] = 0.0f;
+    }
+    return;
+  }
+  const float* qh = q + th * hd;
   for (int64_t i = threadIdx.x; i < hd; i += blockDim.x) qs[i] = qh[i];
   __syncthreads();
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, n_warps = blockDim.x / 32;
-  const int64_t kbase = kvh * kv.capacity * hd;
+  const int64_t base = kvh * kv.capacity * hd;
   float local_max = -INFINITY;
-  for (int64_t j = warp; j < n_kv; j += n_warps) {
+  for (int64_t j = p0 + warp; j < p1; j += n_warps) {
     float s = 0.0f;
-    for (int64_t i = lane; i < hd; i += 32) s += qs[i] * kv_at(kv, kv.k, kbase + j * hd + i);
+    for (int64_t i = lane; i < hd; i += 32) s += qs[i] * kv_at(kv, kv.k, base + j * hd + i);
     s = warp_sum(s) * scale;
-    if (lane == 0) sc[j] = s;
+    if (lane == 0) sc[j - p0] = s;
     local_max = fmaxf(local_max, s);
   }
   if (lane == 0) red[warp] = local_max;
   __syncthreads();
   float max = -INFINITY;
   for (int w = 0; w < n_warps; ++w) max = fmaxf(max, red[w]);
-  __syncthreads();
+  __syncthreads();  // every thread has read red before it is reused for the sums
   float local_sum = 0.0f;
-  for (int64_t j = threadIdx.x; j < n_kv; j += blockDim.x) {
-    const float e = expf(sc[j] - max);
-    sc[j] = e;
+  for (int64_t j = p0 + threadIdx.x; j < p1; j += blockDim.x) {
+    const float e = expf(sc[j - p0] - max);
+    sc[j - p0] = e;
     local_sum += e;
   }
   local_sum = warp_sum(local_sum);
@@ -281,12 +373,77 @@ __global__ void attention_kernel(DeviceKv kv, const float* q, int64_t pos0, int6
   __syncthreads();
   float sum = 0.0f;
   for (int w = 0; w < n_warps; ++w) sum += red[w];
-  const float inv = 1.0f / sum;
-  float* o = out + (t * n_head + h) * hd;
   for (int64_t i = threadIdx.x; i < hd; i += blockDim.x) {
     float acc = 0.0f;
-    for (int64_t j = 0; j < n_kv; ++j) acc += sc[j] * kv_at(kv, kv.v, kbase + j * hd + i);
-    o[i] = acc * inv;
+    for (int64_t j = p0; j < p1; ++j) acc += sc[j - p0] * kv_at(kv, kv.v, base + j * hd + i);
+    o[i] = acc;
+  }
+  if (threadIdx.x == 0) {
+    o[hd] = max;
+    o[hd + 1] = sum;
+  }
+}
+
+// One block per (token, query head): out = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s.
+__global__ void attention_merge_kernel(const float* part, int64_t n_spans, int64_t hd, float* out) {
+  const int64_t th = blockIdx.x;
+  const float* p = part + th * n_spans * (hd + 2);
+  float m = -INFINITY;
+  for (int64_t s = 0; s < n_spans; ++s) {
+    if (p[s * (hd + 2) + hd + 1] > 0.0f) m = fmaxf(m, p[s * (hd + 2) + hd]);
+  }
+  float den = 0.0f;
+  for (int64_t s = 0; s < n_spans; ++s) {
+    const float l = p[s * (hd + 2) + hd + 1];
+    if (l > 0.0f) den += expf(p[s * (hd + 2) + hd] - m) * l;
+  }
+  const float inv = 1.0f / den;
+  for (int64_t i = threadIdx.x; i < hd; i += blockDim.x) {
+    float num = 0.0f;
+    for (int64_t s = 0; s < n_spans; ++s) {
+      const float* ps = p + s * (hd + 2);
+      if (ps[hd + 1] > 0.0f) num += expf(ps[hd] - m) * ps[i];
+    }
+    out[th * hd + i] = num * inv;
+  }
+}
+
+// One block for all assignments: counts per expert (shared atomics), offsets by one thread, then
+// every assignment takes the next row of its expert's group.
+__global__ void group_by_expert_kernel(const int32_t* ids, int64_t n_assign, int64_t k, int64_t n_expert,
+                                       int32_t* groups, int32_t* rows, int32_t* slot_row, int32_t* stats) {
+  extern __shared__ int32_t counts[];  // [n_expert] counts, then [n_expert] fill cursors
+  int32_t* cursor = counts + n_expert;
+  for (int64_t e = threadIdx.x; e < n_expert; e += blockDim.x) counts[e] = 0;
+  __syncthreads();
+  for (int64_t a = threadIdx.x; a < n_assign; a += blockDim.x) atomicAdd(&counts[ids[a]], 1);
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int32_t off = 0, n_groups = 0, max_count = 0;
+    for (int64_t e = 0; e < n_expert; ++e) {
+      cursor[e] = off;
+      if (counts[e] > 0) {
+        groups[3 * n_groups] = int32_t(e);
+        groups[3 * n_groups + 1] = off;
+        groups[3 * n_groups + 2] = counts[e];
+        max_count = max(max_count, counts[e]);
+        ++n_groups;
+      }
+      off += counts[e];
+    }
+    for (int64_t g = n_groups; g < n_expert; ++g) {
+      groups[3 * g] = 0;
+      groups[3 * g + 1] = 0;
+      groups[3 * g + 2] = 0;
+    }
+    stats[0] = n_groups;
+    stats[1] = max_count;
+  }
+  __syncthreads();
+  for (int64_t a = threadIdx.x; a < n_assign; a += blockDim.x) {
+    const int32_t row = atomicAdd(&cursor[ids[a]], 1);
+    slot_row[a] = row;
+    rows[row] = int32_t(a / k);
   }
 }
 
@@ -301,18 +458,38 @@ void embed(GgmlType type, const void* table, int64_t row_bytes, int64_t n_embd, 
   POPPER_CUDA_LAUNCHED();
 }
 
+namespace {
+int rmsnorm_threads(int64_t n) { return n >= 1024 ? 256 : 64; }
+float rope_theta_scale(int64_t head_dim, float freq_base) {
+  return std::pow(freq_base, -2.0f / float(head_dim));  // the same powf as the CPU
+}
+}  // namespace
+
 void rmsnorm(const float* x, const float* w, int64_t n_rows, int64_t n, float eps, float* y) {
   if (n_rows == 0) return;
-  const int threads = n >= 1024 ? 256 : 64;
-  rmsnorm_kernel<<<unsigned(n_rows), threads, 0, stream()>>>(x, w, n, eps, y);
+  rmsnorm_kernel<<<unsigned(n_rows), rmsnorm_threads(n), 0, stream()>>>(x, w, n, eps, y);
   POPPER_CUDA_LAUNCHED();
 }
 
-void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) {
+void add_rmsnorm(float* x, const float* y, const float* w, int64_t n_rows, int64_t n, float eps, float* out) {
+  if (n_rows == 0) return;
+  add_rmsnorm_kernel<<<unsigned(n_rows), rmsnorm_threads(n), 0, stream()>>>(x, y, w, n, eps, out);
+  POPPER_CUDA_LAUNCHED();
+}
+
+void rmsnorm_rope(float* x, const float* w, int64_t n_tokens, int64_t n_heads, int64_t head_dim, float eps,
+                  const int32_t* pos0, float freq_base) {
+  if (n_tokens * n_heads == 0) return;
+  rmsnorm_rope_kernel<<<unsigned(n_tokens * n_heads), rmsnorm_threads(head_dim), 0, stream()>>>(
+      x, w, n_heads, head_dim, eps, pos0, rope_theta_scale(head_dim, freq_base));
+  POPPER_CUDA_LAUNCHED();
+}
+
+void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const int32_t* pos0, float freq_base) {
   const int64_t n = n_tokens * n_heads * (head_dim / 2);
   if (n == 0) return;
-  const float theta_scale = std::pow(freq_base, -2.0f / float(head_dim));  // same powf as the CPU
-  rope_kernel<<<blocks_for(n, 256), 256, 0, stream()>>>(x, n_tokens, n_heads, head_dim, pos0, theta_scale);
+  rope_kernel<<<blocks_for(n, 256), 256, 0, stream()>>>(x, n_tokens, n_heads, head_dim, pos0,
+                                                        rope_theta_scale(head_dim, freq_base));
   POPPER_CUDA_LAUNCHED();
 }
 
@@ -361,7 +538,10 @@ void quantize_activations(const float* x, int64_t n_rows, int64_t n_cols, GgmlTy
 
 void route_top_k(float* logits, int64_t n_tokens, int64_t n_expert, int64_t k, int32_t* ids, float* weights) {
   if (n_tokens == 0) return;
-  route_kernel<<<blocks_for(n_tokens, 64), 64, 0, stream()>>>(logits, n_tokens, n_expert, k, ids, weights);
+  POPPER_CHECK(n_expert <= 32 * kRouteMaxPerLane, "", n_expert, " experts are past the routing kernel's ",
+               32 * kRouteMaxPerLane);
+  POPPER_CHECK(k >= 1 && k <= n_expert, "top-", k, " of ", n_expert, " experts");
+  route_kernel<<<blocks_for(n_tokens * 32, 128), 128, 0, stream()>>>(logits, n_tokens, n_expert, k, ids, weights);
   POPPER_CUDA_LAUNCHED();
 }
 
@@ -378,41 +558,52 @@ void combine_experts(const float* down, const int32_t* slot_row, const float* we
   POPPER_CUDA_LAUNCHED();
 }
 
-void store_kv(const DeviceKv& kv, int64_t pos0, int64_t n_tokens, const float* k, const float* v) {
+void store_kv(const DeviceKv& kv, const int32_t* pos0, int64_t n_tokens, const float* k, const float* v) {
   const int64_t n = n_tokens * kv.n_head_kv * kv.head_dim;
   if (n == 0) return;
   store_kv_kernel<<<blocks_for(n, 256), 256, 0, stream()>>>(kv, pos0, n_tokens, k, v);
   POPPER_CUDA_LAUNCHED();
 }
 
+void group_by_expert(const int32_t* ids, int64_t n_assign, int64_t k, int64_t n_expert, int32_t* groups,
+                     int32_t* rows, int32_t* slot_row, int32_t* stats) {
+  const size_t smem = size_t(2 * n_expert) * sizeof(int32_t);
+  POPPER_CHECK(smem <= 48 * 1024, "", n_expert, " experts are past the grouping kernel's shared memory");
+  group_by_expert_kernel<<<1, 1024, smem, stream()>>>(ids, n_assign, k, n_expert, groups, rows, slot_row, stats);
+  POPPER_CUDA_LAUNCHED();
+}
+
 namespace {
-int max_attention_smem() {
-  static const int max_smem = [] {
-    int v = 0;
-    POPPER_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0));
-    POPPER_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, v));
-    return v;
-  }();
-  return max_smem;
+int64_t attention_spans(int64_t n_kv_bound) { return (n_kv_bound + kAttnSpan - 1) / kAttnSpan; }
+int64_t attention_chunk_tokens(int64_t n_tokens, int64_t n_head, int64_t head_dim, int64_t n_kv_bound) {
+  const size_t per_token = size_t(n_head * attention_spans(n_kv_bound) * (head_dim + 2)) * sizeof(float);
+  const int64_t fit = int64_t(kAttnScratchCap / per_token);
+  return std::max<int64_t>(1, std::min(n_tokens, fit));
 }
 }  // namespace
 
-int64_t max_attention_positions(int64_t head_dim) {
-  return int64_t(max_attention_smem()) / int64_t(sizeof(float)) - head_dim - 32;
+size_t attention_scratch_bytes(int64_t n_tokens, int64_t n_head, int64_t head_dim, int64_t n_kv_bound) {
+  const int64_t chunk = attention_chunk_tokens(n_tokens, n_head, head_dim, n_kv_bound);
+  return size_t(chunk * n_head * attention_spans(n_kv_bound) * (head_dim + 2)) * sizeof(float);
 }
 
-Status attention(const DeviceKv& kv, const float* q, int64_t n_tokens, int64_t pos0, int64_t n_head, float scale,
-                 float* out) {
-  if (n_tokens == 0) return Status::success();
-  const int max_smem = max_attention_smem();
-  const size_t smem = size_t(kv.head_dim + 32 + pos0 + n_tokens) * sizeof(float);
-  if (smem > size_t(max_smem)) {
-    return make_error("CUDA attention: ", pos0 + n_tokens, " positions need ", smem,
-                      " bytes of shared memory per block, the device allows ", max_smem);
+void attention(const DeviceKv& kv, const float* q, int64_t n_tokens, const int32_t* pos0, int64_t n_kv_bound,
+               int64_t n_head, float scale, float* out, void* scratch) {
+  if (n_tokens == 0) return;
+  POPPER_CHECK(kv.head_dim <= kMaxAttentionHeadDim, "head_dim ", kv.head_dim, " is past the attention kernel's ",
+               kMaxAttentionHeadDim);
+  const int64_t hd = kv.head_dim, n_spans = attention_spans(n_kv_bound);
+  const int64_t chunk = attention_chunk_tokens(n_tokens, n_head, hd, n_kv_bound);
+  auto* part = static_cast<float*>(scratch);
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += chunk) {
+    const int64_t nt = std::min(chunk, n_tokens - t0);
+    const dim3 grid(unsigned(nt * n_head), unsigned(n_spans));
+    attention_span_kernel<<<grid, kAttnThreads, 0, stream()>>>(kv, q + t0 * n_head * hd, t0, pos0, n_head, scale,
+                                                               n_spans, part);
+    POPPER_CUDA_LAUNCHED();
+    attention_merge_kernel<<<unsigned(nt * n_head), 128, 0, stream()>>>(part, n_spans, hd, out + t0 * n_head * hd);
+    POPPER_CUDA_LAUNCHED();
   }
-  attention_kernel<<<unsigned(n_tokens * n_head), kAttnThreads, smem, stream()>>>(kv, q, pos0, n_head, scale, out);
-  POPPER_CUDA_LAUNCHED();
-  return Status::success();
 }
 
 }  // namespace popper::cuda

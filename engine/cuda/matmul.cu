@@ -12,6 +12,8 @@
 // reuses each unpacked weight sub-block from registers.
 #include <cuda_fp16.h>
 
+#include <algorithm>
+
 #include "engine/cuda/common.cuh"
 #include "engine/cuda/cuda_ops.h"
 
@@ -118,19 +120,40 @@ struct Q80Unit {
   }
 };
 
-// Shared launch geometry: blockIdx.x -> 4 rows, blockIdx.y -> token tile, blockIdx.z -> group.
-// groups == nullptr: one group (expert 0, row 0, n_tokens rows).
+// Shared launch geometry: blockIdx.x -> 4 rows, blockIdx.y -> token tile, blockIdx.z -> group,
+// or the matrix of a multi-matrix launch. groups == nullptr: one group (expert 0, row 0,
+// n_tokens rows).
+constexpr int kMaxMulti = 3;
 struct MatmulArgs {
   const uint8_t* w;
   int64_t expert_stride;  // bytes between experts (grouped)
   int64_t row_bytes, n_in, n_out;
   const uint8_t* x;
-  int64_t x_row_bytes;
+  int64_t x_row_bytes;  // 0: every row reads x's first row (one token broadcast to its groups)
   const int32_t* groups;
   int64_t n_tokens;
   float* y;
   int64_t ldy;
+  // Multi-matrix launch (n_multi > 0): matrix blockIdx.z has these instead of w, n_out, y, ldy
+  // (same type and n_in; ldy = its n_out).
+  int n_multi;
+  const uint8_t* multi_w[kMaxMulti];
+  int64_t multi_n_out[kMaxMulti], multi_row_bytes[kMaxMulti];
+  float* multi_y[kMaxMulti];
 };
+
+// p with the multi-matrix entry of this block swapped in.
+__device__ __forceinline__ MatmulArgs this_matrix(const MatmulArgs& p) {
+  if (p.n_multi == 0) return p;
+  MatmulArgs q = p;
+  const int z = int(blockIdx.z);
+  q.w = p.multi_w[z];
+  q.n_out = p.multi_n_out[z];
+  q.row_bytes = p.multi_row_bytes[z];
+  q.y = p.multi_y[z];
+  q.ldy = p.multi_n_out[z];
+  return q;
+}
 
 __device__ __forceinline__ bool group_of(const MatmulArgs& p, int64_t* w_off, int64_t* row0, int64_t* count) {
   if (p.groups == nullptr) {
@@ -147,7 +170,8 @@ __device__ __forceinline__ bool group_of(const MatmulArgs& p, int64_t* w_off, in
 }
 
 template <class U>
-__global__ void __launch_bounds__(32 * kRowsPerBlock) matmul_q_kernel(MatmulArgs p) {
+__global__ void __launch_bounds__(32 * kRowsPerBlock) matmul_q_kernel(MatmulArgs args) {
+  const MatmulArgs p = this_matrix(args);
   int64_t w_off, row0, count;
   if (!group_of(p, &w_off, &row0, &count)) return;
   const int64_t row = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
@@ -185,9 +209,20 @@ __global__ void __launch_bounds__(32 * kRowsPerBlock) matmul_q_kernel(MatmulArgs
   }
 }
 
-// F32 / F16 weights with f32 activations.
-template <bool kF16>
-__global__ void __launch_bounds__(32 * kRowsPerBlock) matmul_f_kernel(MatmulArgs p) {
+// One weight element of a float type as f32.
+template <GgmlType kType>
+__device__ __forceinline__ float float_weight(const uint8_t* row, int64_t i) {
+  if constexpr (kType == GgmlType::F16) return __half2float(reinterpret_cast<const __half*>(row)[i]);
+  if constexpr (kType == GgmlType::BF16) {
+    return __uint_as_float(uint32_t(reinterpret_cast<const uint16_t*>(row)[i]) << 16);
+  }
+  return reinterpret_cast<const float*>(row)[i];
+}
+
+// F32 / F16 / BF16 weights with f32 activations.
+template <GgmlType kType>
+__global__ void __launch_bounds__(32 * kRowsPerBlock) matmul_f_kernel(MatmulArgs args) {
+  const MatmulArgs p = this_matrix(args);
   int64_t w_off, row0, count;
   if (!group_of(p, &w_off, &row0, &count)) return;
   const int64_t row = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
@@ -199,7 +234,7 @@ __global__ void __launch_bounds__(32 * kRowsPerBlock) matmul_f_kernel(MatmulArgs
   const uint8_t* wrow = p.w + w_off + row * p.row_bytes;
   float acc[kTileTokens] = {};
   for (int64_t i = lane; i < p.n_in; i += 32) {
-    const float wv = kF16 ? __half2float(reinterpret_cast<const __half*>(wrow)[i]) : reinterpret_cast<const float*>(wrow)[i];
+    const float wv = float_weight<kType>(wrow, i);
     for (int t = 0; t < kTileTokens; ++t) {
       if (t >= nt) break;
       acc[t] += wv * reinterpret_cast<const float*>(p.x + (t0 + t) * p.x_row_bytes)[i];
@@ -211,9 +246,10 @@ __global__ void __launch_bounds__(32 * kRowsPerBlock) matmul_f_kernel(MatmulArgs
   }
 }
 
-__global__ void f16_to_f32_kernel(const __half* src, float* dst, int64_t n) {
+template <GgmlType kType>
+__global__ void to_f32_kernel(const uint8_t* src, float* dst, int64_t n) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < n) dst[i] = __half2float(src[i]);
+  if (i < n) dst[i] = float_weight<kType>(src, i);
 }
 
 // cuBLAS from this many tokens on (F32/F16 weights): below, the fused kernel's single pass over
@@ -238,10 +274,13 @@ void launch(GgmlType type, const MatmulArgs& p, int64_t n_groups, int64_t max_co
       matmul_q_kernel<Q80Unit><<<grid, block, 0, stream()>>>(p);
       break;
     case GgmlType::F32:
-      matmul_f_kernel<false><<<grid, block, 0, stream()>>>(p);
+      matmul_f_kernel<GgmlType::F32><<<grid, block, 0, stream()>>>(p);
       break;
     case GgmlType::F16:
-      matmul_f_kernel<true><<<grid, block, 0, stream()>>>(p);
+      matmul_f_kernel<GgmlType::F16><<<grid, block, 0, stream()>>>(p);
+      break;
+    case GgmlType::BF16:
+      matmul_f_kernel<GgmlType::BF16><<<grid, block, 0, stream()>>>(p);
       break;
     default:
       POPPER_CHECK(false, "no CUDA matmul for ", ggml_type_name(type));
@@ -266,26 +305,32 @@ GgmlType vec_dot_type(GgmlType t) {
 
 bool supports_weight_type(GgmlType t) {
   return t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K || t == GgmlType::Q8_0 ||
-         t == GgmlType::F32 || t == GgmlType::F16;
+         t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16;
 }
 
 size_t matmul_scratch_bytes(const DeviceMatrix& w, int64_t n_tokens) {
-  if (w.type == GgmlType::F16 && n_tokens >= kCublasMinTokens) return size_t(w.n_in * w.n_out) * sizeof(float);
+  const bool half = w.type == GgmlType::F16 || w.type == GgmlType::BF16;
+  if (half && n_tokens >= kCublasMinTokens) return size_t(w.n_in * w.n_out) * sizeof(float);
   return 0;
 }
 
 void matmul(const DeviceMatrix& w, const void* x, int64_t n_tokens, float* y, int64_t ldy, void* scratch) {
   if (n_tokens == 0) return;
-  const bool dense = w.type == GgmlType::F32 || w.type == GgmlType::F16;
+  const bool dense = w.type == GgmlType::F32 || w.type == GgmlType::F16 || w.type == GgmlType::BF16;
   if (dense && n_tokens >= kCublasMinTokens) {
     // Row-major W [n_out][n_in] is column-major n_in x n_out: y^T = W^T... i.e. C = A^T B.
     const float* a = static_cast<const float*>(w.data);
-    if (w.type == GgmlType::F16) {
+    if (w.type != GgmlType::F32) {  // widen 16-bit weights to f32 once per call: plain FP32 SGEMM after
       const int64_t n = w.n_in * w.n_out;
-      f16_to_f32_kernel<<<blocks_for(n, 256), 256, 0, stream()>>>(static_cast<const __half*>(w.data),
-                                                                    static_cast<float*>(scratch), n);
+      const auto* src = static_cast<const uint8_t*>(w.data);
+      auto* dst = static_cast<float*>(scratch);
+      if (w.type == GgmlType::F16) {
+        to_f32_kernel<GgmlType::F16><<<blocks_for(n, 256), 256, 0, stream()>>>(src, dst, n);
+      } else {
+        to_f32_kernel<GgmlType::BF16><<<blocks_for(n, 256), 256, 0, stream()>>>(src, dst, n);
+      }
       POPPER_CUDA_LAUNCHED();
-      a = static_cast<const float*>(scratch);
+      a = dst;
     }
     const float alpha = 1.0f, beta = 0.0f;
     POPPER_CUBLAS_CHECK(cublasSgemm(cublas(), CUBLAS_OP_T, CUBLAS_OP_N, int(w.n_out), int(n_tokens), int(w.n_in),
@@ -299,11 +344,40 @@ void matmul(const DeviceMatrix& w, const void* x, int64_t n_tokens, float* y, in
 }
 
 void matmul_grouped(const DeviceMatrix& all, int64_t n_out, const void* x, const int32_t* groups, int64_t n_groups,
-                    int64_t max_count, float* y) {
+                    int64_t max_count, float* y, bool broadcast_x) {
   if (n_groups == 0) return;
+  const int64_t x_row_bytes = broadcast_x ? 0 : activation_row_bytes(vec_dot_type(all.type), all.n_in);
   MatmulArgs p{static_cast<const uint8_t*>(all.data), n_out * all.row_bytes, all.row_bytes, all.n_in, n_out,
-               static_cast<const uint8_t*>(x), activation_row_bytes(vec_dot_type(all.type), all.n_in), groups, 0, y, n_out};
+               static_cast<const uint8_t*>(x), x_row_bytes, groups, 0, y, n_out};
   launch(all.type, p, n_groups, max_count);
+}
+
+bool matmul_multi_fits(const DeviceMatrix* w, int n, int64_t n_tokens) {
+  if (n < 1 || n > kMaxMulti) return false;
+  for (int i = 0; i < n; ++i) {
+    if (w[i].type != w[0].type || w[i].n_in != w[0].n_in) return false;
+  }
+  const bool dense = w[0].type == GgmlType::F32 || w[0].type == GgmlType::F16 || w[0].type == GgmlType::BF16;
+  return !(dense && n_tokens >= kCublasMinTokens);
+}
+
+void matmul_multi(const DeviceMatrix* w, int n, const void* x, int64_t n_tokens, float* const* y) {
+  POPPER_CHECK(matmul_multi_fits(w, n, n_tokens), "matmul_multi: ", n, " matrices do not share a kernel");
+  if (n_tokens == 0) return;
+  MatmulArgs p{nullptr, 0, 0, w[0].n_in, 0,
+               static_cast<const uint8_t*>(x), activation_row_bytes(vec_dot_type(w[0].type), w[0].n_in), nullptr,
+               n_tokens, nullptr, 0};
+  p.n_multi = n;
+  int64_t max_out = 0;
+  for (int i = 0; i < n; ++i) {
+    p.multi_w[i] = static_cast<const uint8_t*>(w[i].data);
+    p.multi_n_out[i] = w[i].n_out;
+    p.multi_row_bytes[i] = w[i].row_bytes;
+    p.multi_y[i] = y[i];
+    max_out = std::max(max_out, w[i].n_out);
+  }
+  p.n_out = max_out;  // sizes the grid; each matrix's blocks past its own rows exit
+  launch(w[0].type, p, n, n_tokens);
 }
 
 }  // namespace popper::cuda

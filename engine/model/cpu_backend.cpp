@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <new>
 
 #include "engine/model/router.h"
 #include "engine/quant/traits.h"
@@ -28,6 +29,9 @@ constexpr size_t kMaxActivationFormats = 4;
 // scheduler slices when they are oversubscribed, more than a small op itself.
 constexpr int64_t kParallelMinWork = int64_t(1) << 20;
 
+// A cache line, and the widest vector any kernel loads.
+constexpr size_t kBufferAlignment = 64;
+
 inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
 }  // namespace
@@ -38,6 +42,17 @@ CpuBackend::CpuBackend(int n_threads) : pool_(n_threads) {
   act_.resize(kMaxActivationFormats);
   scores_.resize(pool_.size());
   group_q_.resize(pool_.size());
+}
+
+void* CpuBackend::allocate(size_t bytes) {
+  return ::operator new(bytes == 0 ? 1 : bytes, std::align_val_t{kBufferAlignment});
+}
+void CpuBackend::deallocate(void* p) { ::operator delete(p, std::align_val_t{kBufferAlignment}); }
+void CpuBackend::upload(void* dst, const void* host, size_t bytes) {
+  if (bytes != 0) std::memcpy(dst, host, bytes);
+}
+void CpuBackend::download(void* host, const void* src, size_t bytes) {
+  if (bytes != 0) std::memcpy(host, src, bytes);
 }
 
 void CpuBackend::embed(const WeightMatrix& table, const int32_t* tokens, int64_t n_tokens, float* x) {

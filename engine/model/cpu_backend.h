@@ -21,6 +21,12 @@ class CpuBackend final : public Backend {
   int n_threads() const override { return pool_.size(); }
   ThreadPool& pool() { return pool_; }
 
+  // Backend memory is host memory: 64-byte aligned blocks, plain copies.
+  void* allocate(size_t bytes) override;
+  void deallocate(void* p) override;
+  void upload(void* dst, const void* host, size_t bytes) override;
+  void download(void* host, const void* src, size_t bytes) override;
+
   void embed(const WeightMatrix& table, const int32_t* tokens, int64_t n_tokens, float* x) override;
   void rmsnorm(const float* x, const NormWeight& w, int64_t n_rows, float eps, float* y) override;
   void project(std::span<const Projection> outs, const float* x, int64_t n_tokens) override;

@@ -3,40 +3,75 @@
 #ifdef POPPER_HAVE_CUDA
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
-#include "engine/quant/traits.h"
+#include "engine/core/log.h"
 
 namespace popper {
+namespace {
 
-void* CudaBackend::Buffer::need(size_t n) {
-  if (n <= bytes && p != nullptr) return p;
-  cuda::free(p);
-  auto r = cuda::alloc(n);
-  POPPER_CHECK(r.ok(), "CUDA scratch: ", r.ok() ? "" : r.message());
-  p = r.value();
-  bytes = n;
-  return p;
+// Up to this many tokens a step's expert matmuls launch on upper bounds of the group counts
+// (one token tile per group), so the step never waits for the host; above it the exact counts
+// are read back first, so a 512-token prefill does not launch mostly-empty grids.
+constexpr int64_t kHostFreeMoeTokens = 8;
+
+bool graphs_from_environment() {
+  const char* v = std::getenv("POPPER_CUDA_GRAPHS");
+  return v == nullptr || std::strcmp(v, "0") != 0;
 }
+
+}  // namespace
 
 Result<std::unique_ptr<CudaBackend>> CudaBackend::create() {
   auto info = cuda::init();
   if (!info.ok()) return info.error();
   std::unique_ptr<CudaBackend> b(new CudaBackend());
   b->info_ = info.value();
+  b->graphs_enabled_ = graphs_from_environment();
+  b->need(b->position_slot_, 2 * sizeof(int32_t));
   return b;
 }
 
 CudaBackend::~CudaBackend() {
+  for (auto& [key, r] : records_) cuda::destroy_graph(r.graph);
   for (auto& [host, up] : uploads_) cuda::free(up.second);
   for (auto& [cache, dc] : caches_) {
     cuda::free(dc.k);
     cuda::free(dc.v);
   }
-  for (Buffer* b : {&in_, &in2_, &out_, &act_, &act2_, &scratch_, &ids_, &weights_, &groups_, &rows_, &slot_row_,
-                    &moe_x_, &moe_gate_, &moe_up_, &moe_down_, &ffn_gate_, &ffn_up_}) {
+  for (Buffer* b : {&position_slot_, &norm_, &logits_, &act_, &act2_, &scratch_, &attn_scratch_, &groups_, &rows_,
+                    &slot_row_, &group_stats_, &moe_x_, &moe_gate_, &moe_up_, &moe_down_, &ffn_gate_, &ffn_up_}) {
     cuda::free(b->p);
   }
 }
+
+void* CudaBackend::need(Buffer& b, size_t n) {
+  if (n <= b.bytes && b.p != nullptr) return b.p;
+  POPPER_CHECK(!capturing_, "CUDA: a scratch buffer grew while a step was being recorded");
+  cuda::free(b.p);
+  b.p = nullptr;
+  b.bytes = 0;
+  auto r = cuda::alloc(n);
+  POPPER_CHECK(r.ok(), "CUDA scratch: ", r.ok() ? "" : r.message());
+  b.p = r.value();
+  b.bytes = n;
+  ++generation_;
+  return b.p;
+}
+
+void* CudaBackend::allocate(size_t bytes) {
+  POPPER_CHECK(!capturing_, "CUDA: allocate while a step was being recorded");
+  auto r = cuda::alloc(bytes);
+  POPPER_CHECK(r.ok(), "CUDA session buffers: ", r.ok() ? "" : r.message());
+  return r.value();
+}
+
+void CudaBackend::deallocate(void* p) { cuda::free(p); }
+
+void CudaBackend::upload(void* dst, const void* host, size_t bytes) { cuda::upload(dst, host, bytes); }
+
+void CudaBackend::download(void* host, const void* src, size_t bytes) { cuda::download(host, src, bytes); }
 
 Status CudaBackend::upload_weights(const ModelWeights& w) {
   std::vector<std::pair<const void*, size_t>> tensors;
@@ -98,17 +133,11 @@ cuda::DeviceMatrix CudaBackend::device_matrix(const WeightMatrix& w) {
   return {w.type, device_of(w.data, size_t(w.n_out * w.row_bytes)), w.n_in, w.n_out, w.row_bytes};
 }
 
-float* CudaBackend::upload_floats(Buffer& b, const float* host, int64_t n) {
-  float* d = b.f(size_t(n));
-  cuda::upload(d, host, size_t(n) * sizeof(float));
-  return d;
-}
-
 const void* CudaBackend::activations(GgmlType weight_type, const float* x, int64_t n_rows, int64_t n_cols,
                                      Buffer& slot) {
   const GgmlType vt = cuda::vec_dot_type(weight_type);
   if (vt == GgmlType::F32) return x;
-  void* a = slot.need(size_t(n_rows * cuda::activation_row_bytes(vt, n_cols)));
+  void* a = need(slot, size_t(n_rows * cuda::activation_row_bytes(vt, n_cols)));
   cuda::quantize_activations(x, n_rows, n_cols, vt, a);
   return a;
 }
@@ -116,110 +145,203 @@ const void* CudaBackend::activations(GgmlType weight_type, const float* x, int64
 void CudaBackend::matmul_f32(const WeightMatrix& w, const float* x, int64_t n, float* y, Buffer& slot) {
   const cuda::DeviceMatrix dm = device_matrix(w);
   const void* a = activations(w.type, x, n, w.n_in, slot);
-  cuda::matmul(dm, a, n, y, w.n_out, scratch_.need(cuda::matmul_scratch_bytes(dm, n)));
+  cuda::matmul(dm, a, n, y, w.n_out, need(scratch_, cuda::matmul_scratch_bytes(dm, n)));
+}
+
+const int32_t* CudaBackend::position(int64_t pos0) {
+  auto* slots = static_cast<int32_t*>(position_slot_.p);
+  if (in_step_) {
+    POPPER_CHECK(pos0 == step_pos0_, "an op at position ", pos0, " inside a step at ", step_pos0_);
+    return slots;
+  }
+  if (op_pos0_ != pos0) {
+    const int32_t v = int32_t(pos0);
+    cuda::upload(slots + 1, &v, sizeof v);
+    op_pos0_ = pos0;
+  }
+  return slots + 1;
+}
+
+Status CudaBackend::run_step(const Step& step, const std::function<Status()>& issue) {
+  const int32_t pos = int32_t(step.pos0);
+  cuda::upload(position_slot_.p, &pos, sizeof pos);  // before any launch of the step, recorded or not
+  const bool recordable = graphs_enabled_ && step.replayable && step.n_tokens == 1;
+  in_step_ = true;
+  step_recordable_ = recordable;
+  step_pos0_ = step.pos0;
+  struct Leave {
+    CudaBackend* b;
+    ~Leave() {
+      b->in_step_ = false;
+      b->step_recordable_ = false;
+    }
+  } leave{this};
+  if (!recordable) return issue();
+
+  Record& r = records_[{step.owner, step.n_tokens}];
+  if (r.graph != nullptr && r.generation == generation_) {
+    cuda::launch_graph(r.graph);
+    ++graph_replays_;
+    return Status::success();
+  }
+  if (r.graph != nullptr) {  // a buffer it points at moved: record again
+    cuda::destroy_graph(r.graph);
+    r.graph = nullptr;
+    r.eager_runs = 0;
+  }
+  // The first run is eager: it uploads any weights not yet on the device and grows every scratch
+  // buffer to this step's size, neither of which may happen inside a capture.
+  if (r.failed || r.eager_runs == 0) {
+    ++r.eager_runs;
+    return issue();
+  }
+  const uint64_t generation = generation_;
+  cuda::begin_capture();
+  capturing_ = true;
+  const Status issued = issue();
+  capturing_ = false;
+  auto graph = cuda::end_capture();
+  if (!issued.ok()) {
+    if (graph.ok()) cuda::destroy_graph(graph.value());
+    return issued;
+  }
+  if (!graph.ok()) {
+    log_warn("CUDA: decode steps run without graphs: ", graph.message());
+    r.failed = true;
+    return issue();
+  }
+  POPPER_CHECK(generation == generation_, "CUDA: scratch moved during a capture");
+  r.graph = graph.value();
+  r.generation = generation_;
+  cuda::launch_graph(r.graph);  // the capture only recorded: run the step now
+  return Status::success();
+}
+
+void CudaBackend::release(const void* owner, const KvCache* cache) {
+  for (auto it = records_.begin(); it != records_.end();) {
+    if (it->first.first == owner) {
+      cuda::destroy_graph(it->second.graph);
+      it = records_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (cache != nullptr) {
+    auto it = caches_.find(cache);
+    if (it != caches_.end()) {
+      cuda::synchronize();  // no queued kernel may still read it
+      cuda::free(it->second.k);
+      cuda::free(it->second.v);
+      caches_.erase(it);
+    }
+  }
 }
 
 void CudaBackend::embed(const WeightMatrix& table, const int32_t* tokens, int64_t n_tokens, float* x) {
-  auto* ids = static_cast<int32_t*>(ids_.need(size_t(n_tokens) * 4));
-  cuda::upload(ids, tokens, size_t(n_tokens) * 4);
-  float* dx = out_.f(size_t(n_tokens * table.n_in));
   const cuda::DeviceMatrix t = device_matrix(table);
-  cuda::embed(table.type, t.data, table.row_bytes, table.n_in, ids, n_tokens, dx);
-  cuda::download(x, dx, size_t(n_tokens * table.n_in) * 4);
+  cuda::embed(table.type, t.data, table.row_bytes, table.n_in, tokens, n_tokens, x);
 }
 
 void CudaBackend::rmsnorm(const float* x, const NormWeight& w, int64_t n_rows, float eps, float* y) {
-  float* dx = upload_floats(in_, x, n_rows * w.n);
-  cuda::rmsnorm(dx, device_norm(w), n_rows, w.n, eps, dx);
-  cuda::download(y, dx, size_t(n_rows * w.n) * 4);
+  cuda::rmsnorm(x, device_norm(w), n_rows, w.n, eps, y);
 }
 
 void CudaBackend::project(std::span<const Projection> outs, const float* x, int64_t n_tokens) {
   if (outs.empty()) return;
   const int64_t n_in = outs[0].w->n_in;
-  float* dx = upload_floats(in_, x, n_tokens * n_in);
   // One quantisation per activation format, shared by every projection of that format.
   GgmlType have = GgmlType::F32;
   const void* a = nullptr;
-  for (const Projection& p : outs) {
-    POPPER_CHECK(p.w->n_in == n_in, "projection inputs differ");
-    const GgmlType vt = cuda::vec_dot_type(p.w->type);
+  // Runs of projections with one weight type go out as one launch (Q, K and V of a layer).
+  for (size_t i = 0; i < outs.size();) {
+    POPPER_CHECK(outs[i].w->n_in == n_in, "projection inputs differ");
+    const GgmlType vt = cuda::vec_dot_type(outs[i].w->type);
     if (a == nullptr || vt != have) {
-      a = activations(p.w->type, dx, n_tokens, n_in, a == nullptr ? act_ : act2_);
+      a = activations(outs[i].w->type, x, n_tokens, n_in, a == nullptr ? act_ : act2_);
       have = vt;
     }
-    const cuda::DeviceMatrix dm = device_matrix(*p.w);
-    float* dy = out_.f(size_t(n_tokens * p.w->n_out));
-    cuda::matmul(dm, a, n_tokens, dy, p.w->n_out, scratch_.need(cuda::matmul_scratch_bytes(dm, n_tokens)));
-    cuda::download(p.y, dy, size_t(n_tokens * p.w->n_out) * 4);
+    cuda::DeviceMatrix run[3];
+    float* ys[3];
+    int n = 0;
+    while (i + size_t(n) < outs.size() && n < 3 && outs[i + n].w->type == outs[i].w->type &&
+           outs[i + n].w->n_in == n_in) {
+      run[n] = device_matrix(*outs[i + n].w);
+      ys[n] = outs[i + n].y;
+      ++n;
+    }
+    if (n > 1 && cuda::matmul_multi_fits(run, n, n_tokens)) {
+      cuda::matmul_multi(run, n, a, n_tokens, ys);
+    } else {
+      for (int j = 0; j < n; ++j) {
+        cuda::matmul(run[j], a, n_tokens, ys[j], run[j].n_out,
+                     need(scratch_, cuda::matmul_scratch_bytes(run[j], n_tokens)));
+      }
+    }
+    i += size_t(n);
   }
 }
 
 void CudaBackend::rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) {
-  const int64_t n = n_tokens * n_heads * head_dim;
-  float* dx = upload_floats(in_, x, n);
-  cuda::rope(dx, n_tokens, n_heads, head_dim, pos0, freq_base);
-  cuda::download(x, dx, size_t(n) * 4);
+  cuda::rope(x, n_tokens, n_heads, head_dim, position(pos0), freq_base);
 }
 
-CudaBackend::DeviceCache& CudaBackend::device_cache(const KvCache& cache) {
+Result<CudaBackend::DeviceCache*> CudaBackend::device_cache(const KvCache& cache) {
   DeviceCache& dc = caches_[&cache];
   const bool f16 = cache.type() == KvType::kF16;
   if (dc.k == nullptr || dc.n_layer != cache.n_layer() || dc.n_head_kv != cache.n_head_kv() ||
       dc.head_dim != cache.head_dim() || dc.capacity != cache.capacity() || dc.f16 != f16) {
+    POPPER_CHECK(!capturing_, "CUDA: a KV cache allocated while a step was being recorded");
     cuda::free(dc.k);
     cuda::free(dc.v);
-    const size_t bytes = size_t(cache.n_layer() * cache.n_head_kv() * cache.capacity() * cache.head_dim()) *
-                         size_t(cache.elem_bytes());
+    dc = DeviceCache{};
+    const size_t bytes = size_t(cache.bytes() / 2);
     auto k = cuda::alloc(bytes);
-    POPPER_CHECK(k.ok(), "CUDA KV cache: ", k.ok() ? "" : k.message());
+    if (!k.ok()) return make_error("the KV cache (", cache.bytes(), " bytes for K and V): ", k.message());
     auto v = cuda::alloc(bytes);
-    POPPER_CHECK(v.ok(), "CUDA KV cache: ", v.ok() ? "" : v.message());
+    if (!v.ok()) {
+      cuda::free(k.value());
+      return make_error("the KV cache (", cache.bytes(), " bytes for K and V): ", v.message());
+    }
     dc = {k.value(), v.value(), cache.n_layer(), cache.n_head_kv(), cache.head_dim(), cache.capacity(), f16};
+    ++generation_;
   }
-  return dc;
+  return &dc;
+}
+
+cuda::DeviceKv CudaBackend::layer_kv(const DeviceCache& dc, int64_t il) const {
+  const int64_t layer = dc.n_head_kv * dc.capacity * dc.head_dim * (dc.f16 ? 2 : 4);
+  return {static_cast<uint8_t*>(dc.k) + il * layer, static_cast<uint8_t*>(dc.v) + il * layer, dc.capacity,
+          dc.n_head_kv, dc.head_dim, dc.f16};
 }
 
 Status CudaBackend::store_kv(KvCache& cache, int64_t il, int64_t pos0, int64_t n_tokens, const float* k,
                              const float* v) {
-  if (cache.capacity() > cuda::max_attention_positions(cache.head_dim())) {
-    return make_error("CUDA backend: a KV cache of ", cache.capacity(), " positions is past the attention kernel's ",
-                      cuda::max_attention_positions(cache.head_dim()), " (head_dim ", cache.head_dim(), ")");
+  POPPER_RETURN_IF_ERROR(cache.check_range(pos0, n_tokens));
+  if (cache.head_dim() > cuda::kMaxAttentionHeadDim) {
+    return make_error("CUDA backend: head_dim ", cache.head_dim(), " is past the attention kernel's ",
+                      cuda::kMaxAttentionHeadDim);
   }
-  POPPER_RETURN_IF_ERROR(cache.store(il, pos0, n_tokens, k, v));
-  const DeviceCache& dc = device_cache(cache);
-  const int64_t layer = dc.n_head_kv * dc.capacity * dc.head_dim * (dc.f16 ? 2 : 4);
-  const cuda::DeviceKv kv{static_cast<uint8_t*>(dc.k) + il * layer, static_cast<uint8_t*>(dc.v) + il * layer,
-                          dc.capacity, dc.n_head_kv, dc.head_dim, dc.f16};
-  const int64_t n = n_tokens * dc.n_head_kv * dc.head_dim;
-  cuda::store_kv(kv, pos0, n_tokens, upload_floats(in_, k, n), upload_floats(in2_, v, n));
+  auto dc = device_cache(cache);
+  if (!dc.ok()) return dc.error();
+  cuda::store_kv(layer_kv(*dc.value(), il), position(pos0), n_tokens, k, v);
   return Status::success();
 }
 
 void CudaBackend::attention(const KvCache& cache, int64_t il, const float* q, int64_t n_tokens, int64_t pos0,
                             const AttentionShape& s, float* out) {
-  const DeviceCache& dc = device_cache(cache);
-  const int64_t layer = dc.n_head_kv * dc.capacity * dc.head_dim * (dc.f16 ? 2 : 4);
-  const cuda::DeviceKv kv{static_cast<uint8_t*>(dc.k) + il * layer, static_cast<uint8_t*>(dc.v) + il * layer,
-                          dc.capacity, dc.n_head_kv, dc.head_dim, dc.f16};
-  const int64_t n = n_tokens * s.n_head * s.head_dim;
-  float* dq = upload_floats(in_, q, n);
-  float* dout = out_.f(size_t(n));
-  const Status st = cuda::attention(kv, dq, n_tokens, pos0, s.n_head, s.scale, dout);
-  POPPER_CHECK(st.ok(), "attention: ", st.ok() ? std::string() : st.message());
-  cuda::download(out, dout, size_t(n) * 4);
+  auto dc = device_cache(cache);
+  POPPER_CHECK(dc.ok(), "attention before store_kv: ", dc.ok() ? "" : dc.message());
+  // A step that may be recorded must not size its grid by the position it runs at.
+  const int64_t bound = step_recordable_ ? cache.capacity() : pos0 + n_tokens;
+  void* scratch = need(attn_scratch_, cuda::attention_scratch_bytes(n_tokens, s.n_head, s.head_dim, bound));
+  cuda::attention(layer_kv(*dc.value(), il), q, n_tokens, position(pos0), bound, s.n_head, s.scale, out, scratch);
 }
 
 void CudaBackend::moe_route(const WeightMatrix& gate_inp, const float* x, int64_t n_tokens, int64_t k, int32_t* ids,
                             float* weights) {
-  float* dx = upload_floats(in_, x, n_tokens * gate_inp.n_in);
-  float* logits = out_.f(size_t(n_tokens * gate_inp.n_out));
-  matmul_f32(gate_inp, dx, n_tokens, logits, act_);
-  auto* did = static_cast<int32_t*>(ids_.need(size_t(n_tokens * k) * 4));
-  float* dw = weights_.f(size_t(n_tokens * k));
-  cuda::route_top_k(logits, n_tokens, gate_inp.n_out, k, did, dw);
-  cuda::download(ids, did, size_t(n_tokens * k) * 4);
-  cuda::download(weights, dw, size_t(n_tokens * k) * 4);
+  float* logits = need_floats(logits_, n_tokens * gate_inp.n_out);
+  matmul_f32(gate_inp, x, n_tokens, logits, act_);
+  cuda::route_top_k(logits, n_tokens, gate_inp.n_out, k, ids, weights);
 }
 
 void CudaBackend::moe_ffn(const LayerWeights& L, const float* x, int64_t n_tokens, const int32_t* ids,
@@ -228,87 +350,74 @@ void CudaBackend::moe_ffn(const LayerWeights& L, const float* x, int64_t n_token
   const int64_t n_embd = L.ffn_gate_exps.all.n_in;
   const int64_t n_ff = L.ffn_gate_exps.n_out;
   const int64_t n_assign = n_tokens * k;
-  // Group (token, slot) assignments by expert, as the CPU does: expert e owns grouped rows
-  // [offset[e], offset[e] + count[e]); each group's weights are read once per call.
-  expert_count_.assign(size_t(n_expert), 0);
-  for (int64_t a = 0; a < n_assign; ++a) expert_count_[ids[a]]++;
-  expert_offset_.assign(size_t(n_expert), 0);
-  host_groups_.clear();
-  int64_t off = 0, max_count = 0;
-  for (int64_t e = 0; e < n_expert; ++e) {
-    expert_offset_[e] = off;
-    if (expert_count_[e] > 0) {
-      host_groups_.insert(host_groups_.end(), {int32_t(e), int32_t(off), int32_t(expert_count_[e])});
-      max_count = std::max(max_count, expert_count_[e]);
-    }
-    off += expert_count_[e];
+  // Group (token, slot) assignments by expert on the device: expert e's group is a run of rows
+  // of the grouped buffers, and each group's weights are read once per call.
+  int32_t* groups = need_ints(groups_, 3 * n_expert);
+  int32_t* rows = need_ints(rows_, n_assign);
+  int32_t* slot_row = need_ints(slot_row_, n_assign);
+  int32_t* stats = need_ints(group_stats_, 2);
+  cuda::group_by_expert(ids, n_assign, k, n_expert, groups, rows, slot_row, stats);
+  int64_t n_groups = std::min(n_assign, n_expert), max_count = n_tokens;  // bounds: no host wait
+  if (n_tokens > kHostFreeMoeTokens) {
+    int32_t host_stats[2];
+    cuda::download(host_stats, stats, sizeof host_stats);
+    n_groups = host_stats[0];
+    max_count = host_stats[1];
   }
-  host_rows_.resize(size_t(n_assign));
-  host_slot_row_.resize(size_t(n_assign));
-  std::fill(expert_count_.begin(), expert_count_.end(), 0);  // reused as a fill cursor
-  for (int64_t a = 0; a < n_assign; ++a) {
-    const int64_t row = expert_offset_[ids[a]] + expert_count_[ids[a]]++;
-    host_slot_row_[a] = int32_t(row);
-    host_rows_[row] = int32_t(a / k);
+  // One token: every grouped row is that token, so its activations are quantised once and read
+  // by every group (no gather). More tokens: rows are gathered into grouped order first.
+  const bool one_token = n_tokens == 1;
+  const float* gx = x;
+  if (!one_token) {
+    float* gathered = need_floats(moe_x_, n_assign * n_embd);
+    cuda::gather_rows(x, rows, n_assign, n_embd, gathered);
+    gx = gathered;
   }
-  const int64_t n_groups = int64_t(host_groups_.size()) / 3;
-  auto* dgroups = static_cast<int32_t*>(groups_.need(host_groups_.size() * 4));
-  cuda::upload(dgroups, host_groups_.data(), host_groups_.size() * 4);
-  auto* drows = static_cast<int32_t*>(rows_.need(size_t(n_assign) * 4));
-  cuda::upload(drows, host_rows_.data(), size_t(n_assign) * 4);
-  auto* dslot = static_cast<int32_t*>(slot_row_.need(size_t(n_assign) * 4));
-  cuda::upload(dslot, host_slot_row_.data(), size_t(n_assign) * 4);
-  float* dw = upload_floats(weights_, weights, n_assign);
-  float* dx = upload_floats(in_, x, n_tokens * n_embd);
-
-  float* gx = moe_x_.f(size_t(n_assign * n_embd));
-  cuda::gather_rows(dx, drows, n_assign, n_embd, gx);
+  const int64_t in_rows = one_token ? 1 : n_assign;
   const cuda::DeviceMatrix gate = device_matrix(L.ffn_gate_exps.all);
   const cuda::DeviceMatrix up = device_matrix(L.ffn_up_exps.all);
   const cuda::DeviceMatrix down = device_matrix(L.ffn_down_exps.all);
-  const void* a_gate = activations(gate.type, gx, n_assign, n_embd, act_);
+  const void* a_gate = activations(gate.type, gx, in_rows, n_embd, act_);
   const void* a_up = cuda::vec_dot_type(up.type) == cuda::vec_dot_type(gate.type)
                          ? a_gate
-                         : activations(up.type, gx, n_assign, n_embd, act2_);
-  float* g = moe_gate_.f(size_t(n_assign * n_ff));
-  float* u = moe_up_.f(size_t(n_assign * n_ff));
-  cuda::matmul_grouped(gate, n_ff, a_gate, dgroups, n_groups, max_count, g);
-  cuda::matmul_grouped(up, n_ff, a_up, dgroups, n_groups, max_count, u);
+                         : activations(up.type, gx, in_rows, n_embd, act2_);
+  float* g = need_floats(moe_gate_, n_assign * n_ff);
+  float* u = need_floats(moe_up_, n_assign * n_ff);
+  cuda::matmul_grouped(gate, n_ff, a_gate, groups, n_groups, max_count, g, one_token);
+  cuda::matmul_grouped(up, n_ff, a_up, groups, n_groups, max_count, u, one_token);
   cuda::swiglu(g, u, n_assign * n_ff);
   const void* a_mid = activations(down.type, g, n_assign, n_ff, act_);
-  float* d = moe_down_.f(size_t(n_assign * n_embd));
-  cuda::matmul_grouped(down, n_embd, a_mid, dgroups, n_groups, max_count, d);
-  float* dout = out_.f(size_t(n_tokens * n_embd));
-  cuda::combine_experts(d, dslot, dw, n_tokens, k, n_embd, dout);
-  cuda::download(out, dout, size_t(n_tokens * n_embd) * 4);
+  float* d = need_floats(moe_down_, n_assign * n_embd);
+  cuda::matmul_grouped(down, n_embd, a_mid, groups, n_groups, max_count, d);
+  cuda::combine_experts(d, slot_row, weights, n_tokens, k, n_embd, out);
 }
 
 void CudaBackend::dense_ffn(const LayerWeights& L, const float* x, int64_t n_tokens, float* out) {
   const int64_t n_ff = L.ffn_gate.n_out;
-  float* dx = upload_floats(in_, x, n_tokens * L.ffn_gate.n_in);
-  float* g = ffn_gate_.f(size_t(n_tokens * n_ff));
-  float* u = ffn_up_.f(size_t(n_tokens * n_ff));
-  matmul_f32(L.ffn_gate, dx, n_tokens, g, act_);
-  matmul_f32(L.ffn_up, dx, n_tokens, u, act2_);
+  float* g = need_floats(ffn_gate_, n_tokens * n_ff);
+  float* u = need_floats(ffn_up_, n_tokens * n_ff);
+  matmul_f32(L.ffn_gate, x, n_tokens, g, act_);
+  matmul_f32(L.ffn_up, x, n_tokens, u, act2_);
   cuda::swiglu(g, u, n_tokens * n_ff);
-  float* dout = out_.f(size_t(n_tokens * L.ffn_down.n_out));
-  matmul_f32(L.ffn_down, g, n_tokens, dout, act_);
-  cuda::download(out, dout, size_t(n_tokens * L.ffn_down.n_out) * 4);
+  matmul_f32(L.ffn_down, g, n_tokens, out, act_);
 }
 
-void CudaBackend::add(float* x, const float* y, int64_t n) {
-  float* dx = upload_floats(in_, x, n);
-  cuda::add(dx, upload_floats(in2_, y, n), n);
-  cuda::download(x, dx, size_t(n) * 4);
+void CudaBackend::add(float* x, const float* y, int64_t n) { cuda::add(x, y, n); }
+
+void CudaBackend::add_rmsnorm(float* x, const float* y, const NormWeight& w, int64_t n_rows, float eps, float* out) {
+  cuda::add_rmsnorm(x, y, device_norm(w), n_rows, w.n, eps, out);
+}
+
+void CudaBackend::rmsnorm_rope(float* x, const NormWeight& w, int64_t n_tokens, int64_t n_heads, float eps,
+                               int64_t pos0, float freq_base) {
+  cuda::rmsnorm_rope(x, device_norm(w), n_tokens, n_heads, w.n, eps, position(pos0), freq_base);
 }
 
 void CudaBackend::output_logits(const NormWeight& norm, const WeightMatrix& output, const float* x, int64_t n_rows,
                                 float eps, float* logits) {
-  float* dx = upload_floats(in_, x, n_rows * norm.n);
-  cuda::rmsnorm(dx, device_norm(norm), n_rows, norm.n, eps, dx);
-  float* dl = out_.f(size_t(n_rows * output.n_out));
-  matmul_f32(output, dx, n_rows, dl, act_);
-  cuda::download(logits, dl, size_t(n_rows * output.n_out) * 4);
+  float* xn = need_floats(norm_, n_rows * norm.n);
+  cuda::rmsnorm(x, device_norm(norm), n_rows, norm.n, eps, xn);
+  matmul_f32(output, xn, n_rows, logits, act_);
 }
 
 }  // namespace popper

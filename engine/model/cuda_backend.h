@@ -1,16 +1,24 @@
 // The CUDA backend: the Backend ops on engine/cuda's kernels (the only layer that includes CUDA
 // headers). Compiled only with POPPER_HAVE_CUDA; make_backend (backend_factory.h) is the way in.
 //
+// Memory: a Session's activations are device buffers (Backend::allocate), so a forward step
+// runs from the token ids to the logits without touching the host; the only copies are the
+// token ids in and the logits out (and the routing, when a session records it). MoE routing and
+// the grouping of tokens by expert happen on the device; a decode step (up to 8 tokens) launches
+// the grouped expert matmuls on upper bounds of the group counts, so it never waits for the host.
+//
 // Weights are uploaded once (upload_weights, or on first use) and stay on the device, known by
 // their host address: the bytes behind a WeightMatrix / NormWeight must not change or be freed
-// while this backend lives (true of a mapped GGUF file; use a fresh backend otherwise). The KV
-// cache of each KvCache lives on the device too ([n_layer][n_head_kv][capacity][head_dim] for K
-// and for V, f32 or f16 as the cache's type) and the host cache is written as well, so its
-// bookkeeping and contents stay what the CPU backend would leave. Activations cross the seam as
-// host arrays (backend.h), so every op copies its inputs up and its outputs back: correct, and
-// what the per-op parity falsifiers compare, but a decode step pays those copies.
-// TODO(cuda-resident): a device-buffer seam in Session to drop the per-op copies and capture
-// the decode step in a CUDA graph.
+// while this backend lives (true of a mapped GGUF file; use a fresh backend otherwise). Each
+// KvCache's contents live only on the device ([n_layer][n_head_kv][capacity][head_dim] for K and
+// for V, f32 or f16 as the cache's type); the host KvCache keeps the bookkeeping.
+//
+// Graphs: a replayable single-token step (Backend::run_step) runs eagerly the first time, is
+// captured as a CUDA graph the second time, and is replayed with one launch from then on. The
+// position is read from device memory by every position-dependent kernel, and attention spans
+// are sized by the cache's capacity, so one record serves every position. A record is dropped
+// when any scratch buffer it points at is reallocated. POPPER_CUDA_GRAPHS=0 turns recording off
+// (every step then runs eagerly), for diagnosis.
 #pragma once
 
 #ifdef POPPER_HAVE_CUDA
@@ -19,6 +27,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "engine/cuda/cuda_ops.h"
@@ -37,9 +46,19 @@ class CudaBackend final : public Backend {
   // Uploads every tensor of `weights` now. Error when they do not fit: bytes needed vs free.
   Status upload_weights(const ModelWeights& weights);
   const cuda::DeviceInfo& device() const { return info_; }
+  // Steps replayed from a recorded graph so far (for the benchmarks' counters and the tests).
+  uint64_t graph_replays() const { return graph_replays_; }
+  bool graphs_enabled() const { return graphs_enabled_; }
 
   const char* name() const override { return "cuda"; }
   int n_threads() const override { return 1; }
+
+  void* allocate(size_t bytes) override;
+  void deallocate(void* p) override;
+  void upload(void* dst, const void* host, size_t bytes) override;
+  void download(void* host, const void* src, size_t bytes) override;
+  Status run_step(const Step& step, const std::function<Status()>& issue) override;
+  void release(const void* owner, const KvCache* cache) override;
 
   void embed(const WeightMatrix& table, const int32_t* tokens, int64_t n_tokens, float* x) override;
   void rmsnorm(const float* x, const NormWeight& w, int64_t n_rows, float eps, float* y) override;
@@ -55,16 +74,17 @@ class CudaBackend final : public Backend {
                int64_t k, float* out) override;
   void dense_ffn(const LayerWeights& layer, const float* x, int64_t n_tokens, float* out) override;
   void add(float* x, const float* y, int64_t n) override;
+  void add_rmsnorm(float* x, const float* y, const NormWeight& w, int64_t n_rows, float eps, float* out) override;
+  void rmsnorm_rope(float* x, const NormWeight& w, int64_t n_tokens, int64_t n_heads, float eps, int64_t pos0,
+                    float freq_base) override;
   void output_logits(const NormWeight& norm, const WeightMatrix& output, const float* x, int64_t n_rows, float eps,
                      float* logits) override;
 
  private:
-  // A device allocation that grows to its high-water mark.
+  // A device scratch allocation that grows to its high-water mark (see need()).
   struct Buffer {
     void* p = nullptr;
     size_t bytes = 0;
-    void* need(size_t n);
-    float* f(size_t n_floats) { return static_cast<float*>(need(n_floats * sizeof(float))); }
   };
   struct DeviceCache {
     void* k = nullptr;
@@ -72,26 +92,51 @@ class CudaBackend final : public Backend {
     int64_t n_layer = 0, n_head_kv = 0, head_dim = 0, capacity = 0;
     bool f16 = false;
   };
+  // A recorded step of one Session at one n_tokens.
+  struct Record {
+    void* graph = nullptr;
+    uint64_t generation = 0;  // scratch generation it was captured at
+    int eager_runs = 0;
+    bool failed = false;  // capture failed once: run eagerly from then on
+  };
   CudaBackend() = default;
 
+  // `b` with at least n bytes; a reallocation bumps generation_ (records pointing at the old
+  // block are dropped) and is refused while capturing.
+  void* need(Buffer& b, size_t n);
+  float* need_floats(Buffer& b, int64_t n) { return static_cast<float*>(need(b, size_t(n) * sizeof(float))); }
+  int32_t* need_ints(Buffer& b, int64_t n) { return static_cast<int32_t*>(need(b, size_t(n) * sizeof(int32_t))); }
   // Device copy of host weight bytes [host, host + bytes): found inside an upload, else uploaded.
   const void* device_of(const void* host, size_t bytes);
   cuda::DeviceMatrix device_matrix(const WeightMatrix& w);
   const float* device_norm(const NormWeight& w) { return static_cast<const float*>(device_of(w.data, w.n * 4)); }
   // x ([n_rows, n_cols] f32 on device) in vec_dot_type(type) in `slot`; returns it.
   const void* activations(GgmlType weight_type, const float* x, int64_t n_rows, int64_t n_cols, Buffer& slot);
-  DeviceCache& device_cache(const KvCache& cache);
-  float* upload_floats(Buffer& b, const float* host, int64_t n);
+  Result<DeviceCache*> device_cache(const KvCache& cache);
+  cuda::DeviceKv layer_kv(const DeviceCache& dc, int64_t il) const;
+  // A device int32 holding pos0: the step's slot inside run_step, else an op slot set now.
+  const int32_t* position(int64_t pos0);
   // y = matmul of x (device f32 [n, w.n_in]) with w, quantising through `slot`.
   void matmul_f32(const WeightMatrix& w, const float* x, int64_t n, float* y, Buffer& slot);
 
   cuda::DeviceInfo info_;
+  bool graphs_enabled_ = true;
   std::map<const uint8_t*, std::pair<size_t, void*>> uploads_;  // host start -> (bytes, device)
   std::unordered_map<const KvCache*, DeviceCache> caches_;
-  Buffer in_, in2_, out_, act_, act2_, scratch_, ids_, weights_, groups_, rows_, slot_row_;
+  std::map<std::pair<const void*, int64_t>, Record> records_;   // (owner, n_tokens) -> record
+  uint64_t generation_ = 0;
+  uint64_t graph_replays_ = 0;
+  bool capturing_ = false;
+  // Inside run_step: the step's position (in position_slot_[0]) and whether its kernels must
+  // not depend on the host-known position (a step that may be recorded).
+  bool in_step_ = false;
+  bool step_recordable_ = false;
+  int64_t step_pos0_ = 0;
+  int64_t op_pos0_ = -1;  // value in position_slot_[1], -1: unset
+  Buffer position_slot_;  // int32 [2]
+  Buffer norm_, logits_, act_, act2_, scratch_, attn_scratch_;
+  Buffer groups_, rows_, slot_row_, group_stats_;
   Buffer moe_x_, moe_gate_, moe_up_, moe_down_, ffn_gate_, ffn_up_;
-  std::vector<int32_t> host_groups_, host_rows_, host_slot_row_;
-  std::vector<int64_t> expert_count_, expert_offset_;
 };
 
 }  // namespace popper

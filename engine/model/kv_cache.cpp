@@ -22,9 +22,6 @@ KvCache::KvCache(int64_t n_layer, int64_t n_head_kv, int64_t head_dim, int64_t c
       capacity_(capacity),
       type_(type) {
   POPPER_CHECK(n_layer > 0 && n_head_kv > 0 && head_dim > 0 && capacity > 0, "bad KV cache shape");
-  const size_t n = size_t(n_layer) * size_t(kv_dim_) * size_t(capacity) * size_t(elem_bytes());
-  k_.assign(n, 0);
-  v_.assign(n, 0);
 }
 
 void KvCache::commit(int64_t n) {
@@ -37,11 +34,21 @@ void KvCache::truncate(int64_t n) {
   n_pos_ = n;
 }
 
-Status KvCache::store(int64_t il, int64_t pos0, int64_t n_tokens, const float* k, const float* v) {
+Status KvCache::check_range(int64_t pos0, int64_t n_tokens) const {
   if (pos0 < 0 || n_tokens < 0 || pos0 + n_tokens > capacity_) {
     return make_error("KV cache: positions [", pos0, ", ", pos0 + n_tokens, ") pass its capacity ", capacity_);
   }
+  return Status::success();
+}
+
+Status KvCache::store(int64_t il, int64_t pos0, int64_t n_tokens, const float* k, const float* v) {
+  POPPER_RETURN_IF_ERROR(check_range(pos0, n_tokens));
   POPPER_CHECK(il >= 0 && il < n_layer_, "layer ", il);
+  if (k_.empty()) {
+    const size_t n = size_t(n_layer_) * size_t(kv_dim_) * size_t(capacity_) * size_t(elem_bytes());
+    k_.assign(n, 0);
+    v_.assign(n, 0);
+  }
   for (int64_t t = 0; t < n_tokens; ++t) {
     const int64_t p = pos0 + t;
     const float* kt = k + t * kv_dim_;

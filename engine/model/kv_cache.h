@@ -8,7 +8,9 @@
 //                                          dimension d of every position, so the weighted sum
 //                                          over positions is one dot product per output element.
 // Storage is f32 or f16 (half the bytes, exact round trip of f16 values). A full cache refuses
-// writes (the generator ends with `context_full`), never writes out of bounds.
+// writes (the generator ends with `context_full`), never writes out of bounds. The host storage
+// is allocated by the first store(): a device backend keeps the contents in its own memory and
+// uses only this class's bookkeeping, so its caches cost no host memory.
 #pragma once
 
 #include <cstdint>
@@ -36,7 +38,10 @@ class KvCache {
   KvType type() const { return type_; }
   GgmlType ggml_type() const { return type_ == KvType::kF32 ? GgmlType::F32 : GgmlType::F16; }
   int64_t elem_bytes() const { return type_ == KvType::kF32 ? 4 : 2; }
-  uint64_t bytes() const { return uint64_t(k_.size() + v_.size()); }
+  // Bytes of K plus V storage at full capacity (on whichever side holds them).
+  uint64_t bytes() const {
+    return 2 * uint64_t(n_layer_) * uint64_t(kv_dim_) * uint64_t(capacity_) * uint64_t(elem_bytes());
+  }
 
   // Positions [0, n_pos) hold valid entries for every layer.
   int64_t n_pos() const { return n_pos_; }
@@ -46,11 +51,13 @@ class KvCache {
   // Forgets positions >= n (chat reuse: keep the shared prefix). n <= n_pos().
   void truncate(int64_t n);
 
-  // Writes k, v ([n_tokens, kv_dim] f32 each) at positions [pos0, pos0 + n_tokens) of layer il.
-  // Error when the range passes capacity.
+  // Error when positions [pos0, pos0 + n_tokens) do not fit the capacity.
+  Status check_range(int64_t pos0, int64_t n_tokens) const;
+  // Writes k, v ([n_tokens, kv_dim] f32 each, host memory) at positions [pos0, pos0 + n_tokens)
+  // of layer il. Error when the range passes capacity.
   Status store(int64_t il, int64_t pos0, int64_t n_tokens, const float* k, const float* v);
 
-  // Raw storage: kv head kvh's keys in layer il ([capacity, head_dim]); v row d of layer il
+  // Raw host storage (after a store()): kv head kvh's keys in layer il ([capacity, head_dim]); v row d of layer il
   // (capacity elements, d = kvh * head_dim + i).
   const uint8_t* k_head(int64_t il, int64_t kvh) const {
     return k_.data() + ((il * n_head_kv_ + kvh) * capacity_ * head_dim_) * elem_bytes();
@@ -66,7 +73,7 @@ class KvCache {
   int64_t n_layer_, n_head_kv_, head_dim_, kv_dim_, capacity_;
   KvType type_;
   int64_t n_pos_ = 0;
-  std::vector<uint8_t> k_;  // [n_layer][n_head_kv][capacity][head_dim]
+  std::vector<uint8_t> k_;  // [n_layer][n_head_kv][capacity][head_dim], empty until the first store
   std::vector<uint8_t> v_;  // [n_layer][kv_dim][capacity]
 };
 

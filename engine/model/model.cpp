@@ -31,16 +31,19 @@ Session::Session(const Model& model, Backend& backend, const SessionOptions& opt
   const ModelConfig& c = model.config();
   const int64_t b = std::min(options.max_batch, options.capacity);
   options_.max_batch = b;
-  x_.resize(b * c.n_embd);
-  xn_.resize(b * c.n_embd);
-  q_.resize(b * c.q_dim());
-  k_.resize(b * c.kv_dim());
-  v_.resize(b * c.kv_dim());
-  attn_.resize(b * c.q_dim());
-  proj_.resize(b * c.n_embd);
+  tokens_ = BackendArray<int32_t>(backend, b);
+  x_ = BackendArray<float>(backend, b * c.n_embd);
+  xn_ = BackendArray<float>(backend, b * c.n_embd);
+  q_ = BackendArray<float>(backend, b * c.q_dim());
+  k_ = BackendArray<float>(backend, b * c.kv_dim());
+  v_ = BackendArray<float>(backend, b * c.kv_dim());
+  attn_ = BackendArray<float>(backend, b * c.q_dim());
+  proj_ = BackendArray<float>(backend, b * c.n_embd);
   if (c.is_moe()) {
-    expert_ids_.resize(b * c.n_expert_used);
-    expert_weights_.resize(b * c.n_expert_used);
+    // Recording keeps every layer's choices of the chunk apart, to copy them out after the step.
+    const int64_t layers = options.record_routing ? c.n_layer : 1;
+    expert_ids_ = BackendArray<int32_t>(backend, layers * b * c.n_expert_used);
+    expert_weights_ = BackendArray<float>(backend, layers * b * c.n_expert_used);
   }
   routing_.k = c.n_expert_used;
   if (options.record_routing) {
@@ -48,6 +51,8 @@ Session::Session(const Model& model, Backend& backend, const SessionOptions& opt
     routing_.weights.resize(c.n_layer);
   }
 }
+
+Session::~Session() { backend_.release(this, &cache_); }
 
 Status Session::forward(std::span<const int32_t> tokens, float* logits, std::vector<float>* all_logits) {
   const ModelConfig& c = model_.config();
@@ -61,7 +66,11 @@ Status Session::forward(std::span<const int32_t> tokens, float* logits, std::vec
                       cache_.n_pos() + int64_t(tokens.size()), ") but the capacity is ", cache_.capacity());
   }
   if (tokens.empty()) return make_error("forward: no tokens");
-  std::vector<float> chunk_logits;
+  if (c.is_moe() && options_.force_dense_ffn) {
+    // The guard: the serve contract greps for this exact line. Nothing has run.
+    log_error(kDenseFfnOnMoeGuardMessage);
+    return Error{std::string(kDenseFfnOnMoeGuardMessage)};
+  }
   for (size_t begin = 0; begin < tokens.size(); begin += options_.max_batch) {
     const int64_t n = std::min<int64_t>(options_.max_batch, int64_t(tokens.size() - begin));
     const bool last = begin + n == tokens.size();
@@ -83,57 +92,77 @@ Status Session::forward(std::span<const int32_t> tokens, float* logits, std::vec
   return Status::success();
 }
 
-Status Session::ffn(const LayerWeights& L, int64_t il, int64_t n) {
+Status Session::issue_layers(int64_t n, int64_t pos0) {
   const ModelConfig& c = model_.config();
-  if (!c.is_moe() || options_.force_dense_ffn) {
-    if (c.is_moe()) {
-      // The guard: the serve contract greps for this exact line.
-      log_error(kDenseFfnOnMoeGuardMessage);
-      return Error{std::string(kDenseFfnOnMoeGuardMessage)};
-    }
-    model_.counters().dense.fetch_add(1, std::memory_order_relaxed);
-    backend_.dense_ffn(L, xn_.data(), n, proj_.data());
-    return Status::success();
-  }
-  model_.counters().moe.fetch_add(1, std::memory_order_relaxed);
+  const ModelWeights& w = model_.weights();
+  const AttentionShape shape{c.n_head, c.n_head_kv, c.head_dim, 1.0f / std::sqrt(float(c.head_dim))};
   const int64_t k = c.n_expert_used;
-  backend_.moe_route(L.ffn_gate_inp, xn_.data(), n, k, expert_ids_.data(), expert_weights_.data());
-  if (options_.record_routing) {
-    routing_.ids[il].insert(routing_.ids[il].end(), expert_ids_.begin(), expert_ids_.begin() + n * k);
-    routing_.weights[il].insert(routing_.weights[il].end(), expert_weights_.begin(), expert_weights_.begin() + n * k);
+  backend_.embed(w.token_embd, tokens_.data(), n, x_.data());
+  backend_.rmsnorm(x_.data(), w.layers[0].attn_norm, n, c.rms_eps, xn_.data());
+  for (int64_t il = 0; il < c.n_layer; ++il) {
+    const LayerWeights& L = w.layers[il];
+    // xn = attn_norm(x) here (before the loop, or fused with the previous layer's residual add).
+    const Projection qkv[3] = {{&L.wq, q_.data()}, {&L.wk, k_.data()}, {&L.wv, v_.data()}};
+    backend_.project(qkv, xn_.data(), n);
+    backend_.rmsnorm_rope(q_.data(), L.attn_q_norm, n, c.n_head, c.rms_eps, pos0, c.rope_freq_base);
+    backend_.rmsnorm_rope(k_.data(), L.attn_k_norm, n, c.n_head_kv, c.rms_eps, pos0, c.rope_freq_base);
+    POPPER_RETURN_IF_ERROR(backend_.store_kv(cache_, il, pos0, n, k_.data(), v_.data()));
+    backend_.attention(cache_, il, q_.data(), n, pos0, shape, attn_.data());
+    const Projection o{&L.wo, proj_.data()};
+    backend_.project({&o, 1}, attn_.data(), n);
+    backend_.add_rmsnorm(x_.data(), proj_.data(), L.ffn_norm, n, c.rms_eps, xn_.data());
+    if (c.is_moe()) {
+      const int64_t at = options_.record_routing ? il * options_.max_batch * k : 0;
+      int32_t* ids = expert_ids_.data() + at;
+      float* weights = expert_weights_.data() + at;
+      backend_.moe_route(L.ffn_gate_inp, xn_.data(), n, k, ids, weights);
+      backend_.moe_ffn(L, xn_.data(), n, ids, weights, k, proj_.data());
+    } else {
+      backend_.dense_ffn(L, xn_.data(), n, proj_.data());
+    }
+    if (il + 1 < c.n_layer) {
+      backend_.add_rmsnorm(x_.data(), proj_.data(), w.layers[il + 1].attn_norm, n, c.rms_eps, xn_.data());
+    } else {
+      backend_.add(x_.data(), proj_.data(), n * c.n_embd);
+    }
   }
-  backend_.moe_ffn(L, xn_.data(), n, expert_ids_.data(), expert_weights_.data(), k, proj_.data());
   return Status::success();
+}
+
+void Session::record_routing(int64_t n) {
+  const ModelConfig& c = model_.config();
+  const int64_t k = c.n_expert_used;
+  for (int64_t il = 0; il < c.n_layer; ++il) {
+    const int64_t at = il * options_.max_batch * k;
+    std::vector<int32_t>& ids = routing_.ids[il];
+    std::vector<float>& weights = routing_.weights[il];
+    ids.resize(ids.size() + size_t(n * k));
+    weights.resize(weights.size() + size_t(n * k));
+    expert_ids_.download(ids.data() + ids.size() - n * k, n * k, at);
+    expert_weights_.download(weights.data() + weights.size() - n * k, n * k, at);
+  }
 }
 
 Status Session::forward_chunk(const int32_t* tokens, int64_t n, float* logits_out, bool all) {
   const ModelConfig& c = model_.config();
   const ModelWeights& w = model_.weights();
   const int64_t pos0 = cache_.n_pos();
-  const AttentionShape shape{c.n_head, c.n_head_kv, c.head_dim, 1.0f / std::sqrt(float(c.head_dim))};
-  backend_.embed(w.token_embd, tokens, n, x_.data());
-  for (int64_t il = 0; il < c.n_layer; ++il) {
-    const LayerWeights& L = w.layers[il];
-    backend_.rmsnorm(x_.data(), L.attn_norm, n, c.rms_eps, xn_.data());
-    const Projection qkv[3] = {{&L.wq, q_.data()}, {&L.wk, k_.data()}, {&L.wv, v_.data()}};
-    backend_.project(qkv, xn_.data(), n);
-    backend_.rmsnorm(q_.data(), L.attn_q_norm, n * c.n_head, c.rms_eps, q_.data());
-    backend_.rmsnorm(k_.data(), L.attn_k_norm, n * c.n_head_kv, c.rms_eps, k_.data());
-    backend_.rope(q_.data(), n, c.n_head, c.head_dim, pos0, c.rope_freq_base);
-    backend_.rope(k_.data(), n, c.n_head_kv, c.head_dim, pos0, c.rope_freq_base);
-    POPPER_RETURN_IF_ERROR(backend_.store_kv(cache_, il, pos0, n, k_.data(), v_.data()));
-    backend_.attention(cache_, il, q_.data(), n, pos0, shape, attn_.data());
-    const Projection o{&L.wo, proj_.data()};
-    backend_.project({&o, 1}, attn_.data(), n);
-    backend_.add(x_.data(), proj_.data(), n * c.n_embd);
-    backend_.rmsnorm(x_.data(), L.ffn_norm, n, c.rms_eps, xn_.data());
-    POPPER_RETURN_IF_ERROR(ffn(L, il, n));
-    backend_.add(x_.data(), proj_.data(), n * c.n_embd);
-  }
+  POPPER_RETURN_IF_ERROR(cache_.check_range(pos0, n));
+  tokens_.upload(tokens, n);
+  const Backend::Step step{this, n, pos0, !options_.record_routing};
+  POPPER_RETURN_IF_ERROR(backend_.run_step(step, [&] { return issue_layers(n, pos0); }));
+  // One count per layer per forward call, here rather than in the step: a replayed step does
+  // not run host code.
+  (c.is_moe() ? model_.counters().moe : model_.counters().dense).fetch_add(uint64_t(c.n_layer),
+                                                                          std::memory_order_relaxed);
+  if (options_.record_routing && c.is_moe()) record_routing(n);
   cache_.commit(pos0 + n);
   if (logits_out != nullptr) {
     const int64_t rows = all ? n : 1;
-    backend_.output_logits(w.output_norm, w.output, x_.data() + (n - rows) * c.n_embd, rows, c.rms_eps, logits_out);
+    if (logits_.size() < rows * c.n_vocab) logits_ = BackendArray<float>(backend_, rows * c.n_vocab);
+    backend_.output_logits(w.output_norm, w.output, x_.data() + (n - rows) * c.n_embd, rows, c.rms_eps,
+                           logits_.data());
+    logits_.download(logits_out, rows * c.n_vocab);
   }
   return Status::success();
 }

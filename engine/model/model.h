@@ -69,6 +69,9 @@ struct RoutingTrace {
 class Session {
  public:
   Session(const Model& model, Backend& backend, const SessionOptions& options);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
 
   // Runs `tokens` at positions [cache().n_pos(), + n) in chunks of max_batch, appending to the
   // cache. logits: [n_vocab] of the last token, or when all_logits is non-null, every token's
@@ -83,17 +86,22 @@ class Session {
 
  private:
   Status forward_chunk(const int32_t* tokens, int64_t n, float* logits_out, bool all);
-  Status ffn(const LayerWeights& layer, int64_t il, int64_t n);
+  // The layers of one chunk, as backend ops only (Backend::run_step may replay them).
+  Status issue_layers(int64_t n, int64_t pos0);
+  // Copies this chunk's routing (n tokens, every layer) to routing_ (record_routing only).
+  void record_routing(int64_t n);
 
   const Model& model_;
   Backend& backend_;
   SessionOptions options_;
   KvCache cache_;
   RoutingTrace routing_;
-  // Workspace for max_batch tokens, allocated once.
-  std::vector<float> x_, xn_, q_, k_, v_, attn_, proj_;  // [B, n_embd] / [B, q_dim] / [B, kv_dim]
-  std::vector<int32_t> expert_ids_;                       // [B, n_expert_used]
-  std::vector<float> expert_weights_;                     // [B, n_expert_used]
+  // Workspace for max_batch (B) tokens in the backend's memory, allocated once.
+  BackendArray<int32_t> tokens_;                          // [B]
+  BackendArray<float> x_, xn_, q_, k_, v_, attn_, proj_;  // [B, n_embd] / [B, q_dim] / [B, kv_dim]
+  BackendArray<int32_t> expert_ids_;                      // [n_layer (record_routing) or 1, B, n_expert_used]
+  BackendArray<float> expert_weights_;                    // same shape
+  BackendArray<float> logits_;                            // [rows, n_vocab], grown on demand
 };
 
 // The reference path: no cache carried between calls — every call recomputes all of `tokens`
