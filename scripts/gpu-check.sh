@@ -65,6 +65,14 @@ log "parity falsifiers"
 "$bin_test" --gtest_output="json:$out/cuda_backend_test.json" 2>&1 | tee "$out/cuda_backend_test.log" | tail -40
 test_rc=${PIPESTATUS[0]}
 grep -c "\[  SKIPPED \]" "$out/cuda_backend_test.log" >/dev/null && log "note: some tests skipped (see log)"
+if [[ $test_rc -ne 0 ]]; then
+  # Diagnosis for the next session: the same falsifiers with every step run eagerly (no CUDA
+  # graphs). Failures that vanish here are in the recording, not in the kernels.
+  log "falsifiers failed; rerunning them with POPPER_CUDA_GRAPHS=0"
+  POPPER_CUDA_GRAPHS=0 "$bin_test" --gtest_output="json:$out/cuda_backend_test_eager.json" \
+    >"$out/cuda_backend_test_eager.log" 2>&1
+  grep -E "^\[  (FAILED|PASSED) " "$out/cuda_backend_test_eager.log" | tail -20
+fi
 
 wait "$bench_pid"
 bench_rc=$?
