@@ -47,8 +47,10 @@ void synchronize();
 // Records every launch issued on the stream between begin_capture and end_capture (nothing runs
 // meanwhile), then instantiates it: an executable graph that replays them with one launch.
 // Between the two, only kernels and device-to-device copies may be issued (no allocation, no
-// copy to or from the host). end_capture's error (an op that cannot be captured) leaves the
-// stream usable.
+// copy to or from the host): such a call fails at once and invalidates the capture, and the
+// checked launches that follow abort. end_capture's error covers only what the runtime reports
+// when ending or instantiating. POPPER_CUDA_GRAPHS=0 (cuda_backend.h) is the way around a
+// recording that does not work.
 void begin_capture();
 Result<void*> end_capture();
 void launch_graph(void* graph);  // queued on the stream, like a kernel
@@ -91,9 +93,13 @@ struct DeviceMatrix {
   int64_t n_in = 0, n_out = 0, row_bytes = 0;
 };
 // y[t * ldy + o] = dot(w row o, x row t), t < n_tokens. x is in vec_dot_type(w.type)
-// (activation_row_bytes rows); for F32/F16 weights it is f32 rows of n_in.
+// (activation_row_bytes rows); for F32/F16/BF16 weights it is f32 rows of n_in.
 // scratch: at least matmul_scratch_bytes(w, n_tokens) device bytes (cuBLAS staging).
-void matmul(const DeviceMatrix& w, const void* x, int64_t n_tokens, float* y, int64_t ldy, void* scratch);
+// allow_cublas false keeps float weights on the fused kernel at every batch size, so a row's
+// result does not depend on how many tokens share the call (the MoE router: prefill and decode
+// must route a token alike).
+void matmul(const DeviceMatrix& w, const void* x, int64_t n_tokens, float* y, int64_t ldy, void* scratch,
+            bool allow_cublas = true);
 size_t matmul_scratch_bytes(const DeviceMatrix& w, int64_t n_tokens);
 
 // Grouped expert matmul (MoE): group g multiplies rows [row0[g], row0[g] + count[g]) of the
@@ -110,6 +116,8 @@ bool matmul_multi_fits(const DeviceMatrix* w, int n, int64_t n_tokens);
 void matmul_multi(const DeviceMatrix* w, int n, const void* x, int64_t n_tokens, float* const* y);
 
 // --- MoE --------------------------------------------------------------------------------------
+// The most experts route_top_k and group_by_expert take.
+constexpr int64_t kMaxExperts = 256;
 // Groups the n_assign = n_tokens * k assignments ids[] (expert of token a / k, slot a % k) by
 // expert, on the device: groups gets the non-empty groups first as (expert, row0, count) and
 // zero-count entries up to n_expert; rows[r] = the token of grouped row r; slot_row[a] = the

@@ -1,6 +1,6 @@
 // Elementwise kernels, activation quantisers, routing and attention. Each mirrors the CPU
 // reference's arithmetic (engine/model/cpu_backend.cpp, engine/quant) closely enough that the
-// per-op NMSE bounds of falsifiers/cuda_ops_test.cpp hold; the activation quantisers match it
+// per-op NMSE bounds of falsifiers/cuda_backend_test.cpp hold; the activation quantisers match it
 // byte for byte, so the quantised matmuls see the same integers as the CPU.
 #include <algorithm>
 #include <cmath>
@@ -207,7 +207,7 @@ __global__ void quantize_q8_0_kernel(const float* x, int64_t n_blocks, int64_t b
 // One warp per token: softmax (sum in double), then k rounds of a warp arg-max over the
 // probabilities not yet taken (the lower index on ties); weights renormalised in slot order.
 // Lane l holds experts l, l + 32, ... in registers.
-constexpr int kRouteMaxPerLane = 8;  // up to 256 experts
+constexpr int kRouteMaxPerLane = int(kMaxExperts / 32);
 
 __global__ void route_kernel(float* logits, int64_t n_tokens, int64_t n_expert, int64_t k, int32_t* ids,
                              float* weights) {

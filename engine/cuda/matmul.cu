@@ -1,6 +1,6 @@
 // Weight-matrix times activation rows: fused dequantise-and-dot kernels for Q4_K, Q5_K, Q6_K and
 // Q8_0 against activations quantised exactly as the CPU quantises them (Q8_K / Q8_0), float dots
-// for F32/F16 weights, and cuBLAS SGEMM for F32/F16 weights at prefill sizes.
+// for F32/F16/BF16 weights, and cuBLAS SGEMM for them at prefill sizes.
 //
 // Arithmetic contract (what makes GPU and CPU pick the same experts and tokens): every weight
 // block's integer dot product is computed exactly (dp4a, int32) and turned into a float with the
@@ -192,20 +192,26 @@ __global__ void __launch_bounds__(32 * kRowsPerBlock) matmul_q_kernel(MatmulArgs
     int w[U::kWords], sc = 0, m = 0;
     const uint8_t* blk = wrow + b * U::kBlockBytes;
     if (live) U::load(blk, j, w, &sc, &m);
+    // Unrolled with a warp-uniform guard (not a break) so acc stays in registers.
+#pragma unroll
     for (int t = 0; t < kTileTokens; ++t) {
-      if (t >= nt) break;
-      const uint8_t* a = p.x + (t0 + t) * p.x_row_bytes + b * U::kActBytes;
-      int2 s = live ? U::dot(w, sc, m, a, j) : make_int2(0, 0);
-      for (int o = U::kSubs / 2; o > 0; o >>= 1) {  // exact integer sums within the block
-        s.x += __shfl_xor_sync(0xffffffffu, s.x, o);
-        s.y += __shfl_xor_sync(0xffffffffu, s.y, o);
+      if (t < nt) {
+        const uint8_t* a = p.x + (t0 + t) * p.x_row_bytes + b * U::kActBytes;
+        int2 s = live ? U::dot(w, sc, m, a, j) : make_int2(0, 0);
+        for (int o = U::kSubs / 2; o > 0; o >>= 1) {  // exact integer sums within the block
+          s.x += __shfl_xor_sync(0xffffffffu, s.x, o);
+          s.y += __shfl_xor_sync(0xffffffffu, s.y, o);
+        }
+        if (live && j == 0) acc[t] += U::block_value(blk, a, s);
       }
-      if (live && j == 0) acc[t] += U::block_value(blk, a, s);
     }
   }
-  for (int t = 0; t < nt; ++t) {
-    const float v = warp_sum(acc[t]);
-    if (lane == 0) p.y[(t0 + t) * p.ldy + row] = v;
+#pragma unroll
+  for (int t = 0; t < kTileTokens; ++t) {
+    if (t < nt) {
+      const float v = warp_sum(acc[t]);
+      if (lane == 0) p.y[(t0 + t) * p.ldy + row] = v;
+    }
   }
 }
 
@@ -235,14 +241,17 @@ __global__ void __launch_bounds__(32 * kRowsPerBlock) matmul_f_kernel(MatmulArgs
   float acc[kTileTokens] = {};
   for (int64_t i = lane; i < p.n_in; i += 32) {
     const float wv = float_weight<kType>(wrow, i);
+#pragma unroll
     for (int t = 0; t < kTileTokens; ++t) {
-      if (t >= nt) break;
-      acc[t] += wv * reinterpret_cast<const float*>(p.x + (t0 + t) * p.x_row_bytes)[i];
+      if (t < nt) acc[t] += wv * reinterpret_cast<const float*>(p.x + (t0 + t) * p.x_row_bytes)[i];
     }
   }
-  for (int t = 0; t < nt; ++t) {
-    const float v = warp_sum(acc[t]);
-    if (lane == 0) p.y[(t0 + t) * p.ldy + row] = v;
+#pragma unroll
+  for (int t = 0; t < kTileTokens; ++t) {
+    if (t < nt) {
+      const float v = warp_sum(acc[t]);
+      if (lane == 0) p.y[(t0 + t) * p.ldy + row] = v;
+    }
   }
 }
 
@@ -252,7 +261,7 @@ __global__ void to_f32_kernel(const uint8_t* src, float* dst, int64_t n) {
   if (i < n) dst[i] = float_weight<kType>(src, i);
 }
 
-// cuBLAS from this many tokens on (F32/F16 weights): below, the fused kernel's single pass over
+// cuBLAS from this many tokens on (F32/F16/BF16 weights): below, the fused kernel's single pass over
 // the weights wins.
 constexpr int64_t kCublasMinTokens = 16;
 
@@ -314,10 +323,11 @@ size_t matmul_scratch_bytes(const DeviceMatrix& w, int64_t n_tokens) {
   return 0;
 }
 
-void matmul(const DeviceMatrix& w, const void* x, int64_t n_tokens, float* y, int64_t ldy, void* scratch) {
+void matmul(const DeviceMatrix& w, const void* x, int64_t n_tokens, float* y, int64_t ldy, void* scratch,
+            bool allow_cublas) {
   if (n_tokens == 0) return;
   const bool dense = w.type == GgmlType::F32 || w.type == GgmlType::F16 || w.type == GgmlType::BF16;
-  if (dense && n_tokens >= kCublasMinTokens) {
+  if (dense && allow_cublas && n_tokens >= kCublasMinTokens) {
     // Row-major W [n_out][n_in] is column-major n_in x n_out: y^T = W^T... i.e. C = A^T B.
     const float* a = static_cast<const float*>(w.data);
     if (w.type != GgmlType::F32) {  // widen 16-bit weights to f32 once per call: plain FP32 SGEMM after
@@ -338,9 +348,15 @@ void matmul(const DeviceMatrix& w, const void* x, int64_t n_tokens, float* y, in
                                     int(ldy)));
     return;
   }
-  MatmulArgs p{static_cast<const uint8_t*>(w.data), 0, w.row_bytes, w.n_in, w.n_out,
-               static_cast<const uint8_t*>(x), activation_row_bytes(vec_dot_type(w.type), w.n_in), nullptr, n_tokens, y, ldy};
-  launch(w.type, p, 1, n_tokens);
+  // gridDim.y counts token tiles and stops at 65535: longer batches go out in chunks.
+  const int64_t x_row_bytes = activation_row_bytes(vec_dot_type(w.type), w.n_in);
+  constexpr int64_t kMaxTokensPerLaunch = int64_t(65535) * kTileTokens;
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += kMaxTokensPerLaunch) {
+    const int64_t nt = std::min(kMaxTokensPerLaunch, n_tokens - t0);
+    MatmulArgs p{static_cast<const uint8_t*>(w.data), 0, w.row_bytes, w.n_in, w.n_out,
+                 static_cast<const uint8_t*>(x) + t0 * x_row_bytes, x_row_bytes, nullptr, nt, y + t0 * ldy, ldy};
+    launch(w.type, p, 1, nt);
+  }
 }
 
 void matmul_grouped(const DeviceMatrix& all, int64_t n_out, const void* x, const int32_t* groups, int64_t n_groups,

@@ -74,6 +74,17 @@ void CudaBackend::upload(void* dst, const void* host, size_t bytes) { cuda::uplo
 void CudaBackend::download(void* host, const void* src, size_t bytes) { cuda::download(host, src, bytes); }
 
 Status CudaBackend::upload_weights(const ModelWeights& w) {
+  // Shapes past what the kernels take are refused here, at load, not at the first step.
+  for (const LayerWeights& L : w.layers) {
+    if (L.attn_q_norm.n > cuda::kMaxAttentionHeadDim) {
+      return make_error("CUDA backend: head_dim ", L.attn_q_norm.n, " is past the attention kernel's ",
+                        cuda::kMaxAttentionHeadDim);
+    }
+    if (L.ffn_gate_inp.data != nullptr && L.ffn_gate_inp.n_out > cuda::kMaxExperts) {
+      return make_error("CUDA backend: ", L.ffn_gate_inp.n_out, " experts are past the routing kernel's ",
+                        cuda::kMaxExperts);
+    }
+  }
   std::vector<std::pair<const void*, size_t>> tensors;
   auto matrix = [&](const WeightMatrix& m) {
     if (m.data != nullptr) tensors.emplace_back(m.data, size_t(m.n_out * m.row_bytes));
@@ -142,10 +153,11 @@ const void* CudaBackend::activations(GgmlType weight_type, const float* x, int64
   return a;
 }
 
-void CudaBackend::matmul_f32(const WeightMatrix& w, const float* x, int64_t n, float* y, Buffer& slot) {
+void CudaBackend::matmul_f32(const WeightMatrix& w, const float* x, int64_t n, float* y, Buffer& slot,
+                             bool allow_cublas) {
   const cuda::DeviceMatrix dm = device_matrix(w);
   const void* a = activations(w.type, x, n, w.n_in, slot);
-  cuda::matmul(dm, a, n, y, w.n_out, need(scratch_, cuda::matmul_scratch_bytes(dm, n)));
+  cuda::matmul(dm, a, n, y, w.n_out, need(scratch_, cuda::matmul_scratch_bytes(dm, n)), allow_cublas);
 }
 
 const int32_t* CudaBackend::position(int64_t pos0) {
@@ -329,18 +341,21 @@ Status CudaBackend::store_kv(KvCache& cache, int64_t il, int64_t pos0, int64_t n
 
 void CudaBackend::attention(const KvCache& cache, int64_t il, const float* q, int64_t n_tokens, int64_t pos0,
                             const AttentionShape& s, float* out) {
-  auto dc = device_cache(cache);
-  POPPER_CHECK(dc.ok(), "attention before store_kv: ", dc.ok() ? "" : dc.message());
+  const auto found = caches_.find(&cache);
+  POPPER_CHECK(found != caches_.end(), "CUDA attention over a KV cache nothing was stored in");
+  const DeviceCache* dc = &found->second;
   // A step that may be recorded must not size its grid by the position it runs at.
   const int64_t bound = step_recordable_ ? cache.capacity() : pos0 + n_tokens;
   void* scratch = need(attn_scratch_, cuda::attention_scratch_bytes(n_tokens, s.n_head, s.head_dim, bound));
-  cuda::attention(layer_kv(*dc.value(), il), q, n_tokens, position(pos0), bound, s.n_head, s.scale, out, scratch);
+  cuda::attention(layer_kv(*dc, il), q, n_tokens, position(pos0), bound, s.n_head, s.scale, out, scratch);
 }
 
 void CudaBackend::moe_route(const WeightMatrix& gate_inp, const float* x, int64_t n_tokens, int64_t k, int32_t* ids,
                             float* weights) {
   float* logits = need_floats(logits_, n_tokens * gate_inp.n_out);
-  matmul_f32(gate_inp, x, n_tokens, logits, act_);
+  // Never cuBLAS: a token's router logits must not depend on the batch it came in (prefill vs
+  // decode), as they do not on the CPU.
+  matmul_f32(gate_inp, x, n_tokens, logits, act_, /*allow_cublas=*/false);
   cuda::route_top_k(logits, n_tokens, gate_inp.n_out, k, ids, weights);
 }
 
@@ -396,8 +411,14 @@ void CudaBackend::dense_ffn(const LayerWeights& L, const float* x, int64_t n_tok
   const int64_t n_ff = L.ffn_gate.n_out;
   float* g = need_floats(ffn_gate_, n_tokens * n_ff);
   float* u = need_floats(ffn_up_, n_tokens * n_ff);
-  matmul_f32(L.ffn_gate, x, n_tokens, g, act_);
-  matmul_f32(L.ffn_up, x, n_tokens, u, act2_);
+  // Gate and up read one x: quantised once when their activation formats agree.
+  const cuda::DeviceMatrix gate = device_matrix(L.ffn_gate), up = device_matrix(L.ffn_up);
+  const void* a_gate = activations(gate.type, x, n_tokens, gate.n_in, act_);
+  const void* a_up = cuda::vec_dot_type(up.type) == cuda::vec_dot_type(gate.type)
+                         ? a_gate
+                         : activations(up.type, x, n_tokens, up.n_in, act2_);
+  cuda::matmul(gate, a_gate, n_tokens, g, n_ff, need(scratch_, cuda::matmul_scratch_bytes(gate, n_tokens)));
+  cuda::matmul(up, a_up, n_tokens, u, n_ff, need(scratch_, cuda::matmul_scratch_bytes(up, n_tokens)));
   cuda::swiglu(g, u, n_tokens * n_ff);
   matmul_f32(L.ffn_down, g, n_tokens, out, act_);
 }

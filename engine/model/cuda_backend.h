@@ -43,7 +43,8 @@ class CudaBackend final : public Backend {
   CudaBackend(const CudaBackend&) = delete;
   CudaBackend& operator=(const CudaBackend&) = delete;
 
-  // Uploads every tensor of `weights` now. Error when they do not fit: bytes needed vs free.
+  // Uploads every tensor of `weights` now. Error when they do not fit (bytes needed vs free) or
+  // when a shape is past what the kernels take (head_dim, number of experts).
   Status upload_weights(const ModelWeights& weights);
   const cuda::DeviceInfo& device() const { return info_; }
   // Steps replayed from a recorded graph so far (for the benchmarks' counters and the tests).
@@ -117,7 +118,7 @@ class CudaBackend final : public Backend {
   // A device int32 holding pos0: the step's slot inside run_step, else an op slot set now.
   const int32_t* position(int64_t pos0);
   // y = matmul of x (device f32 [n, w.n_in]) with w, quantising through `slot`.
-  void matmul_f32(const WeightMatrix& w, const float* x, int64_t n, float* y, Buffer& slot);
+  void matmul_f32(const WeightMatrix& w, const float* x, int64_t n, float* y, Buffer& slot, bool allow_cublas = true);
 
   cuda::DeviceInfo info_;
   bool graphs_enabled_ = true;
