@@ -163,7 +163,7 @@ INSTANTIATE_TEST_SUITE_P(Types, QuantMatmulParity,
                          ::testing::Combine(::testing::Values(GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,
                                                               GgmlType::Q8_0, GgmlType::F32, GgmlType::F16,
                                                               GgmlType::BF16),
-                                            ::testing::Values(int64_t(1), int64_t(5), int64_t(37))));
+                                            ::testing::Values(int64_t(1), int64_t(5), int64_t(37), int64_t(100))));
 
 TEST(CudaOps, RmsnormRopeAddEmbedMatchCpu) {
   RecordProperty("falsification_id", "FALSIFY-CUDA_BACKEND_PARITY_V1_001");
@@ -278,8 +278,9 @@ TEST(CudaOps, MoeRoutingAndExpertFfnMatchCpuOnTinyQ4KM) {
   const ModelConfig& c = model.config();
   const LayerWeights& L = model.weights().layers[0];
   CpuBackend cpu(1);
-  // 1 and 5 tokens take the GPU's host-free path (group-count bounds), 9 and 40 the exact one.
-  for (int64_t n : {int64_t(1), int64_t(5), int64_t(9), int64_t(40)}) {
+  // 1 and 5 tokens take the GPU's host-free path (group-count bounds), 9 and 40 the exact one;
+  // at 300 tokens the busiest experts' groups reach the 16-token tiles.
+  for (int64_t n : {int64_t(1), int64_t(5), int64_t(9), int64_t(40), int64_t(300)}) {
     const auto x = random_floats(n * c.n_embd, 31 + uint64_t(n), 2.0f);
     const int64_t k = c.n_expert_used;
     struct Out {

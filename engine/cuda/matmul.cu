@@ -21,6 +21,12 @@ namespace popper::cuda {
 namespace {
 
 constexpr int kTileTokens = 8;
+// Prefill-sized batches use 16-token tiles: each unpacked weight sub-block is reused twice as
+// often and half as many blocks are launched (32-token tiles take ~160 registers per thread on
+// sm_90, too few warps per SM). Every (row, token) result comes from the same lane sequence
+// either way, so both tiles give the same bits.
+constexpr int kWideTileTokens = 16;
+constexpr int64_t kWideTileMinTokens = 32;
 constexpr int kRowsPerBlock = 4;
 
 __device__ __forceinline__ int load_i32(const uint8_t* p) {  // any alignment
@@ -155,6 +161,7 @@ __device__ __forceinline__ MatmulArgs this_matrix(const MatmulArgs& p) {
   return q;
 }
 
+template <int kTile>
 __device__ __forceinline__ bool group_of(const MatmulArgs& p, int64_t* w_off, int64_t* row0, int64_t* count) {
   if (p.groups == nullptr) {
     *w_off = 0;
@@ -166,24 +173,24 @@ __device__ __forceinline__ bool group_of(const MatmulArgs& p, int64_t* w_off, in
     *row0 = g[1];
     *count = g[2];
   }
-  return int64_t(blockIdx.y) * kTileTokens < *count;
+  return int64_t(blockIdx.y) * kTile < *count;
 }
 
-template <class U>
+template <class U, int kTile>
 __global__ void __launch_bounds__(32 * kRowsPerBlock) matmul_q_kernel(MatmulArgs args) {
   const MatmulArgs p = this_matrix(args);
   int64_t w_off, row0, count;
-  if (!group_of(p, &w_off, &row0, &count)) return;
+  if (!group_of<kTile>(p, &w_off, &row0, &count)) return;
   const int64_t row = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
   if (row >= p.n_out) return;
   const int lane = threadIdx.x % 32;
-  const int64_t t0 = row0 + int64_t(blockIdx.y) * kTileTokens;
+  const int64_t t0 = row0 + int64_t(blockIdx.y) * kTile;
   const int64_t left = row0 + count - t0;
-  const int nt = left < kTileTokens ? int(left) : kTileTokens;
+  const int nt = left < kTile ? int(left) : kTile;
   const uint8_t* wrow = p.w + w_off + row * p.row_bytes;
   const int64_t n_blocks = p.n_in / (U::kSubs == 16 ? kQK_K : (U::kSubs == 1 ? kQK8_0 : kQK_K));
   const int64_t n_units = n_blocks * U::kSubs;
-  float acc[kTileTokens] = {};
+  float acc[kTile] = {};
   for (int64_t base = 0; base < n_units; base += 32) {
     const int64_t unit = base + lane;
     const bool live = unit < n_units;  // whole blocks are live or not together (kSubs | 32)
@@ -194,7 +201,7 @@ __global__ void __launch_bounds__(32 * kRowsPerBlock) matmul_q_kernel(MatmulArgs
     if (live) U::load(blk, j, w, &sc, &m);
     // Unrolled with a warp-uniform guard (not a break) so acc stays in registers.
 #pragma unroll
-    for (int t = 0; t < kTileTokens; ++t) {
+    for (int t = 0; t < kTile; ++t) {
       if (t < nt) {
         const uint8_t* a = p.x + (t0 + t) * p.x_row_bytes + b * U::kActBytes;
         int2 s = live ? U::dot(w, sc, m, a, j) : make_int2(0, 0);
@@ -207,7 +214,7 @@ __global__ void __launch_bounds__(32 * kRowsPerBlock) matmul_q_kernel(MatmulArgs
     }
   }
 #pragma unroll
-  for (int t = 0; t < kTileTokens; ++t) {
+  for (int t = 0; t < kTile; ++t) {
     if (t < nt) {
       const float v = warp_sum(acc[t]);
       if (lane == 0) p.y[(t0 + t) * p.ldy + row] = v;
@@ -230,7 +237,7 @@ template <GgmlType kType>
 __global__ void __launch_bounds__(32 * kRowsPerBlock) matmul_f_kernel(MatmulArgs args) {
   const MatmulArgs p = this_matrix(args);
   int64_t w_off, row0, count;
-  if (!group_of(p, &w_off, &row0, &count)) return;
+  if (!group_of<kTileTokens>(p, &w_off, &row0, &count)) return;
   const int64_t row = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
   if (row >= p.n_out) return;
   const int lane = threadIdx.x % 32;
@@ -265,22 +272,37 @@ __global__ void to_f32_kernel(const uint8_t* src, float* dst, int64_t n) {
 // the weights wins.
 constexpr int64_t kCublasMinTokens = 16;
 
+template <int kTile>
+dim3 grid_for(const MatmulArgs& p, int64_t n_groups, int64_t max_count) {
+  return dim3(unsigned((p.n_out + kRowsPerBlock - 1) / kRowsPerBlock), unsigned((max_count + kTile - 1) / kTile),
+              unsigned(n_groups));
+}
+
+template <class U>
+void launch_q(const MatmulArgs& p, int64_t n_groups, int64_t max_count) {
+  const dim3 block(32 * kRowsPerBlock);
+  if (max_count >= kWideTileMinTokens) {
+    matmul_q_kernel<U, kWideTileTokens><<<grid_for<kWideTileTokens>(p, n_groups, max_count), block, 0, stream()>>>(p);
+  } else {
+    matmul_q_kernel<U, kTileTokens><<<grid_for<kTileTokens>(p, n_groups, max_count), block, 0, stream()>>>(p);
+  }
+}
+
 void launch(GgmlType type, const MatmulArgs& p, int64_t n_groups, int64_t max_count) {
-  const dim3 grid(unsigned((p.n_out + kRowsPerBlock - 1) / kRowsPerBlock), unsigned((max_count + kTileTokens - 1) / kTileTokens),
-                  unsigned(n_groups));
+  const dim3 grid = grid_for<kTileTokens>(p, n_groups, max_count);
   const dim3 block(32 * kRowsPerBlock);
   switch (type) {
     case GgmlType::Q4_K:
-      matmul_q_kernel<Q4KUnit><<<grid, block, 0, stream()>>>(p);
+      launch_q<Q4KUnit>(p, n_groups, max_count);
       break;
     case GgmlType::Q5_K:
-      matmul_q_kernel<Q5KUnit><<<grid, block, 0, stream()>>>(p);
+      launch_q<Q5KUnit>(p, n_groups, max_count);
       break;
     case GgmlType::Q6_K:
-      matmul_q_kernel<Q6KUnit><<<grid, block, 0, stream()>>>(p);
+      launch_q<Q6KUnit>(p, n_groups, max_count);
       break;
     case GgmlType::Q8_0:
-      matmul_q_kernel<Q80Unit><<<grid, block, 0, stream()>>>(p);
+      launch_q<Q80Unit>(p, n_groups, max_count);
       break;
     case GgmlType::F32:
       matmul_f_kernel<GgmlType::F32><<<grid, block, 0, stream()>>>(p);
