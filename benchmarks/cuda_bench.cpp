@@ -8,6 +8,7 @@
 // Without a GPU (or CUDA in this binary) every benchmark skips with the reason.
 #include <benchmark/benchmark.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -91,6 +92,34 @@ uint64_t graph_replays([[maybe_unused]] const Loaded& l) {
 #endif
 }
 
+void reset_profile([[maybe_unused]] Loaded& l) {
+#ifdef POPPER_HAVE_CUDA
+  static_cast<CudaBackend*>(l.backend.get())->reset_profile();
+#endif
+}
+
+// With POPPER_CUDA_PROFILE=1: GPU milliseconds per token of each backend op, as counters
+// (op_ms_<op>) and as a table on stderr, so one run shows where a step's time goes.
+void report_profile([[maybe_unused]] Loaded& l, [[maybe_unused]] benchmark::State& state,
+                    [[maybe_unused]] int64_t tokens, [[maybe_unused]] const char* what) {
+#ifdef POPPER_HAVE_CUDA
+  auto* b = static_cast<CudaBackend*>(l.backend.get());
+  if (!b->profiling() || tokens == 0) return;
+  double total = 0;
+  const auto prof = b->profile();
+  for (const auto& [op, t] : prof) total += t.ms;
+  std::fprintf(stderr, "%s at depth %lld: GPU time per token by op (eager steps, events around each op)\n", what,
+               static_cast<long long>(state.range(0)));
+  for (const auto& [op, t] : prof) {
+    const double per_token = t.ms / double(tokens);
+    state.counters["op_ms_" + op] = per_token;
+    std::fprintf(stderr, "  %-14s %9.4f ms  %5.1f%%  %7.1f calls\n", op.c_str(), per_token, 100.0 * t.ms / total,
+                 double(t.calls) / double(tokens));
+  }
+  std::fprintf(stderr, "  %-14s %9.4f ms\n", "all ops", total / double(tokens));
+#endif
+}
+
 std::vector<int32_t> prompt_tokens(int64_t n, int64_t n_vocab, uint64_t seed) {
   Rng rng(seed);
   std::vector<int32_t> p(static_cast<size_t>(n));
@@ -116,6 +145,7 @@ void BM_CudaPrefill_30bA3bQ4KM(benchmark::State& state) {
       return state.SkipWithError(st.message().c_str());
     }
   }
+  reset_profile(l);
   for (auto _ : state) {
     s.cache().truncate(depth);
     if (Status st = s.forward(all.subspan(size_t(depth)), logits.data()); !st.ok()) {
@@ -124,6 +154,7 @@ void BM_CudaPrefill_30bA3bQ4KM(benchmark::State& state) {
   }
   state.counters["tok_per_s"] = benchmark::Counter(double(n) * double(state.iterations()), benchmark::Counter::kIsRate);
   state.counters["layers"] = double(c.n_layer);
+  report_profile(l, state, n * int64_t(state.iterations()), "prefill");
 }
 BENCHMARK(BM_CudaPrefill_30bA3bQ4KM)->Arg(0)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
 
@@ -143,6 +174,7 @@ void BM_CudaDecode_30bA3bQ4KM(benchmark::State& state) {
   }
   int64_t tokens = 0;
   const uint64_t replays0 = graph_replays(l);
+  reset_profile(l);
   for (auto _ : state) {
     s.cache().truncate(depth + 1);
     for (int64_t i = 0; i < kSteps; ++i) {
@@ -163,6 +195,7 @@ void BM_CudaDecode_30bA3bQ4KM(benchmark::State& state) {
   state.counters["layers"] = double(c.n_layer);
   // Steps replayed from a CUDA graph: all but the first two of each session when graphs work.
   state.counters["graph_replays"] = double(graph_replays(l) - replays0);
+  report_profile(l, state, tokens, "decode");
 }
 BENCHMARK(BM_CudaDecode_30bA3bQ4KM)->Arg(0)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
 

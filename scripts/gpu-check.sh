@@ -77,6 +77,16 @@ fi
 wait "$bench_pid"
 bench_rc=$?
 cat "$out/cuda_bench.log"
+# Where a step's time goes: the depth-0 benchmarks again with every op timed by CUDA events
+# (eager steps), while the 8-minute budget allows; the model file is built by now.
+if [[ $bench_rc -eq 0 && $SECONDS -lt ${POPPER_PROFILE_BEFORE_S:-330} ]]; then
+  log "op profile (POPPER_CUDA_PROFILE=1, depth 0)"
+  POPPER_CUDA_PROFILE=1 timeout 120 "$bin_bench" --benchmark_filter='/0/' \
+    --benchmark_out="$out/cuda_bench_profile.json" --benchmark_out_format=json >"$out/cuda_bench_profile.log" 2>&1
+  grep -A16 "GPU time per token" "$out/cuda_bench_profile.log"
+else
+  log "op profile skipped (${SECONDS}s used)"
+fi
 log "falsifiers exit $test_rc, benchmarks exit $bench_rc"
 [[ $test_rc -eq 0 ]] || exit 1
 [[ $bench_rc -eq 0 ]] || exit 2

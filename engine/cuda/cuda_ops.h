@@ -63,6 +63,13 @@ GgmlType vec_dot_type(GgmlType weight_type);
 // True when matmul() has a kernel for this weight type.
 bool supports_weight_type(GgmlType type);
 
+// --- timing -------------------------------------------------------------------------------------
+// CUDA events on the stream, for the backend's per-op profile.
+void* event_create();
+void event_destroy(void* event);
+void event_record(void* event);                     // queued on the stream, like a kernel
+float event_elapsed_ms(void* start, void* stop);    // waits until stop has happened
+
 // --- elementwise ------------------------------------------------------------------------------
 // x[t, :] = dequantised row tokens[t] of table ([n_vocab rows][row_bytes], type). tokens on device.
 void embed(GgmlType type, const void* table, int64_t row_bytes, int64_t n_embd, const int32_t* tokens,

@@ -108,6 +108,28 @@ void memset_zero(void* dst, size_t bytes) { POPPER_CUDA_CHECK(cudaMemsetAsync(ds
 
 void synchronize() { POPPER_CUDA_CHECK(cudaStreamSynchronize(stream())); }
 
+void* event_create() {
+  cudaEvent_t e = nullptr;
+  POPPER_CUDA_CHECK(cudaEventCreate(&e));
+  return static_cast<void*>(e);
+}
+
+void event_destroy(void* event) {
+  if (event == nullptr) return;
+  const cudaError_t err = cudaEventDestroy(static_cast<cudaEvent_t>(event));
+  if (err == cudaErrorCudartUnloading) return;
+  POPPER_CUDA_CHECK(err);
+}
+
+void event_record(void* event) { POPPER_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(event), stream())); }
+
+float event_elapsed_ms(void* start, void* stop) {
+  POPPER_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(stop)));
+  float ms = 0;
+  POPPER_CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start), static_cast<cudaEvent_t>(stop)));
+  return ms;
+}
+
 void begin_capture() {
   // Thread-local mode: another thread's unrelated CUDA calls do not invalidate this capture.
   POPPER_CUDA_CHECK(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeThreadLocal));

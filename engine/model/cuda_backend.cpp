@@ -16,10 +16,14 @@ namespace {
 // are read back first, so a 512-token prefill does not launch mostly-empty grids.
 constexpr int64_t kHostFreeMoeTokens = 8;
 
-bool graphs_from_environment() {
-  const char* v = std::getenv("POPPER_CUDA_GRAPHS");
-  return v == nullptr || std::strcmp(v, "0") != 0;
+// True when environment variable `name` is set to exactly `value`.
+bool env_is(const char* name, const char* value) {
+  const char* v = std::getenv(name);
+  return v != nullptr && std::strcmp(v, value) == 0;
 }
+
+// Pending op timings past this many are read back (a wait) so the event pool stays small.
+constexpr size_t kMaxPendingOps = 4096;
 
 }  // namespace
 
@@ -28,12 +32,19 @@ Result<std::unique_ptr<CudaBackend>> CudaBackend::create() {
   if (!info.ok()) return info.error();
   std::unique_ptr<CudaBackend> b(new CudaBackend());
   b->info_ = info.value();
-  b->graphs_enabled_ = graphs_from_environment();
+  b->profiling_ = env_is("POPPER_CUDA_PROFILE", "1");
+  // A profile times each op with events, which a graph replay cannot report per op.
+  b->graphs_enabled_ = !env_is("POPPER_CUDA_GRAPHS", "0") && !b->profiling_;
   b->need(b->position_slot_, 2 * sizeof(int32_t));
   return b;
 }
 
 CudaBackend::~CudaBackend() {
+  for (const PendingOp& op : pending_ops_) {
+    cuda::event_destroy(op.start);
+    cuda::event_destroy(op.stop);
+  }
+  for (void* e : free_events_) cuda::event_destroy(e);
   for (auto& [key, r] : records_) cuda::destroy_graph(r.graph);
   for (auto& [host, up] : uploads_) cuda::free(up.second);
   for (auto& [cache, dc] : caches_) {
@@ -58,6 +69,48 @@ void* CudaBackend::need(Buffer& b, size_t n) {
   b.bytes = n;
   ++generation_;
   return b.p;
+}
+
+void* CudaBackend::take_event() {
+  if (free_events_.empty()) return cuda::event_create();
+  void* e = free_events_.back();
+  free_events_.pop_back();
+  return e;
+}
+
+CudaBackend::OpScope::OpScope(CudaBackend* b, const char* name) : b_(b), name_(name) {
+  if (!b_->profiling_) return;
+  start_ = b_->take_event();
+  cuda::event_record(start_);
+}
+
+CudaBackend::OpScope::~OpScope() {
+  if (start_ == nullptr) return;
+  void* stop = b_->take_event();
+  cuda::event_record(stop);
+  b_->pending_ops_.push_back({name_, start_, stop});
+  if (b_->pending_ops_.size() > kMaxPendingOps) b_->drain_profile();
+}
+
+void CudaBackend::drain_profile() {
+  for (const PendingOp& op : pending_ops_) {
+    OpTime& t = profile_[op.name];
+    ++t.calls;
+    t.ms += cuda::event_elapsed_ms(op.start, op.stop);
+    free_events_.push_back(op.start);
+    free_events_.push_back(op.stop);
+  }
+  pending_ops_.clear();
+}
+
+std::map<std::string, CudaBackend::OpTime> CudaBackend::profile() {
+  drain_profile();
+  return profile_;
+}
+
+void CudaBackend::reset_profile() {
+  drain_profile();
+  profile_.clear();
 }
 
 void* CudaBackend::allocate(size_t bytes) {
@@ -250,15 +303,18 @@ void CudaBackend::release(const void* owner, const KvCache* cache) {
 }
 
 void CudaBackend::embed(const WeightMatrix& table, const int32_t* tokens, int64_t n_tokens, float* x) {
+  const OpScope timed(this, "embed");
   const cuda::DeviceMatrix t = device_matrix(table);
   cuda::embed(table.type, t.data, table.row_bytes, table.n_in, tokens, n_tokens, x);
 }
 
 void CudaBackend::rmsnorm(const float* x, const NormWeight& w, int64_t n_rows, float eps, float* y) {
+  const OpScope timed(this, "rmsnorm");
   cuda::rmsnorm(x, device_norm(w), n_rows, w.n, eps, y);
 }
 
 void CudaBackend::project(std::span<const Projection> outs, const float* x, int64_t n_tokens) {
+  const OpScope timed(this, "project");
   if (outs.empty()) return;
   const int64_t n_in = outs[0].w->n_in;
   // One quantisation per activation format, shared by every projection of that format.
@@ -294,6 +350,7 @@ void CudaBackend::project(std::span<const Projection> outs, const float* x, int6
 }
 
 void CudaBackend::rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) {
+  const OpScope timed(this, "rope");
   cuda::rope(x, n_tokens, n_heads, head_dim, position(pos0), freq_base);
 }
 
@@ -328,6 +385,7 @@ cuda::DeviceKv CudaBackend::layer_kv(const DeviceCache& dc, int64_t il) const {
 
 Status CudaBackend::store_kv(KvCache& cache, int64_t il, int64_t pos0, int64_t n_tokens, const float* k,
                              const float* v) {
+  const OpScope timed(this, "store_kv");
   POPPER_RETURN_IF_ERROR(cache.check_range(pos0, n_tokens));
   if (cache.head_dim() > cuda::kMaxAttentionHeadDim) {
     return make_error("CUDA backend: head_dim ", cache.head_dim(), " is past the attention kernel's ",
@@ -341,6 +399,7 @@ Status CudaBackend::store_kv(KvCache& cache, int64_t il, int64_t pos0, int64_t n
 
 void CudaBackend::attention(const KvCache& cache, int64_t il, const float* q, int64_t n_tokens, int64_t pos0,
                             const AttentionShape& s, float* out) {
+  const OpScope timed(this, "attention");
   const auto found = caches_.find(&cache);
   POPPER_CHECK(found != caches_.end(), "CUDA attention over a KV cache nothing was stored in");
   const DeviceCache* dc = &found->second;
@@ -352,6 +411,7 @@ void CudaBackend::attention(const KvCache& cache, int64_t il, const float* q, in
 
 void CudaBackend::moe_route(const WeightMatrix& gate_inp, const float* x, int64_t n_tokens, int64_t k, int32_t* ids,
                             float* weights) {
+  const OpScope timed(this, "moe_route");
   float* logits = need_floats(logits_, n_tokens * gate_inp.n_out);
   // Never cuBLAS: a token's router logits must not depend on the batch it came in (prefill vs
   // decode), as they do not on the CPU.
@@ -361,6 +421,7 @@ void CudaBackend::moe_route(const WeightMatrix& gate_inp, const float* x, int64_
 
 void CudaBackend::moe_ffn(const LayerWeights& L, const float* x, int64_t n_tokens, const int32_t* ids,
                           const float* weights, int64_t k, float* out) {
+  const OpScope timed(this, "moe_ffn");
   const int64_t n_expert = L.ffn_gate_exps.n_expert;
   const int64_t n_embd = L.ffn_gate_exps.all.n_in;
   const int64_t n_ff = L.ffn_gate_exps.n_out;
@@ -408,6 +469,7 @@ void CudaBackend::moe_ffn(const LayerWeights& L, const float* x, int64_t n_token
 }
 
 void CudaBackend::dense_ffn(const LayerWeights& L, const float* x, int64_t n_tokens, float* out) {
+  const OpScope timed(this, "dense_ffn");
   const int64_t n_ff = L.ffn_gate.n_out;
   float* g = need_floats(ffn_gate_, n_tokens * n_ff);
   float* u = need_floats(ffn_up_, n_tokens * n_ff);
@@ -423,19 +485,25 @@ void CudaBackend::dense_ffn(const LayerWeights& L, const float* x, int64_t n_tok
   matmul_f32(L.ffn_down, g, n_tokens, out, act_);
 }
 
-void CudaBackend::add(float* x, const float* y, int64_t n) { cuda::add(x, y, n); }
+void CudaBackend::add(float* x, const float* y, int64_t n) {
+  const OpScope timed(this, "add");
+  cuda::add(x, y, n);
+}
 
 void CudaBackend::add_rmsnorm(float* x, const float* y, const NormWeight& w, int64_t n_rows, float eps, float* out) {
+  const OpScope timed(this, "add_rmsnorm");
   cuda::add_rmsnorm(x, y, device_norm(w), n_rows, w.n, eps, out);
 }
 
 void CudaBackend::rmsnorm_rope(float* x, const NormWeight& w, int64_t n_tokens, int64_t n_heads, float eps,
                                int64_t pos0, float freq_base) {
+  const OpScope timed(this, "rmsnorm_rope");
   cuda::rmsnorm_rope(x, device_norm(w), n_tokens, n_heads, w.n, eps, position(pos0), freq_base);
 }
 
 void CudaBackend::output_logits(const NormWeight& norm, const WeightMatrix& output, const float* x, int64_t n_rows,
                                 float eps, float* logits) {
+  const OpScope timed(this, "output_logits");
   float* xn = need_floats(norm_, n_rows * norm.n);
   cuda::rmsnorm(x, device_norm(norm), n_rows, norm.n, eps, xn);
   matmul_f32(output, xn, n_rows, logits, act_);

@@ -19,6 +19,9 @@
 // are sized by the cache's capacity, so one record serves every position. A record is dropped
 // when any scratch buffer it points at is reallocated. POPPER_CUDA_GRAPHS=0 turns recording off
 // (every step then runs eagerly), for diagnosis.
+//
+// Profile: POPPER_CUDA_PROFILE=1 times every op with CUDA events (and turns recording off:
+// events inside a graph cannot be read per op). profile() sums GPU milliseconds per op name.
 #pragma once
 
 #ifdef POPPER_HAVE_CUDA
@@ -50,6 +53,15 @@ class CudaBackend final : public Backend {
   // Steps replayed from a recorded graph so far (for the benchmarks' counters and the tests).
   uint64_t graph_replays() const { return graph_replays_; }
   bool graphs_enabled() const { return graphs_enabled_; }
+
+  struct OpTime {
+    uint64_t calls = 0;
+    double ms = 0;  // GPU time between the op's first and last launch
+  };
+  bool profiling() const { return profiling_; }
+  // Per-op GPU time since the last reset (waits for the ops still queued). Empty unless profiling.
+  std::map<std::string, OpTime> profile();
+  void reset_profile();
 
   const char* name() const override { return "cuda"; }
   int n_threads() const override { return 1; }
@@ -102,6 +114,22 @@ class CudaBackend final : public Backend {
   };
   CudaBackend() = default;
 
+  // Times one op when profiling: events around it, read later by profile().
+  class OpScope {
+   public:
+    OpScope(CudaBackend* b, const char* name);
+    ~OpScope();
+    OpScope(const OpScope&) = delete;
+    OpScope& operator=(const OpScope&) = delete;
+
+   private:
+    CudaBackend* b_;
+    const char* name_;
+    void* start_ = nullptr;
+  };
+  void* take_event();
+  void drain_profile();  // folds pending event pairs into profile_
+
   // `b` with at least n bytes; a reallocation bumps generation_ (records pointing at the old
   // block are dropped) and is refused while capturing.
   void* need(Buffer& b, size_t n);
@@ -126,6 +154,15 @@ class CudaBackend final : public Backend {
   std::unordered_map<const KvCache*, DeviceCache> caches_;
   std::map<std::pair<const void*, int64_t>, Record> records_;   // (owner, n_tokens) -> record
   uint64_t generation_ = 0;
+  bool profiling_ = false;
+  struct PendingOp {
+    const char* name;
+    void* start;
+    void* stop;
+  };
+  std::vector<PendingOp> pending_ops_;
+  std::vector<void*> free_events_;
+  std::map<std::string, OpTime> profile_;
   uint64_t graph_replays_ = 0;
   bool capturing_ = false;
   // Inside run_step: the step's position (in position_slot_[0]) and whether its kernels must
