@@ -38,9 +38,17 @@ std::vector<popper::bench::StartupHook>& startup_hooks() {
   return hooks;
 }
 
+// The context's "device" entry (set_device).
+std::string& device_entry() {
+  static std::string device = "cpu";
+  return device;
+}
+
 }  // namespace
 
 namespace popper::bench {
+void set_device(std::string device) { device_entry() = std::move(device); }
+
 bool add_startup_hook(StartupHook hook) {
   startup_hooks().push_back(std::move(hook));
   return true;
@@ -62,7 +70,7 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("cpu_features", popper::cpu_features_string());
   benchmark::AddCustomContext("simd_path", popper::simd_level());
   benchmark::AddCustomContext("kernel_path", popper::cpu::simd_path_name(popper::cpu::active_simd_path()));
-  benchmark::AddCustomContext("device", "cpu");
+  benchmark::AddCustomContext("device", device_entry());
   const int threads = popper::ThreadPool::hardware_threads();
   const auto bw = popper::cpu::measure_read_bandwidth(threads, kProbeBytes, kProbeRepetitions);
   benchmark::AddCustomContext("read_bandwidth_threads", std::to_string(threads));

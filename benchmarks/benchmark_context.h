@@ -6,6 +6,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 
 #include "engine/core/result.h"
 
@@ -15,5 +16,9 @@ using StartupHook = std::function<Status()>;
 
 // Returns true, so that a namespace-scope `const bool` can register the hook.
 bool add_startup_hook(StartupHook hook);
+
+// What the benchmarks run on, for the JSON context's "device" entry (default "cpu"). A hook that
+// makes a GPU backend sets it, e.g. "cuda: NVIDIA H100 80GB HBM3".
+void set_device(std::string device);
 
 }  // namespace popper::bench

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "benchmarks/benchmark_context.h"
 #include "engine/core/rng.h"
 #include "engine/model/backend_factory.h"
 #include "engine/model/generate.h"
@@ -119,6 +120,18 @@ void report_profile([[maybe_unused]] Loaded& l, [[maybe_unused]] benchmark::Stat
   std::fprintf(stderr, "  %-14s %9.4f ms\n", "all ops", total / double(tokens));
 #endif
 }
+
+// The JSON context's "device": the GPU's name, or why there is none.
+Status name_device() {
+#ifdef POPPER_HAVE_CUDA
+  auto info = cuda::init();
+  bench::set_device(info.ok() ? "cuda: " + info.value().name : "none (" + info.message() + ")");
+#else
+  bench::set_device("none (built without the CUDA backend)");
+#endif
+  return Status();
+}
+[[maybe_unused]] const bool kDeviceHookRegistered = bench::add_startup_hook(name_device);
 
 std::vector<int32_t> prompt_tokens(int64_t n, int64_t n_vocab, uint64_t seed) {
   Rng rng(seed);

@@ -62,6 +62,9 @@ Status make_bench_backend() {
   if (!b.ok()) return make_error("POPPER_BENCH_BACKEND=", name, ": ", b.message());
   backend_slot() = std::move(b.value());
   benchmark::AddCustomContext("popper_backend", backend().name());
+#ifdef POPPER_HAVE_CUDA
+  if (auto* cuda = dynamic_cast<CudaBackend*>(&backend())) bench::set_device("cuda: " + cuda->device().name);
+#endif
   return Status();
 }
 [[maybe_unused]] const bool kBackendHookRegistered = bench::add_startup_hook(make_bench_backend);
