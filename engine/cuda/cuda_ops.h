@@ -91,6 +91,10 @@ void swiglu(float* g, const float* u, int64_t n);
 // Converts x ([n_rows, n_cols] f32) to vec_dot_type rows (activation_row_bytes each), byte for
 // byte what the CPU's reference quantisers write.
 void quantize_activations(const float* x, int64_t n_rows, int64_t n_cols, GgmlType vec_dot_type, void* out);
+// quantize_activations of swiglu(g, u) without writing it out: the same bytes as swiglu() then
+// quantize_activations. vec_dot_type Q8_K or Q8_0.
+void quantize_swiglu(const float* g, const float* u, int64_t n_rows, int64_t n_cols, GgmlType vec_dot_type,
+                     void* out);
 
 // --- matmul -----------------------------------------------------------------------------------
 // A weight matrix on the device: n_out rows of row_bytes.
@@ -116,6 +120,11 @@ size_t matmul_scratch_bytes(const DeviceMatrix& w, int64_t n_tokens);
 // row that every grouped row reads (a single token's activations, not gathered per expert).
 void matmul_grouped(const DeviceMatrix& all, int64_t n_out, const void* x, const int32_t* groups, int64_t n_groups,
                     int64_t max_count, float* y, bool broadcast_x = false);
+// Two grouped matmuls of one weight type over the same x and groups in one launch (an MoE
+// layer's gate and up projections): ya from a, yb from b. a.type must equal b.type.
+void matmul_grouped_pair(const DeviceMatrix& a, const DeviceMatrix& b, int64_t n_out, const void* x,
+                         const int32_t* groups, int64_t n_groups, int64_t max_count, float* ya, float* yb,
+                         bool broadcast_x = false);
 // Up to three matrices of one type and n_in against the same x in one launch (Q, K and V):
 // y[i] = matmul(w[i], x), row stride w[i].n_out. matmul_multi_fits says whether they qualify
 // (same type and n_in, and not a cuBLAS-sized dense product).

@@ -133,27 +133,41 @@ __global__ void add_kernel(float* x, const float* y, int64_t n) {
   if (i < n) x[i] += y[i];
 }
 
+// silu(g) * u, the CPU's formula.
+__device__ __forceinline__ float swiglu_value(float g, float u) { return __fmul_rn(__fdiv_rn(g, 1.0f + expf(-g)), u); }
+
 __global__ void swiglu_kernel(float* g, const float* u, int64_t n) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= n) return;
-  const float v = g[i];
-  g[i] = __fmul_rn(__fdiv_rn(v, 1.0f + expf(-v)), u[i]);
+  if (i < n) g[i] = swiglu_value(g[i], u[i]);
 }
 
+// What an activation quantiser reads: element i of x, or SwiGLU of element i computed on the
+// fly (the MoE down projection's input, never written out as floats).
+struct PlainInput {
+  const float* x;
+  __device__ float operator()(int64_t i) const { return x[i]; }
+};
+struct SwigluInput {
+  const float* g;
+  const float* u;
+  __device__ float operator()(int64_t i) const { return swiglu_value(g[i], u[i]); }
+};
+
 // Q8_K: one warp per 256-block, 8 elements per lane. max = the FIRST element of largest |x|.
-__global__ void quantize_q8_k_kernel(const float* x, int64_t n_blocks, int64_t blocks_per_row, int64_t row_bytes,
+template <class In>
+__global__ void quantize_q8_k_kernel(In in, int64_t n_blocks, int64_t blocks_per_row, int64_t row_bytes,
                                      uint8_t* out) {
   const int64_t blk = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (blk >= n_blocks) return;
   const int64_t row = blk / blocks_per_row, b = blk % blocks_per_row;
-  const float* xb = x + blk * kQK_K;
+  const int64_t x0 = blk * kQK_K;
   auto* y = reinterpret_cast<BlockQ8K*>(out + row * row_bytes) + b;
   float v[8];
   float amax = 0.0f;
   int amax_i = kQK_K;
   for (int e = 0; e < 8; ++e) {
-    v[e] = xb[lane * 8 + e];
+    v[e] = in(x0 + lane * 8 + e);
     const float a = fabsf(v[e]);
     if (a > amax) {
       amax = a;
@@ -174,7 +188,7 @@ __global__ void quantize_q8_k_kernel(const float* x, int64_t n_blocks, int64_t b
     if (lane == 0) y->d = 0.0f;
     return;
   }
-  const float max = xb[amax_i];
+  const float max = in(x0 + amax_i);
   const float iscale = __fdiv_rn(-127.0f, max);
   int sum = 0;
   for (int e = 0; e < 8; ++e) {
@@ -189,14 +203,15 @@ __global__ void quantize_q8_k_kernel(const float* x, int64_t n_blocks, int64_t b
 }
 
 // Q8_0: one warp per 32-block; roundf is ties-away-from-zero like the CPU's std::round.
-__global__ void quantize_q8_0_kernel(const float* x, int64_t n_blocks, int64_t blocks_per_row, int64_t row_bytes,
+template <class In>
+__global__ void quantize_q8_0_kernel(In in, int64_t n_blocks, int64_t blocks_per_row, int64_t row_bytes,
                                      uint8_t* out) {
   const int64_t blk = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (blk >= n_blocks) return;
   const int64_t row = blk / blocks_per_row, b = blk % blocks_per_row;
   auto* y = reinterpret_cast<BlockQ8_0*>(out + row * row_bytes) + b;
-  const float v = x[blk * kQK8_0 + lane];
+  const float v = in(blk * kQK8_0 + lane);
   const float amax = warp_max(fabsf(v));
   const float d = __fdiv_rn(amax, 127.0f);
   const float id = d != 0.0f ? __fdiv_rn(1.0f, d) : 0.0f;
@@ -516,24 +531,38 @@ int64_t activation_row_bytes(GgmlType t, int64_t n) {
   }
 }
 
-void quantize_activations(const float* x, int64_t n_rows, int64_t n_cols, GgmlType t, void* out) {
+namespace {
+template <class In>
+void quantize_rows(In in, int64_t n_rows, int64_t n_cols, GgmlType t, void* out) {
   const int64_t row_bytes = activation_row_bytes(t, n_cols);
-  if (n_rows == 0) return;
-  if (t == GgmlType::F32) {
-    POPPER_CUDA_CHECK(cudaMemcpyAsync(out, x, size_t(n_rows * row_bytes), cudaMemcpyDeviceToDevice, stream()));
-    return;
-  }
   const int64_t bs = t == GgmlType::Q8_K ? kQK_K : kQK8_0;
   POPPER_CHECK(n_cols % bs == 0, "activation row of ", n_cols, " is not a multiple of ", bs);
   const int64_t per_row = n_cols / bs, n_blocks = n_rows * per_row;
   auto* o = static_cast<uint8_t*>(out);
   if (t == GgmlType::Q8_K) {
-    quantize_q8_k_kernel<<<blocks_for(n_blocks, 4), 128, 0, stream()>>>(x, n_blocks, per_row, row_bytes, o);
+    quantize_q8_k_kernel<In><<<blocks_for(n_blocks, 4), 128, 0, stream()>>>(in, n_blocks, per_row, row_bytes, o);
   } else {
     POPPER_CHECK(t == GgmlType::Q8_0, "activation type ", ggml_type_name(t));
-    quantize_q8_0_kernel<<<blocks_for(n_blocks, 4), 128, 0, stream()>>>(x, n_blocks, per_row, row_bytes, o);
+    quantize_q8_0_kernel<In><<<blocks_for(n_blocks, 4), 128, 0, stream()>>>(in, n_blocks, per_row, row_bytes, o);
   }
   POPPER_CUDA_LAUNCHED();
+}
+}  // namespace
+
+void quantize_activations(const float* x, int64_t n_rows, int64_t n_cols, GgmlType t, void* out) {
+  if (n_rows == 0) return;
+  if (t == GgmlType::F32) {
+    const size_t bytes = size_t(n_rows * activation_row_bytes(t, n_cols));
+    POPPER_CUDA_CHECK(cudaMemcpyAsync(out, x, bytes, cudaMemcpyDeviceToDevice, stream()));
+    return;
+  }
+  quantize_rows(PlainInput{x}, n_rows, n_cols, t, out);
+}
+
+void quantize_swiglu(const float* g, const float* u, int64_t n_rows, int64_t n_cols, GgmlType t, void* out) {
+  if (n_rows == 0) return;
+  POPPER_CHECK(t != GgmlType::F32, "quantize_swiglu: F32 activations are swiglu() in place");
+  quantize_rows(SwigluInput{g, u}, n_rows, n_cols, t, out);
 }
 
 void route_top_k(float* logits, int64_t n_tokens, int64_t n_expert, int64_t k, int32_t* ids, float* weights) {

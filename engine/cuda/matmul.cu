@@ -140,9 +140,11 @@ struct MatmulArgs {
   int64_t n_tokens;
   float* y;
   int64_t ldy;
-  // Multi-matrix launch (n_multi > 0): matrix blockIdx.z has these instead of w, n_out, y, ldy
-  // (same type and n_in; ldy = its n_out).
+  // Multi-matrix launch (n_multi > 0): matrix m has these instead of w, n_out, y, ldy (same type
+  // and n_in; ldy = its n_out). m = blockIdx.z, or with groups blockIdx.z / n_groups_launch (the
+  // group then being blockIdx.z % n_groups_launch).
   int n_multi;
+  int64_t n_groups_launch;
   const uint8_t* multi_w[kMaxMulti];
   int64_t multi_n_out[kMaxMulti], multi_row_bytes[kMaxMulti];
   float* multi_y[kMaxMulti];
@@ -152,7 +154,7 @@ struct MatmulArgs {
 __device__ __forceinline__ MatmulArgs this_matrix(const MatmulArgs& p) {
   if (p.n_multi == 0) return p;
   MatmulArgs q = p;
-  const int z = int(blockIdx.z);
+  const int z = int(p.groups != nullptr ? int64_t(blockIdx.z) / p.n_groups_launch : int64_t(blockIdx.z));
   q.w = p.multi_w[z];
   q.n_out = p.multi_n_out[z];
   q.row_bytes = p.multi_row_bytes[z];
@@ -168,7 +170,8 @@ __device__ __forceinline__ bool group_of(const MatmulArgs& p, int64_t* w_off, in
     *row0 = 0;
     *count = p.n_tokens;
   } else {
-    const int32_t* g = p.groups + 3 * blockIdx.z;
+    const int64_t group = p.n_multi > 0 ? int64_t(blockIdx.z) % p.n_groups_launch : int64_t(blockIdx.z);
+    const int32_t* g = p.groups + 3 * group;
     *w_off = int64_t(g[0]) * p.expert_stride;
     *row0 = g[1];
     *count = g[2];
@@ -388,6 +391,26 @@ void matmul_grouped(const DeviceMatrix& all, int64_t n_out, const void* x, const
   MatmulArgs p{static_cast<const uint8_t*>(all.data), n_out * all.row_bytes, all.row_bytes, all.n_in, n_out,
                static_cast<const uint8_t*>(x), x_row_bytes, groups, 0, y, n_out};
   launch(all.type, p, n_groups, max_count);
+}
+
+void matmul_grouped_pair(const DeviceMatrix& a, const DeviceMatrix& b, int64_t n_out, const void* x,
+                         const int32_t* groups, int64_t n_groups, int64_t max_count, float* ya, float* yb,
+                         bool broadcast_x) {
+  POPPER_CHECK(a.type == b.type && a.n_in == b.n_in && a.row_bytes == b.row_bytes, "matmul_grouped_pair: ",
+               ggml_type_name(a.type), " and ", ggml_type_name(b.type), " differ");
+  if (n_groups == 0) return;
+  const int64_t x_row_bytes = broadcast_x ? 0 : activation_row_bytes(vec_dot_type(a.type), a.n_in);
+  MatmulArgs p{nullptr, n_out * a.row_bytes, a.row_bytes, a.n_in, n_out, static_cast<const uint8_t*>(x), x_row_bytes,
+               groups, 0, nullptr, n_out};
+  p.n_multi = 2;
+  p.n_groups_launch = n_groups;
+  p.multi_w[0] = static_cast<const uint8_t*>(a.data);
+  p.multi_w[1] = static_cast<const uint8_t*>(b.data);
+  p.multi_n_out[0] = p.multi_n_out[1] = n_out;
+  p.multi_row_bytes[0] = p.multi_row_bytes[1] = a.row_bytes;
+  p.multi_y[0] = ya;
+  p.multi_y[1] = yb;
+  launch(a.type, p, 2 * n_groups, max_count);
 }
 
 bool matmul_multi_fits(const DeviceMatrix* w, int n, int64_t n_tokens) {

@@ -459,10 +459,22 @@ void CudaBackend::moe_ffn(const LayerWeights& L, const float* x, int64_t n_token
                          : activations(up.type, gx, in_rows, n_embd, act2_);
   float* g = need_floats(moe_gate_, n_assign * n_ff);
   float* u = need_floats(moe_up_, n_assign * n_ff);
-  cuda::matmul_grouped(gate, n_ff, a_gate, groups, n_groups, max_count, g, one_token);
-  cuda::matmul_grouped(up, n_ff, a_up, groups, n_groups, max_count, u, one_token);
-  cuda::swiglu(g, u, n_assign * n_ff);
-  const void* a_mid = activations(down.type, g, n_assign, n_ff, act_);
+  if (gate.type == up.type && gate.row_bytes == up.row_bytes) {  // one launch for both
+    cuda::matmul_grouped_pair(gate, up, n_ff, a_gate, groups, n_groups, max_count, g, u, one_token);
+  } else {
+    cuda::matmul_grouped(gate, n_ff, a_gate, groups, n_groups, max_count, g, one_token);
+    cuda::matmul_grouped(up, n_ff, a_up, groups, n_groups, max_count, u, one_token);
+  }
+  // The down projection's input, silu(g) * u, goes straight into its activation format.
+  const GgmlType mid_type = cuda::vec_dot_type(down.type);
+  const void* a_mid = g;
+  if (mid_type == GgmlType::F32) {
+    cuda::swiglu(g, u, n_assign * n_ff);
+  } else {
+    void* q = need(act_, size_t(n_assign * cuda::activation_row_bytes(mid_type, n_ff)));
+    cuda::quantize_swiglu(g, u, n_assign, n_ff, mid_type, q);
+    a_mid = q;
+  }
   float* d = need_floats(moe_down_, n_assign * n_embd);
   cuda::matmul_grouped(down, n_embd, a_mid, groups, n_groups, max_count, d);
   cuda::combine_experts(d, slot_row, weights, n_tokens, k, n_embd, out);
