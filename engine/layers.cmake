@@ -17,5 +17,24 @@ if(POPPER_CUDA)
   target_link_libraries(popper_model PUBLIC popper_cuda)
   target_compile_definitions(popper_model PUBLIC POPPER_HAVE_CUDA=1)
 endif()
+# The CUDA layer's CPU emulation, for tests (engine/cuda/emulation/cuda_emu.h): the same .cu
+# sources (through .cpp wrappers, compiled as C++ against stand-in CUDA headers) with
+# emu_device.cpp in place of device.cu, and the model layer again on top of it, so the CUDA
+# backend's falsifiers run on every machine. Never linked into popper itself.
+if(POPPER_BUILD_TESTS AND CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
+  file(GLOB _popper_emu_srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/cuda/emulation/*.cpp)
+  add_library(popper_cuda_emu STATIC ${_popper_emu_srcs})
+  target_include_directories(popper_cuda_emu BEFORE PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/cuda/emulation/include)
+  target_include_directories(popper_cuda_emu PUBLIC ${POPPER_ROOT})
+  # The _rn intrinsics stand for single IEEE operations: no fused multiply-adds.
+  target_compile_options(popper_cuda_emu PRIVATE -ffp-contract=off)
+  target_link_libraries(popper_cuda_emu PUBLIC popper_core popper_quant)
+  file(GLOB _popper_model_srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/model/*.cpp)
+  add_library(popper_model_emu STATIC ${_popper_model_srcs})
+  target_include_directories(popper_model_emu PUBLIC ${POPPER_ROOT})
+  target_compile_definitions(popper_model_emu PUBLIC POPPER_HAVE_CUDA=1)
+  target_link_libraries(popper_model_emu PUBLIC popper_core popper_gguf popper_quant popper_cpu popper_cuda_emu
+                                         PRIVATE popper_warnings)
+endif()
 popper_engine_layer(popper_serve serve DEPS popper_model popper_tokenizer PkgConfig::HTTPLIB nlohmann_json::nlohmann_json)
 target_link_libraries(popper_engine INTERFACE popper_serve)

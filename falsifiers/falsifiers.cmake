@@ -31,3 +31,9 @@ popper_falsifier(serve_bench_test LABEL serve SOURCES serve_bench_test.cpp)
 popper_falsifier(backend_select_test LABEL serve SOURCES backend_select_test.cpp LIBS popper_harness)
 add_dependencies(backend_select_test popper)
 popper_falsifier(cuda_backend_test LABEL cuda SOURCES cuda_backend_test.cpp)
+# The same falsifiers on the CPU emulation of the CUDA layer (engine/cuda/emulation): they run
+# everywhere, checking the kernels' logic and the backend's orchestration, not GPU arithmetic.
+if(TARGET popper_model_emu)
+  popper_falsifier(cuda_backend_emu_test LABEL cuda-emulated PREFIX "emulated." SOURCES cuda_backend_test.cpp
+                   LAYERS popper_model_emu popper_synth)
+endif()

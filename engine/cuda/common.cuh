@@ -26,6 +26,13 @@ namespace popper::cuda {
   } while (0)
 #define POPPER_CUDA_LAUNCHED() POPPER_CUDA_CHECK(cudaGetLastError())
 
+// Every kernel launch, on the layer's stream: POPPER_LAUNCH(grid, block, kernel)(args...). The
+// kernel comes last so template arguments may hold commas. One spelling for nvcc and for the
+// CPU emulation of this layer (falsifiers/cuda_emu), which defines its own.
+#ifndef POPPER_LAUNCH
+#define POPPER_LAUNCH(grid, block, ...) __VA_ARGS__<<<(grid), (block), 0, ::popper::cuda::stream()>>>
+#endif
+
 cudaStream_t stream();
 cublasHandle_t cublas();
 

@@ -427,8 +427,8 @@ __global__ void attention_merge_kernel(const float* part, int64_t n_spans, int64
 // every assignment takes the next row of its expert's group.
 __global__ void group_by_expert_kernel(const int32_t* ids, int64_t n_assign, int64_t k, int64_t n_expert,
                                        int32_t* groups, int32_t* rows, int32_t* slot_row, int32_t* stats) {
-  extern __shared__ int32_t counts[];  // [n_expert] counts, then [n_expert] fill cursors
-  int32_t* cursor = counts + n_expert;
+  __shared__ int32_t counts[kMaxExperts];
+  __shared__ int32_t cursor[kMaxExperts];  // fill cursors
   for (int64_t e = threadIdx.x; e < n_expert; e += blockDim.x) counts[e] = 0;
   __syncthreads();
   for (int64_t a = threadIdx.x; a < n_assign; a += blockDim.x) atomicAdd(&counts[ids[a]], 1);
@@ -468,7 +468,7 @@ void embed(GgmlType type, const void* table, int64_t row_bytes, int64_t n_embd, 
            int64_t n_tokens, float* x) {
   const int64_t n = n_tokens * n_embd;
   if (n == 0) return;
-  embed_kernel<<<blocks_for(n, 256), 256, 0, stream()>>>(type, static_cast<const uint8_t*>(table), row_bytes, n_embd,
+  POPPER_LAUNCH(blocks_for(n, 256), 256, embed_kernel)(type, static_cast<const uint8_t*>(table), row_bytes, n_embd,
                                                          tokens, n_tokens, x);
   POPPER_CUDA_LAUNCHED();
 }
@@ -482,20 +482,20 @@ float rope_theta_scale(int64_t head_dim, float freq_base) {
 
 void rmsnorm(const float* x, const float* w, int64_t n_rows, int64_t n, float eps, float* y) {
   if (n_rows == 0) return;
-  rmsnorm_kernel<<<unsigned(n_rows), rmsnorm_threads(n), 0, stream()>>>(x, w, n, eps, y);
+  POPPER_LAUNCH(unsigned(n_rows), rmsnorm_threads(n), rmsnorm_kernel)(x, w, n, eps, y);
   POPPER_CUDA_LAUNCHED();
 }
 
 void add_rmsnorm(float* x, const float* y, const float* w, int64_t n_rows, int64_t n, float eps, float* out) {
   if (n_rows == 0) return;
-  add_rmsnorm_kernel<<<unsigned(n_rows), rmsnorm_threads(n), 0, stream()>>>(x, y, w, n, eps, out);
+  POPPER_LAUNCH(unsigned(n_rows), rmsnorm_threads(n), add_rmsnorm_kernel)(x, y, w, n, eps, out);
   POPPER_CUDA_LAUNCHED();
 }
 
 void rmsnorm_rope(float* x, const float* w, int64_t n_tokens, int64_t n_heads, int64_t head_dim, float eps,
                   const int32_t* pos0, float freq_base) {
   if (n_tokens * n_heads == 0) return;
-  rmsnorm_rope_kernel<<<unsigned(n_tokens * n_heads), rmsnorm_threads(head_dim), 0, stream()>>>(
+  POPPER_LAUNCH(unsigned(n_tokens * n_heads), rmsnorm_threads(head_dim), rmsnorm_rope_kernel)(
       x, w, n_heads, head_dim, eps, pos0, rope_theta_scale(head_dim, freq_base));
   POPPER_CUDA_LAUNCHED();
 }
@@ -503,20 +503,20 @@ void rmsnorm_rope(float* x, const float* w, int64_t n_tokens, int64_t n_heads, i
 void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const int32_t* pos0, float freq_base) {
   const int64_t n = n_tokens * n_heads * (head_dim / 2);
   if (n == 0) return;
-  rope_kernel<<<blocks_for(n, 256), 256, 0, stream()>>>(x, n_tokens, n_heads, head_dim, pos0,
+  POPPER_LAUNCH(blocks_for(n, 256), 256, rope_kernel)(x, n_tokens, n_heads, head_dim, pos0,
                                                         rope_theta_scale(head_dim, freq_base));
   POPPER_CUDA_LAUNCHED();
 }
 
 void add(float* x, const float* y, int64_t n) {
   if (n == 0) return;
-  add_kernel<<<blocks_for(n, 256), 256, 0, stream()>>>(x, y, n);
+  POPPER_LAUNCH(blocks_for(n, 256), 256, add_kernel)(x, y, n);
   POPPER_CUDA_LAUNCHED();
 }
 
 void swiglu(float* g, const float* u, int64_t n) {
   if (n == 0) return;
-  swiglu_kernel<<<blocks_for(n, 256), 256, 0, stream()>>>(g, u, n);
+  POPPER_LAUNCH(blocks_for(n, 256), 256, swiglu_kernel)(g, u, n);
   POPPER_CUDA_LAUNCHED();
 }
 
@@ -540,10 +540,10 @@ void quantize_rows(In in, int64_t n_rows, int64_t n_cols, GgmlType t, void* out)
   const int64_t per_row = n_cols / bs, n_blocks = n_rows * per_row;
   auto* o = static_cast<uint8_t*>(out);
   if (t == GgmlType::Q8_K) {
-    quantize_q8_k_kernel<In><<<blocks_for(n_blocks, 4), 128, 0, stream()>>>(in, n_blocks, per_row, row_bytes, o);
+    POPPER_LAUNCH(blocks_for(n_blocks, 4), 128, quantize_q8_k_kernel<In>)(in, n_blocks, per_row, row_bytes, o);
   } else {
     POPPER_CHECK(t == GgmlType::Q8_0, "activation type ", ggml_type_name(t));
-    quantize_q8_0_kernel<In><<<blocks_for(n_blocks, 4), 128, 0, stream()>>>(in, n_blocks, per_row, row_bytes, o);
+    POPPER_LAUNCH(blocks_for(n_blocks, 4), 128, quantize_q8_0_kernel<In>)(in, n_blocks, per_row, row_bytes, o);
   }
   POPPER_CUDA_LAUNCHED();
 }
@@ -570,35 +570,34 @@ void route_top_k(float* logits, int64_t n_tokens, int64_t n_expert, int64_t k, i
   POPPER_CHECK(n_expert <= 32 * kRouteMaxPerLane, "", n_expert, " experts are past the routing kernel's ",
                32 * kRouteMaxPerLane);
   POPPER_CHECK(k >= 1 && k <= n_expert, "top-", k, " of ", n_expert, " experts");
-  route_kernel<<<blocks_for(n_tokens * 32, 128), 128, 0, stream()>>>(logits, n_tokens, n_expert, k, ids, weights);
+  POPPER_LAUNCH(blocks_for(n_tokens * 32, 128), 128, route_kernel)(logits, n_tokens, n_expert, k, ids, weights);
   POPPER_CUDA_LAUNCHED();
 }
 
 void gather_rows(const float* src, const int32_t* rows, int64_t n_rows, int64_t n, float* dst) {
   if (n_rows * n == 0) return;
-  gather_kernel<<<blocks_for(n_rows * n, 256), 256, 0, stream()>>>(src, rows, n_rows, n, dst);
+  POPPER_LAUNCH(blocks_for(n_rows * n, 256), 256, gather_kernel)(src, rows, n_rows, n, dst);
   POPPER_CUDA_LAUNCHED();
 }
 
 void combine_experts(const float* down, const int32_t* slot_row, const float* weights, int64_t n_tokens, int64_t k,
                      int64_t n, float* out) {
   if (n_tokens * n == 0) return;
-  combine_kernel<<<blocks_for(n_tokens * n, 256), 256, 0, stream()>>>(down, slot_row, weights, n_tokens, k, n, out);
+  POPPER_LAUNCH(blocks_for(n_tokens * n, 256), 256, combine_kernel)(down, slot_row, weights, n_tokens, k, n, out);
   POPPER_CUDA_LAUNCHED();
 }
 
 void store_kv(const DeviceKv& kv, const int32_t* pos0, int64_t n_tokens, const float* k, const float* v) {
   const int64_t n = n_tokens * kv.n_head_kv * kv.head_dim;
   if (n == 0) return;
-  store_kv_kernel<<<blocks_for(n, 256), 256, 0, stream()>>>(kv, pos0, n_tokens, k, v);
+  POPPER_LAUNCH(blocks_for(n, 256), 256, store_kv_kernel)(kv, pos0, n_tokens, k, v);
   POPPER_CUDA_LAUNCHED();
 }
 
 void group_by_expert(const int32_t* ids, int64_t n_assign, int64_t k, int64_t n_expert, int32_t* groups,
                      int32_t* rows, int32_t* slot_row, int32_t* stats) {
-  const size_t smem = size_t(2 * n_expert) * sizeof(int32_t);
-  POPPER_CHECK(smem <= 48 * 1024, "", n_expert, " experts are past the grouping kernel's shared memory");
-  group_by_expert_kernel<<<1, 1024, smem, stream()>>>(ids, n_assign, k, n_expert, groups, rows, slot_row, stats);
+  POPPER_CHECK(n_expert <= kMaxExperts, "", n_expert, " experts are past the grouping kernel's ", kMaxExperts);
+  POPPER_LAUNCH(1, 1024, group_by_expert_kernel)(ids, n_assign, k, n_expert, groups, rows, slot_row, stats);
   POPPER_CUDA_LAUNCHED();
 }
 
@@ -627,10 +626,10 @@ void attention(const DeviceKv& kv, const float* q, int64_t n_tokens, const int32
   for (int64_t t0 = 0; t0 < n_tokens; t0 += chunk) {
     const int64_t nt = std::min(chunk, n_tokens - t0);
     const dim3 grid(unsigned(nt * n_head), unsigned(n_spans));
-    attention_span_kernel<<<grid, kAttnThreads, 0, stream()>>>(kv, q + t0 * n_head * hd, t0, pos0, n_head, scale,
+    POPPER_LAUNCH(grid, kAttnThreads, attention_span_kernel)(kv, q + t0 * n_head * hd, t0, pos0, n_head, scale,
                                                                n_spans, part);
     POPPER_CUDA_LAUNCHED();
-    attention_merge_kernel<<<unsigned(nt * n_head), 128, 0, stream()>>>(part, n_spans, hd, out + t0 * n_head * hd);
+    POPPER_LAUNCH(unsigned(nt * n_head), 128, attention_merge_kernel)(part, n_spans, hd, out + t0 * n_head * hd);
     POPPER_CUDA_LAUNCHED();
   }
 }

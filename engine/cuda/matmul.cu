@@ -285,9 +285,9 @@ template <class U>
 void launch_q(const MatmulArgs& p, int64_t n_groups, int64_t max_count) {
   const dim3 block(32 * kRowsPerBlock);
   if (max_count >= kWideTileMinTokens) {
-    matmul_q_kernel<U, kWideTileTokens><<<grid_for<kWideTileTokens>(p, n_groups, max_count), block, 0, stream()>>>(p);
+    POPPER_LAUNCH(grid_for<kWideTileTokens>(p, n_groups, max_count), block, matmul_q_kernel<U, kWideTileTokens>)(p);
   } else {
-    matmul_q_kernel<U, kTileTokens><<<grid_for<kTileTokens>(p, n_groups, max_count), block, 0, stream()>>>(p);
+    POPPER_LAUNCH(grid_for<kTileTokens>(p, n_groups, max_count), block, matmul_q_kernel<U, kTileTokens>)(p);
   }
 }
 
@@ -308,13 +308,13 @@ void launch(GgmlType type, const MatmulArgs& p, int64_t n_groups, int64_t max_co
       launch_q<Q80Unit>(p, n_groups, max_count);
       break;
     case GgmlType::F32:
-      matmul_f_kernel<GgmlType::F32><<<grid, block, 0, stream()>>>(p);
+      POPPER_LAUNCH(grid, block, matmul_f_kernel<GgmlType::F32>)(p);
       break;
     case GgmlType::F16:
-      matmul_f_kernel<GgmlType::F16><<<grid, block, 0, stream()>>>(p);
+      POPPER_LAUNCH(grid, block, matmul_f_kernel<GgmlType::F16>)(p);
       break;
     case GgmlType::BF16:
-      matmul_f_kernel<GgmlType::BF16><<<grid, block, 0, stream()>>>(p);
+      POPPER_LAUNCH(grid, block, matmul_f_kernel<GgmlType::BF16>)(p);
       break;
     default:
       POPPER_CHECK(false, "no CUDA matmul for ", ggml_type_name(type));
@@ -360,9 +360,9 @@ void matmul(const DeviceMatrix& w, const void* x, int64_t n_tokens, float* y, in
       const auto* src = static_cast<const uint8_t*>(w.data);
       auto* dst = static_cast<float*>(scratch);
       if (w.type == GgmlType::F16) {
-        to_f32_kernel<GgmlType::F16><<<blocks_for(n, 256), 256, 0, stream()>>>(src, dst, n);
+        POPPER_LAUNCH(blocks_for(n, 256), 256, to_f32_kernel<GgmlType::F16>)(src, dst, n);
       } else {
-        to_f32_kernel<GgmlType::BF16><<<blocks_for(n, 256), 256, 0, stream()>>>(src, dst, n);
+        POPPER_LAUNCH(blocks_for(n, 256), 256, to_f32_kernel<GgmlType::BF16>)(src, dst, n);
       }
       POPPER_CUDA_LAUNCHED();
       a = dst;
