@@ -315,6 +315,27 @@ TEST(CudaErrors, AKvCacheTooBigForTheDeviceIsAnErrorNamingTheBytes) {
   gpu->release(nullptr, &cache);
 }
 
+TEST(CudaErrors, SessionBuffersTooBigForTheDeviceAreAnErrorNotACrash) {
+  RecordProperty("falsification_id", "FALSIFY-CUDA_BACKEND_PARITY_V1_003");
+  REQUIRE_CUDA(gpu);
+  const Model& model = tiny_model({SynthArch::kQwen3Moe, SynthQuant::kQ4_K_M});
+  // A batch of 2^26 tokens: ~400 GiB of workspace for the tiny model, past any device.
+  SessionOptions so;
+  so.capacity = int64_t(1) << 26;
+  so.max_batch = so.capacity;
+  Session s(model, *gpu, so);
+  std::vector<float> logits(size_t(model.config().n_vocab));
+  const int32_t token = 1;
+  const Status st = s.forward({&token, 1}, logits.data());
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("bytes"), std::string::npos) << st.message();
+  // The backend is still usable: a session that fits runs.
+  SessionOptions small;
+  small.capacity = 16;
+  Session ok(model, *gpu, small);
+  EXPECT_TRUE(ok.forward({&token, 1}, logits.data()).ok());
+}
+
 // --- end to end ---------------------------------------------------------------------------------
 
 // Greedy decoding, compared where a comparison means something. With quantised activations a

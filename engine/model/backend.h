@@ -47,9 +47,9 @@ class Backend {
   virtual int n_threads() const = 0;
 
   // --- backend memory ---------------------------------------------------------------------------
-  // `bytes` of backend memory, aligned for any element type; aborts when it cannot be had
-  // (sessions size their buffers once, up front).
-  virtual void* allocate(size_t bytes) = 0;
+  // `bytes` of backend memory, aligned for any element type. Error when the backend has not that
+  // much free (the message names the bytes asked for and free).
+  virtual Result<void*> allocate(size_t bytes) = 0;
   virtual void deallocate(void* p) = 0;
   // host -> backend and backend -> host; both return when the bytes are in place (a download
   // waits for every op issued before it).
@@ -160,8 +160,22 @@ template <class T>
 class BackendArray {
  public:
   BackendArray() = default;
-  BackendArray(Backend& backend, int64_t n)
-      : backend_(&backend), p_(static_cast<T*>(backend.allocate(size_t(n) * sizeof(T)))), n_(n) {}
+  // Error when the backend cannot hold it.
+  static Result<BackendArray> make(Backend& backend, int64_t n) {
+    auto p = backend.allocate(size_t(n) * sizeof(T));
+    if (!p.ok()) return p.error();
+    BackendArray a;
+    a.backend_ = &backend;
+    a.p_ = static_cast<T*>(p.value());
+    a.n_ = n;
+    return a;
+  }
+  // Aborts when the backend cannot hold it: for tests and small fixed buffers.
+  BackendArray(Backend& backend, int64_t n) {
+    auto a = make(backend, n);
+    POPPER_CHECK(a.ok(), "backend memory: ", a.ok() ? std::string() : a.message());
+    *this = std::move(a.value());
+  }
   ~BackendArray() { reset(); }
   BackendArray(BackendArray&& o) noexcept
       : backend_(std::exchange(o.backend_, nullptr)), p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}

@@ -44,8 +44,10 @@ CpuBackend::CpuBackend(int n_threads) : pool_(n_threads) {
   group_q_.resize(pool_.size());
 }
 
-void* CpuBackend::allocate(size_t bytes) {
-  return ::operator new(bytes == 0 ? 1 : bytes, std::align_val_t{kBufferAlignment});
+Result<void*> CpuBackend::allocate(size_t bytes) {
+  void* p = ::operator new(bytes == 0 ? 1 : bytes, std::align_val_t{kBufferAlignment}, std::nothrow);
+  if (p == nullptr) return make_error("out of host memory: ", bytes, " bytes asked for");
+  return p;
 }
 void CpuBackend::deallocate(void* p) { ::operator delete(p, std::align_val_t{kBufferAlignment}); }
 void CpuBackend::upload(void* dst, const void* host, size_t bytes) {

@@ -22,7 +22,7 @@ class CpuBackend final : public Backend {
   ThreadPool& pool() { return pool_; }
 
   // Backend memory is host memory: 64-byte aligned blocks, plain copies.
-  void* allocate(size_t bytes) override;
+  Result<void*> allocate(size_t bytes) override;
   void deallocate(void* p) override;
   void upload(void* dst, const void* host, size_t bytes) override;
   void download(void* host, const void* src, size_t bytes) override;

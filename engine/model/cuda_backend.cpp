@@ -113,11 +113,9 @@ void CudaBackend::reset_profile() {
   profile_.clear();
 }
 
-void* CudaBackend::allocate(size_t bytes) {
+Result<void*> CudaBackend::allocate(size_t bytes) {
   POPPER_CHECK(!capturing_, "CUDA: allocate while a step was being recorded");
-  auto r = cuda::alloc(bytes);
-  POPPER_CHECK(r.ok(), "CUDA session buffers: ", r.ok() ? "" : r.message());
-  return r.value();
+  return cuda::alloc(bytes);
 }
 
 void CudaBackend::deallocate(void* p) { cuda::free(p); }

@@ -66,7 +66,7 @@ class CudaBackend final : public Backend {
   const char* name() const override { return "cuda"; }
   int n_threads() const override { return 1; }
 
-  void* allocate(size_t bytes) override;
+  Result<void*> allocate(size_t bytes) override;
   void deallocate(void* p) override;
   void upload(void* dst, const void* host, size_t bytes) override;
   void download(void* host, const void* src, size_t bytes) override;

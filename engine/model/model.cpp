@@ -1,6 +1,7 @@
 #include "engine/model/model.h"
 
 #include <cmath>
+#include <type_traits>
 
 #include "engine/core/log.h"
 #include "engine/model/ffn_guard.h"
@@ -31,19 +32,30 @@ Session::Session(const Model& model, Backend& backend, const SessionOptions& opt
   const ModelConfig& c = model.config();
   const int64_t b = std::min(options.max_batch, options.capacity);
   options_.max_batch = b;
-  tokens_ = BackendArray<int32_t>(backend, b);
-  x_ = BackendArray<float>(backend, b * c.n_embd);
-  xn_ = BackendArray<float>(backend, b * c.n_embd);
-  q_ = BackendArray<float>(backend, b * c.q_dim());
-  k_ = BackendArray<float>(backend, b * c.kv_dim());
-  v_ = BackendArray<float>(backend, b * c.kv_dim());
-  attn_ = BackendArray<float>(backend, b * c.q_dim());
-  proj_ = BackendArray<float>(backend, b * c.n_embd);
+  // The workspace, in the backend's memory. A backend too small for it makes every forward()
+  // return the allocation's error instead of crashing here.
+  auto take = [&](auto& array, int64_t n) {
+    if (!buffers_.ok()) return;
+    auto a = std::remove_reference_t<decltype(array)>::make(backend, n);
+    if (!a.ok()) {
+      buffers_ = make_error("session buffers for a batch of ", b, " tokens: ", a.message());
+      return;
+    }
+    array = std::move(a.value());
+  };
+  take(tokens_, b);
+  take(x_, b * c.n_embd);
+  take(xn_, b * c.n_embd);
+  take(q_, b * c.q_dim());
+  take(k_, b * c.kv_dim());
+  take(v_, b * c.kv_dim());
+  take(attn_, b * c.q_dim());
+  take(proj_, b * c.n_embd);
   if (c.is_moe()) {
     // Recording keeps every layer's choices of the chunk apart, to copy them out after the step.
     const int64_t layers = options.record_routing ? c.n_layer : 1;
-    expert_ids_ = BackendArray<int32_t>(backend, layers * b * c.n_expert_used);
-    expert_weights_ = BackendArray<float>(backend, layers * b * c.n_expert_used);
+    take(expert_ids_, layers * b * c.n_expert_used);
+    take(expert_weights_, layers * b * c.n_expert_used);
   }
   routing_.k = c.n_expert_used;
   if (options.record_routing) {
@@ -66,6 +78,7 @@ Status Session::forward(std::span<const int32_t> tokens, float* logits, std::vec
                       cache_.n_pos() + int64_t(tokens.size()), ") but the capacity is ", cache_.capacity());
   }
   if (tokens.empty()) return make_error("forward: no tokens");
+  if (!buffers_.ok()) return buffers_;
   if (c.is_moe() && options_.force_dense_ffn) {
     // The guard: the serve contract greps for this exact line. Nothing has run.
     log_error(kDenseFfnOnMoeGuardMessage);
@@ -148,6 +161,12 @@ Status Session::forward_chunk(const int32_t* tokens, int64_t n, float* logits_ou
   const ModelWeights& w = model_.weights();
   const int64_t pos0 = cache_.n_pos();
   POPPER_RETURN_IF_ERROR(cache_.check_range(pos0, n));
+  const int64_t rows = all ? n : 1;
+  if (logits_out != nullptr && logits_.size() < rows * c.n_vocab) {  // before anything runs
+    auto grown = BackendArray<float>::make(backend_, rows * c.n_vocab);
+    if (!grown.ok()) return make_error("logits of ", rows, " tokens: ", grown.message());
+    logits_ = std::move(grown.value());
+  }
   tokens_.upload(tokens, n);
   const Backend::Step step{this, n, pos0, !options_.record_routing};
   POPPER_RETURN_IF_ERROR(backend_.run_step(step, [&] { return issue_layers(n, pos0); }));
@@ -158,8 +177,6 @@ Status Session::forward_chunk(const int32_t* tokens, int64_t n, float* logits_ou
   if (options_.record_routing && c.is_moe()) record_routing(n);
   cache_.commit(pos0 + n);
   if (logits_out != nullptr) {
-    const int64_t rows = all ? n : 1;
-    if (logits_.size() < rows * c.n_vocab) logits_ = BackendArray<float>(backend_, rows * c.n_vocab);
     backend_.output_logits(w.output_norm, w.output, x_.data() + (n - rows) * c.n_embd, rows, c.rms_eps,
                            logits_.data());
     logits_.download(logits_out, rows * c.n_vocab);

@@ -76,7 +76,8 @@ class Session {
   // Runs `tokens` at positions [cache().n_pos(), + n) in chunks of max_batch, appending to the
   // cache. logits: [n_vocab] of the last token, or when all_logits is non-null, every token's
   // logits appended there ([n, n_vocab]). Errors: a token id out of range, not enough cache
-  // positions (nothing is written then), the dense-FFN guard.
+  // positions (nothing is written then), the dense-FFN guard, and a backend that could not hold
+  // this session's buffers (the message names the bytes).
   Status forward(std::span<const int32_t> tokens, float* logits, std::vector<float>* all_logits = nullptr);
 
   KvCache& cache() { return cache_; }
@@ -94,6 +95,7 @@ class Session {
   const Model& model_;
   Backend& backend_;
   SessionOptions options_;
+  Status buffers_;  // why the workspace could not be allocated, if it could not
   KvCache cache_;
   RoutingTrace routing_;
   // Workspace for max_batch (B) tokens in the backend's memory, allocated once.
