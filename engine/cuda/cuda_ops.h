@@ -144,7 +144,16 @@ void group_by_expert(const int32_t* ids, int64_t n_assign, int64_t k, int64_t n_
                      int32_t* rows, int32_t* slot_row, int32_t* stats);
 // Per token: softmax over logits [n_tokens, n_expert] (overwritten by the probabilities), top-k by (prob desc, index asc), weights
 // renormalised to sum 1. ids, weights: [n_tokens, k] on device.
-void route_top_k(float* logits, int64_t n_tokens, int64_t n_expert, int64_t k, int32_t* ids, float* weights);
+// With one token, routing can also write what group_by_expert would (slot s as group s, with
+// grouped row s), saving that launch in a decode step: pass its output arrays here.
+struct SingleTokenGroups {
+  int32_t* groups = nullptr;  // 3 * k
+  int32_t* rows = nullptr;    // k
+  int32_t* slot_row = nullptr;
+  int32_t* stats = nullptr;   // 2
+};
+void route_top_k(float* logits, int64_t n_tokens, int64_t n_expert, int64_t k, int32_t* ids, float* weights,
+                 const SingleTokenGroups& one = {});
 // dst[r, :] = src[rows[r], :], n_rows rows of n floats.
 void gather_rows(const float* src, const int32_t* rows, int64_t n_rows, int64_t n, float* dst);
 // out[t, :] = sum_s weights[t, s] * down[slot_row[t * k + s], :], in slot order.

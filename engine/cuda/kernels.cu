@@ -225,7 +225,7 @@ __global__ void quantize_q8_0_kernel(In in, int64_t n_blocks, int64_t blocks_per
 constexpr int kRouteMaxPerLane = int(kMaxExperts / 32);
 
 __global__ void route_kernel(float* logits, int64_t n_tokens, int64_t n_expert, int64_t k, int32_t* ids,
-                             float* weights) {
+                             float* weights, SingleTokenGroups one) {
   const int64_t t = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
   if (t >= n_tokens) return;  // t is the same for the whole warp
@@ -289,6 +289,17 @@ __global__ void route_kernel(float* logits, int64_t n_tokens, int64_t n_expert, 
   }
   if (lane == 0) {
     for (int64_t s = 0; s < k; ++s) w[s] = __fdiv_rn(w[s], wsum);
+  }
+  if (one.groups != nullptr && lane == 0) {  // n_tokens == 1: slot s is group s, grouped row s
+    for (int64_t s = 0; s < k; ++s) {
+      one.groups[3 * s] = id[s];
+      one.groups[3 * s + 1] = int32_t(s);
+      one.groups[3 * s + 2] = 1;
+      one.rows[s] = 0;
+      one.slot_row[s] = int32_t(s);
+    }
+    one.stats[0] = int32_t(k);
+    one.stats[1] = 1;
   }
 }
 
@@ -565,12 +576,14 @@ void quantize_swiglu(const float* g, const float* u, int64_t n_rows, int64_t n_c
   quantize_rows(SwigluInput{g, u}, n_rows, n_cols, t, out);
 }
 
-void route_top_k(float* logits, int64_t n_tokens, int64_t n_expert, int64_t k, int32_t* ids, float* weights) {
+void route_top_k(float* logits, int64_t n_tokens, int64_t n_expert, int64_t k, int32_t* ids, float* weights,
+                 const SingleTokenGroups& one) {
   if (n_tokens == 0) return;
   POPPER_CHECK(n_expert <= 32 * kRouteMaxPerLane, "", n_expert, " experts are past the routing kernel's ",
                32 * kRouteMaxPerLane);
   POPPER_CHECK(k >= 1 && k <= n_expert, "top-", k, " of ", n_expert, " experts");
-  POPPER_LAUNCH(blocks_for(n_tokens * 32, 128), 128, route_kernel)(logits, n_tokens, n_expert, k, ids, weights);
+  POPPER_CHECK(one.groups == nullptr || n_tokens == 1, "single-token grouping for ", n_tokens, " tokens");
+  POPPER_LAUNCH(blocks_for(n_tokens * 32, 128), 128, route_kernel)(logits, n_tokens, n_expert, k, ids, weights, one);
   POPPER_CUDA_LAUNCHED();
 }
 

@@ -414,7 +414,16 @@ void CudaBackend::moe_route(const WeightMatrix& gate_inp, const float* x, int64_
   // Never cuBLAS: a token's router logits must not depend on the batch it came in (prefill vs
   // decode), as they do not on the CPU.
   matmul_f32(gate_inp, x, n_tokens, logits, act_, /*allow_cublas=*/false);
-  cuda::route_top_k(logits, n_tokens, gate_inp.n_out, k, ids, weights);
+  // One token: the routing kernel writes the expert grouping too, for the moe_ffn that follows
+  // with these ids (a decode step then has one launch fewer per layer).
+  cuda::SingleTokenGroups one;
+  grouped_ids_ = nullptr;
+  if (n_tokens == 1) {
+    one = {need_ints(groups_, 3 * std::max<int64_t>(k, gate_inp.n_out)), need_ints(rows_, k),
+           need_ints(slot_row_, k), need_ints(group_stats_, 2)};
+    grouped_ids_ = ids;
+  }
+  cuda::route_top_k(logits, n_tokens, gate_inp.n_out, k, ids, weights, one);
 }
 
 void CudaBackend::moe_ffn(const LayerWeights& L, const float* x, int64_t n_tokens, const int32_t* ids,
@@ -430,7 +439,11 @@ void CudaBackend::moe_ffn(const LayerWeights& L, const float* x, int64_t n_token
   int32_t* rows = need_ints(rows_, n_assign);
   int32_t* slot_row = need_ints(slot_row_, n_assign);
   int32_t* stats = need_ints(group_stats_, 2);
-  cuda::group_by_expert(ids, n_assign, k, n_expert, groups, rows, slot_row, stats);
+  // moe_route already grouped a single token's ids (the same ids: nothing ran in between).
+  if (!(n_tokens == 1 && ids == grouped_ids_)) {
+    cuda::group_by_expert(ids, n_assign, k, n_expert, groups, rows, slot_row, stats);
+  }
+  grouped_ids_ = nullptr;
   int64_t n_groups = std::min(n_assign, n_expert), max_count = n_tokens;  // bounds: no host wait
   if (n_tokens > kHostFreeMoeTokens) {
     int32_t host_stats[2];

@@ -174,6 +174,8 @@ class CudaBackend final : public Backend {
   Buffer position_slot_;  // int32 [2]
   Buffer norm_, logits_, act_, act2_, scratch_, attn_scratch_;
   Buffer groups_, rows_, slot_row_, group_stats_;
+  // The ids moe_route last grouped in the same launch (one token), for moe_ffn to reuse.
+  const int32_t* grouped_ids_ = nullptr;
   Buffer moe_x_, moe_gate_, moe_up_, moe_down_, ffn_gate_, ffn_up_;
 };
 
