@@ -13,6 +13,8 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "engine/cuda/common.cuh"
 #include "engine/cuda/cuda_ops.h"
@@ -225,6 +227,95 @@ __global__ void __launch_bounds__(32 * kRowsPerBlock) matmul_q_kernel(MatmulArgs
   }
 }
 
+// Prefill-sized batches of k-quant weights (Q4_K, Q5_K, Q6_K) against Q8_K activations: a
+// block computes a tile of kTileRows rows x kTileCols tokens. For each 256-element weight block
+// it unpacks the tile's weights into shared memory (int8, element order, with each sub-block's
+// integer scale and min) and stages the tokens' Q8_K blocks beside them; each thread then forms
+// a 2 x 2 corner of the tile with dp4a from shared memory. Each (row, token, block) integer sum is
+// the CPU's exactly and becomes a float with the CPU's formula (Unit::block_value); the blocks'
+// floats are summed in order. A sub-block "unit" j of U covers elements [j * E, j * E + E),
+// E = 4 * U::kWords, and word i of Unit::load holds elements j * E + 4i .. + 3.
+constexpr int kTileRows = 32, kTileCols = 32, kTiledThreads = 256;
+constexpr int kTiledMinTokens = 32;  // from here on prefill goes through the tiled kernel
+constexpr int kTilePitch = kQK_K + 4;  // bytes per shared row: padding spreads rows over banks
+
+template <class U>
+__global__ void __launch_bounds__(kTiledThreads) matmul_tiled_kernel(MatmulArgs args) {
+  constexpr int kE = 4 * U::kWords;
+  const MatmulArgs p = this_matrix(args);
+  int64_t w_off, row0, count;
+  if (!group_of<kTileCols>(p, &w_off, &row0, &count)) return;
+  const int64_t r_base = int64_t(blockIdx.x) * kTileRows;
+  const int64_t t_base = row0 + int64_t(blockIdx.y) * kTileCols;  // first token (activation row)
+  const int n_rows = int(min(int64_t(kTileRows), p.n_out - r_base));
+  const int n_cols = int(min(int64_t(kTileCols), row0 + count - t_base));
+  __shared__ int8_t w_sh[kTileRows * kTilePitch];
+  __shared__ int8_t a_sh[kTileCols * kTilePitch];
+  __shared__ int sc_sh[kTileRows * U::kSubs];
+  __shared__ int m_sh[kTileRows * U::kSubs];
+  __shared__ int bsum_sh[kTileCols * (kQK_K / 16)];
+  const int tid = threadIdx.x;
+  const int r0 = (tid % (kTileRows / 2)) * 2, c0 = (tid / (kTileRows / 2)) * 2;  // this thread's corner
+  float acc[2][2] = {};
+  const int64_t n_blocks = p.n_in / kQK_K;
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    for (int u = tid; u < kTileRows * U::kSubs; u += kTiledThreads) {  // weights: one unit each
+      const int r = u / U::kSubs, j = u % U::kSubs;
+      int w[U::kWords] = {}, sc = 0, m = 0;
+      if (r < n_rows) U::load(p.w + w_off + (r_base + r) * p.row_bytes + b * U::kBlockBytes, j, w, &sc, &m);
+      for (int i = 0; i < U::kWords; ++i) *reinterpret_cast<int*>(w_sh + r * kTilePitch + j * kE + 4 * i) = w[i];
+      sc_sh[r * U::kSubs + j] = sc;
+      m_sh[r * U::kSubs + j] = m;
+    }
+    for (int q = tid; q < kTileCols * (kQK_K / 4); q += kTiledThreads) {  // activations' quants
+      const int c = q / (kQK_K / 4), i = q % (kQK_K / 4);
+      int v = 0;
+      if (c < n_cols) v = load_i32_aligned(p.x + (t_base + c) * p.x_row_bytes + b * int64_t(sizeof(BlockQ8K)) + 4 + 4 * i);
+      *reinterpret_cast<int*>(a_sh + c * kTilePitch + 4 * i) = v;
+    }
+    for (int q = tid; q < kTileCols * (kQK_K / 16); q += kTiledThreads) {  // and their 16-sums
+      const int c = q / (kQK_K / 16), i = q % (kQK_K / 16);
+      int v = 0;
+      if (c < n_cols) {
+        const uint8_t* a = p.x + (t_base + c) * p.x_row_bytes + b * int64_t(sizeof(BlockQ8K));
+        v = reinterpret_cast<const int16_t*>(a + 4 + kQK_K)[i];
+      }
+      bsum_sh[c * (kQK_K / 16) + i] = v;
+    }
+    __syncthreads();
+    for (int dr = 0; dr < 2; ++dr) {
+      const int r = r0 + dr;
+      if (r >= n_rows) continue;
+      const uint8_t* blk = p.w + w_off + (r_base + r) * p.row_bytes + b * U::kBlockBytes;
+      for (int dc = 0; dc < 2; ++dc) {
+        const int c = c0 + dc;
+        if (c >= n_cols) continue;
+        int sx = 0, sy = 0;
+        for (int j = 0; j < U::kSubs; ++j) {
+          int dot = 0;
+          for (int i = 0; i < U::kWords; ++i) {
+            dot = __dp4a(*reinterpret_cast<const int*>(w_sh + r * kTilePitch + j * kE + 4 * i),
+                         *reinterpret_cast<const int*>(a_sh + c * kTilePitch + j * kE + 4 * i), dot);
+          }
+          int bsum = 0;
+          for (int e = 0; e < kE / 16; ++e) bsum += bsum_sh[c * (kQK_K / 16) + j * (kE / 16) + e];
+          sx += sc_sh[r * U::kSubs + j] * dot;
+          sy += m_sh[r * U::kSubs + j] * bsum;
+        }
+        const uint8_t* a = p.x + (t_base + c) * p.x_row_bytes + b * int64_t(sizeof(BlockQ8K));
+        acc[dr][dc] += U::block_value(blk, a, make_int2(sx, sy));
+      }
+    }
+    __syncthreads();  // the next block overwrites the tiles
+  }
+  for (int dr = 0; dr < 2; ++dr) {
+    for (int dc = 0; dc < 2; ++dc) {
+      const int r = r0 + dr, c = c0 + dc;
+      if (r < n_rows && c < n_cols) p.y[(t_base + c) * p.ldy + r_base + r] = acc[dr][dc];
+    }
+  }
+}
+
 // One weight element of a float type as f32.
 template <GgmlType kType>
 __device__ __forceinline__ float float_weight(const uint8_t* row, int64_t i) {
@@ -275,6 +366,15 @@ __global__ void to_f32_kernel(const uint8_t* src, float* dst, int64_t n) {
 // the weights wins.
 constexpr int64_t kCublasMinTokens = 16;
 
+// POPPER_CUDA_TILED=0 sends prefill through the warp-per-row kernels instead (for comparison).
+bool tiled_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("POPPER_CUDA_TILED");
+    return v == nullptr || std::string(v) != "0";
+  }();
+  return on;
+}
+
 template <int kTile>
 dim3 grid_for(const MatmulArgs& p, int64_t n_groups, int64_t max_count) {
   return dim3(unsigned((p.n_out + kRowsPerBlock - 1) / kRowsPerBlock), unsigned((max_count + kTile - 1) / kTile),
@@ -284,6 +384,14 @@ dim3 grid_for(const MatmulArgs& p, int64_t n_groups, int64_t max_count) {
 template <class U>
 void launch_q(const MatmulArgs& p, int64_t n_groups, int64_t max_count) {
   const dim3 block(32 * kRowsPerBlock);
+  if constexpr (U::kActBytes == sizeof(BlockQ8K)) {
+    if (max_count >= kTiledMinTokens && tiled_enabled()) {
+      const dim3 grid(unsigned((p.n_out + kTileRows - 1) / kTileRows), unsigned((max_count + kTileCols - 1) / kTileCols),
+                      unsigned(n_groups));
+      POPPER_LAUNCH(grid, kTiledThreads, matmul_tiled_kernel<U>)(p);
+      return;
+    }
+  }
   if (max_count >= kWideTileMinTokens) {
     POPPER_LAUNCH(grid_for<kWideTileTokens>(p, n_groups, max_count), block, matmul_q_kernel<U, kWideTileTokens>)(p);
   } else {
