@@ -26,8 +26,11 @@ if(POPPER_BUILD_TESTS AND CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
   add_library(popper_cuda_emu STATIC ${_popper_emu_srcs})
   target_include_directories(popper_cuda_emu BEFORE PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/cuda/emulation/include)
   target_include_directories(popper_cuda_emu PUBLIC ${POPPER_ROOT})
-  # The _rn intrinsics stand for single IEEE operations: no fused multiply-adds.
-  target_compile_options(popper_cuda_emu PRIVATE -ffp-contract=off)
+  # The _rn intrinsics stand for single IEEE operations: no fused multiply-adds. A misaligned
+  # word access faults on a GPU but not on x86: UBSan's alignment check makes it fault here too.
+  target_compile_options(popper_cuda_emu PRIVATE -ffp-contract=off -fsanitize=alignment
+                                                 -fno-sanitize-recover=alignment)
+  target_link_options(popper_cuda_emu PUBLIC -fsanitize=alignment)
   target_link_libraries(popper_cuda_emu PUBLIC popper_core popper_quant)
   file(GLOB _popper_model_srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/model/*.cpp)
   add_library(popper_model_emu STATIC ${_popper_model_srcs})

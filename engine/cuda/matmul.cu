@@ -238,6 +238,7 @@ __global__ void __launch_bounds__(32 * kRowsPerBlock) matmul_q_kernel(MatmulArgs
 constexpr int kTileRows = 32, kTileCols = 32, kTiledThreads = 256;
 constexpr int kTiledMinTokens = 32;  // from here on prefill goes through the tiled kernel
 constexpr int kTilePitch = kQK_K + 4;  // bytes per shared row: padding spreads rows over banks
+static_assert(kTilePitch % 4 == 0, "shared rows hold whole words");
 
 template <class U>
 __global__ void __launch_bounds__(kTiledThreads) matmul_tiled_kernel(MatmulArgs args) {
@@ -249,8 +250,11 @@ __global__ void __launch_bounds__(kTiledThreads) matmul_tiled_kernel(MatmulArgs 
   const int64_t t_base = row0 + int64_t(blockIdx.y) * kTileCols;  // first token (activation row)
   const int n_rows = int(min(int64_t(kTileRows), p.n_out - r_base));
   const int n_cols = int(min(int64_t(kTileCols), row0 + count - t_base));
-  __shared__ int8_t w_sh[kTileRows * kTilePitch];
-  __shared__ int8_t a_sh[kTileCols * kTilePitch];
+  // Declared as int so the int8 rows are 4-byte aligned for the word loads and stores below.
+  __shared__ int w_words[kTileRows * kTilePitch / 4];
+  __shared__ int a_words[kTileCols * kTilePitch / 4];
+  int8_t* const w_sh = reinterpret_cast<int8_t*>(w_words);
+  int8_t* const a_sh = reinterpret_cast<int8_t*>(a_words);
   __shared__ int sc_sh[kTileRows * U::kSubs];
   __shared__ int m_sh[kTileRows * U::kSubs];
   __shared__ int bsum_sh[kTileCols * (kQK_K / 16)];
