@@ -450,7 +450,9 @@ TEST(CudaGraphs, ReplayedDecodeStepsGiveTheEagerStepsLogitsBitForBit) {
 #ifdef POPPER_HAVE_CUDA
   auto* recorded = dynamic_cast<CudaBackend*>(gpu);
   ASSERT_NE(recorded, nullptr);
-  if (!recorded->graphs_enabled()) GTEST_SKIP() << "POPPER_CUDA_GRAPHS=0 is set: nothing to compare";
+  if (!recorded->graphs_enabled()) {
+    GTEST_SKIP() << "graph recording is off (POPPER_CUDA_GRAPHS=0 or POPPER_CUDA_PROFILE=1): nothing to compare";
+  }
   const std::vector<float> with_graphs = decode(*recorded);
   EXPECT_GT(recorded->graph_replays(), 0u) << "no decode step was replayed from a graph";
   setenv("POPPER_CUDA_GRAPHS", "0", 1);
