@@ -7,9 +7,10 @@
 // CPU's formula for that type (engine/cpu/vec_dot_scalar.cpp); only the order in which the
 // per-block floats are summed differs.
 //
-// note: one warp per output row, 4 rows per block; each lane owns one sub-block ("unit") of the
-// row at a time, so lanes read consecutive bytes. A tile of up to kTileTokens activation rows
-// reuses each unpacked weight sub-block from registers.
+// note: decode and small batches run one warp per output row, 4 rows per block; each lane owns
+// one sub-block ("unit") of the row at a time, so lanes read consecutive bytes, and a tile of up
+// to kTileTokens activation rows reuses each unpacked weight sub-block from registers. Batches
+// of 32+ tokens run the shared-memory tiled kernel (k-quants) or 16-token tiles (Q8_0).
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -23,9 +24,9 @@ namespace popper::cuda {
 namespace {
 
 constexpr int kTileTokens = 8;
-// Prefill-sized batches use 16-token tiles: each unpacked weight sub-block is reused twice as
-// often and half as many blocks are launched (32-token tiles take ~160 registers per thread on
-// sm_90, too few warps per SM). Every (row, token) result comes from the same lane sequence
+// Prefill-sized Q8_0 batches use 16-token tiles: each unpacked weight sub-block is reused twice
+// as often and half as many blocks are launched (32-token tiles take ~160 registers per thread
+// on sm_90, too few warps per SM). Every (row, token) result comes from the same lane sequence
 // either way, so both tiles give the same bits.
 constexpr int kWideTileTokens = 16;
 constexpr int64_t kWideTileMinTokens = 32;
