@@ -10,10 +10,10 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <memory>
 
 #include "benchmarks/benchmark_context.h"
+#include "benchmarks/synthetic_models.h"
 #include "engine/core/rng.h"
 #include "engine/model/backend_factory.h"
 #include "engine/model/generate.h"
@@ -31,11 +31,6 @@ int64_t bench_layers() {
   return env ? std::atoll(env) : 2;
 }
 
-std::filesystem::path model_cache_dir() {
-  if (const char* env = std::getenv("POPPER_MODEL_CACHE")) return env;
-  return std::filesystem::path(__FILE__).parent_path().parent_path() / ".cache" / "models";
-}
-
 struct Loaded {
   std::unique_ptr<Model> model;
   std::unique_ptr<Backend> backend;
@@ -51,21 +46,12 @@ Loaded& loaded() {
       r.error = "built without the CUDA backend";
       return r;
     }
-    const int64_t layers = bench_layers();
-    const auto path = model_cache_dir() / str_cat("bench-30b-a3b-qwen3moe-q4_k_m-", layers, "l.gguf");
-    if (!std::filesystem::exists(path)) {
-      std::filesystem::create_directories(path.parent_path());
-      SynthOptions o;
-      o.arch = SynthArch::kQwen3Moe;
-      o.preset = "30b-a3b";
-      o.layers = layers;
-      o.quant = SynthQuant::kQ4_K_M;
-      if (Status s = synth_model(o, path.string()); !s.ok()) {
-        r.error = s.message();
-        return r;
-      }
+    auto path = bench::synthetic_model_file(SynthArch::kQwen3Moe, "30b-a3b", bench_layers(), SynthQuant::kQ4_K_M);
+    if (!path.ok()) {
+      r.error = path.message();
+      return r;
     }
-    auto m = Model::load(path.string());
+    auto m = Model::load(path.value());
     if (!m.ok()) {
       r.error = m.message();
       return r;

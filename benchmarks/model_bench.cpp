@@ -16,11 +16,11 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
-#include <filesystem>
 #include <map>
 #include <memory>
 
 #include "benchmarks/benchmark_context.h"
+#include "benchmarks/synthetic_models.h"
 #include "engine/core/rng.h"
 #include "engine/cpu/bandwidth_probe.h"
 #include "engine/model/backend_factory.h"
@@ -38,11 +38,6 @@ namespace {
 int bench_threads() {
   const char* env = std::getenv("POPPER_BENCH_THREADS");
   return env ? std::atoi(env) : 0;
-}
-
-std::filesystem::path model_cache_dir() {
-  if (const char* env = std::getenv("POPPER_MODEL_CACHE")) return env;
-  return std::filesystem::path(__FILE__).parent_path().parent_path() / ".cache" / "models";
 }
 
 // The backend every benchmark here runs on, made by the startup hook below.
@@ -82,25 +77,14 @@ Status upload_to_backend([[maybe_unused]] const Model& model) {
 const Model* synthetic_model(SynthArch arch, const std::string& preset, int64_t layers, SynthQuant quant,
                              std::string* error) {
   static std::map<std::string, std::unique_ptr<Model>> loaded;
-  const std::string name = str_cat("bench-", preset, "-", synth_arch_name(arch), "-", synth_quant_name(quant),
-                                   layers > 0 ? str_cat("-", layers, "l") : std::string(), ".gguf");
-  auto& slot = loaded[name];
-  if (slot) return slot.get();
-  const auto path = model_cache_dir() / name;
-  if (!std::filesystem::exists(path)) {
-    std::filesystem::create_directories(path.parent_path());
-    SynthOptions o;
-    o.arch = arch;
-    o.preset = preset;
-    o.layers = layers;
-    o.quant = quant;
-    Status s = synth_model(o, path.string());
-    if (!s.ok()) {
-      *error = s.message();
-      return nullptr;
-    }
+  auto path = bench::synthetic_model_file(arch, preset, layers, quant);
+  if (!path.ok()) {
+    *error = path.message();
+    return nullptr;
   }
-  auto m = Model::load(path.string());
+  auto& slot = loaded[path.value()];
+  if (slot) return slot.get();
+  auto m = Model::load(path.value());
   if (!m.ok()) {
     *error = m.message();
     return nullptr;
