@@ -11,7 +11,6 @@
 #include "harness/gate.h"
 #include "harness/provenance.h"
 #include "harness/targets.h"
-#include "harness/validate.h"
 
 namespace popper::cli {
 namespace {
@@ -29,21 +28,9 @@ struct GateArgs {
 
 int run_gate(const GateArgs& a) {
   const std::string root = find_repo_root(".");
-  auto files = expand_contract_paths(a.paths, root);
-  if (!files.ok()) {
-    std::fprintf(stderr, "popper gate: %s\n", files.message().c_str());
-    return 2;
-  }
-  ContractSet set = load_contract_set(*files);
-  std::vector<Diagnostic> diags = set.diagnostics();
-  ValidateOptions vopts;
-  vopts.repo_root = root;
-  vopts.check_bindings = false;
-  validate_contracts(set.contracts(), vopts, diags);
-  if (print_diagnostics(diags, false) > 0) {
-    std::fprintf(stderr, "popper gate: the contracts above have errors\n");
-    return 2;
-  }
+  auto loaded = cli::load_checked_contracts(a.paths, root, "gate", "");
+  if (!loaded) return 2;
+  const ContractSet& set = *loaded;
   GateOptions opts;
   opts.evidence_dir = a.evidence_dir.empty() ? (fs::path(root) / "evidence").string() : a.evidence_dir;
   opts.allow_inconclusive = a.allow_inconclusive;

@@ -25,7 +25,6 @@
 #include "harness/runner.h"
 #include "harness/shard.h"
 #include "harness/targets.h"
-#include "harness/validate.h"
 
 namespace popper::cli {
 namespace {
@@ -120,21 +119,9 @@ std::string relative_to(const std::string& path, const std::string& base) {
 
 int run_run(const RunArgs& a) {
   const std::string root = find_repo_root(".");
-  auto files = expand_contract_paths(a.paths, root);
-  if (!files.ok()) {
-    std::fprintf(stderr, "popper run: %s\n", files.message().c_str());
-    return 2;
-  }
-  ContractSet set = load_contract_set(*files);
-  std::vector<Diagnostic> diags = set.diagnostics();
-  ValidateOptions vopts;
-  vopts.repo_root = root;
-  vopts.check_bindings = false;  // a missing target is an inconclusive verdict here, not a refusal
-  validate_contracts(set.contracts(), vopts, diags);
-  if (print_diagnostics(diags, false) > 0) {
-    std::fprintf(stderr, "popper run: the contracts above have errors; fix them (see `popper validate`)\n");
-    return 2;
-  }
+  auto loaded = cli::load_checked_contracts(a.paths, root, "run", "; fix them (see `popper validate`)");
+  if (!loaded) return 2;
+  const ContractSet& set = *loaded;
 
   // Which items run.
   std::set<std::string> wanted(a.ids.begin(), a.ids.end()), matched;

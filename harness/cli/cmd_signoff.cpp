@@ -6,10 +6,10 @@
 #include <memory>
 
 #include "harness/cli/commands.h"
+#include "harness/cli/harness_cli.h"
 #include "harness/contract_set.h"
 #include "harness/signoff.h"
 #include "harness/targets.h"
-#include "harness/validate.h"
 
 namespace popper::cli {
 namespace {
@@ -33,21 +33,9 @@ int run_signoff(const SignoffArgs& a) {
                  a.release.c_str());
     return 2;
   }
-  auto files = expand_contract_paths(a.paths, root);
-  if (!files.ok()) {
-    std::fprintf(stderr, "popper signoff: %s\n", files.message().c_str());
-    return 2;
-  }
-  ContractSet set = load_contract_set(*files);
-  std::vector<Diagnostic> diags = set.diagnostics();
-  ValidateOptions vopts;
-  vopts.repo_root = root;
-  vopts.check_bindings = false;
-  validate_contracts(set.contracts(), vopts, diags);
-  if (print_diagnostics(diags, false) > 0) {
-    std::fprintf(stderr, "popper signoff: the contracts above have errors; nothing to sign off\n");
-    return 2;
-  }
+  auto loaded = cli::load_checked_contracts(a.paths, root, "signoff", "; nothing to sign off");
+  if (!loaded) return 2;
+  const ContractSet& set = *loaded;
   SignoffOptions o;
   o.release = a.release;
   o.repo_root = root;

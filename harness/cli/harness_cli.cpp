@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "harness/validate.h"
+
 namespace popper::cli {
 
 bool use_color(int fd) {
@@ -30,6 +32,27 @@ std::string format_duration(double s) {
   else
     std::snprintf(buf, sizeof buf, "%d min %d s", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
   return buf;
+}
+
+std::optional<harness::ContractSet> load_checked_contracts(const std::vector<std::string>& paths,
+                                                           const std::string& root, const char* command,
+                                                           const char* on_errors) {
+  auto files = harness::expand_contract_paths(paths, root);
+  if (!files.ok()) {
+    std::fprintf(stderr, "popper %s: %s\n", command, files.message().c_str());
+    return std::nullopt;
+  }
+  harness::ContractSet set = harness::load_contract_set(*files);
+  std::vector<harness::Diagnostic> diags = set.diagnostics();
+  harness::ValidateOptions vopts;
+  vopts.repo_root = root;
+  vopts.check_bindings = false;
+  harness::validate_contracts(set.contracts(), vopts, diags);
+  if (harness::print_diagnostics(diags, false) > 0) {
+    std::fprintf(stderr, "popper %s: the contracts above have errors%s\n", command, on_errors);
+    return std::nullopt;
+  }
+  return set;
 }
 
 }  // namespace popper::cli

@@ -2,8 +2,11 @@
 // terminal presentation of verdicts.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <vector>
 
+#include "harness/contract_set.h"
 #include "harness/verdict.h"
 
 namespace popper::cli {
@@ -17,5 +20,13 @@ std::string verdict_label(harness::Verdict v, bool color);
 
 // "1.2 s", "3 min 4 s".
 std::string format_duration(double s);
+
+// The contracts `paths` name (all of <root>/contracts when empty), loaded and validated without
+// checking their bindings (a missing target is an inconclusive verdict, not a refusal), the
+// diagnostics printed. nullopt, after "popper <command>: ..." on stderr, for a bad path or a
+// contract with errors; `on_errors` ends that line.
+std::optional<harness::ContractSet> load_checked_contracts(const std::vector<std::string>& paths,
+                                                           const std::string& root, const char* command,
+                                                           const char* on_errors);
 
 }  // namespace popper::cli
