@@ -32,6 +32,10 @@ Result<DeviceInfo> init() {
   if (g_context != nullptr) return device_info();
   int n = 0;
   const cudaError_t err = cudaGetDeviceCount(&n);
+  if (err == cudaErrorInsufficientDriver || err == cudaErrorNoDevice) {
+    return make_error("no CUDA device: no NVIDIA GPU with a driver new enough for this build answers (runtime: ",
+                      cudaGetErrorString(err), ")");
+  }
   if (err != cudaSuccess) return make_error("no CUDA device: ", cudaGetErrorString(err));
   if (n == 0) return make_error("no CUDA device: the runtime found 0 devices");
   if (cudaError_t e = cudaSetDevice(0); e != cudaSuccess) {
