@@ -178,6 +178,25 @@ TEST(BackendSeam, EveryCpuBackendSharesTheModelsPreparedWeights) {
   EXPECT_EQ(L.attn_q_norm->n_in(), model.config().head_dim);
 }
 
+// A handle is read only by the device that made it: another device's handle is a bug the
+// backend stops at (an always-on check), not a pointer it dereferences as its own.
+TEST(BackendSeam, AWeightOfAnotherDeviceAborts) {
+  static constexpr BackendDevice kElsewhere{"elsewhere"};
+  struct ForeignWeight final : BackendWeight {
+    ForeignWeight() : BackendWeight(kElsewhere, GgmlType::F32, 64, 1, 1) {}
+    bool views_file() const override { return false; }
+  };
+  const ForeignWeight foreign;
+  std::vector<float> x(64, 1.0f), y(64);
+  CpuBackend backend(1);
+  EXPECT_DEATH(backend.rmsnorm(x.data(), foreign, 1, 1e-6f, y.data()), "prepared for elsewhere");
+  std::vector<float> w(64, 1.0f);
+  auto own = backend.prepare_norm({w.data(), 64});
+  ASSERT_TRUE(own.ok());
+  backend.rmsnorm(x.data(), *own.value(), 1, 1e-6f, y.data());  // its own: runs
+  EXPECT_FLOAT_EQ(y[0], 1.0f / std::sqrt(1.0f + 1e-6f));
+}
+
 // --- attention / RoPE ---------------------------------------------------------------------
 
 // Plain causal attention, one head at a time, in double.
