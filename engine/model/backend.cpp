@@ -1,5 +1,7 @@
 #include "engine/model/backend.h"
 
+#include <type_traits>
+
 namespace popper {
 
 WeightRef PreparedWeights::own(std::unique_ptr<BackendWeight> w) {
