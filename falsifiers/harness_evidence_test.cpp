@@ -17,6 +17,8 @@
 #include "harness/contract/history.h"
 #include "harness/evidence/evidence.h"
 #include "harness/evidence/gate.h"
+#include "harness/evidence/record.h"
+#include "harness/report/gate_outputs.h"
 
 namespace popper::harness {
 namespace {

@@ -10,6 +10,7 @@
 #include "harness/contract/contract_set.h"
 #include "harness/evidence/gate.h"
 #include "harness/evidence/provenance.h"
+#include "harness/report/gate_outputs.h"
 #include "harness/run/targets.h"
 
 namespace popper::cli {
@@ -72,8 +73,9 @@ int run_gate(const GateArgs& a) {
   if (inconclusive_required == 0)
     std::printf("gate: PASS (every required item survived)\n");
   else
-    std::printf("gate: PASS (no required item falsified or errored; %d required item%s inconclusive, allowed)\n",
-                inconclusive_required, inconclusive_required == 1 ? "" : "s");
+    std::printf(
+        "gate: PASS (no required item falsified or errored; %d required item%s inconclusive, allowed)\n",
+        inconclusive_required, inconclusive_required == 1 ? "" : "s");
   return rep.exit_code;
 }
 

@@ -182,19 +182,23 @@ class Reader {
     }
     check_keys(n, where, {"metric", "op", "value", "statistic", "confidence", "profile"});
     t.metric = str(n, "metric", where, true);
-    t.op = str(n, "op", where, true);
-    if (!t.op.empty() && t.op != ">=" && t.op != ">" && t.op != "<=" && t.op != "<")
-      error(n["op"], where + ".op", "expected one of >=, >, <=, <; found '" + t.op + "'");
+    const std::string op = str(n, "op", where, true);
+    if (auto parsed = parse_threshold_op(op))
+      t.op = *parsed;
+    else if (!op.empty())
+      error(n["op"], where + ".op", "expected one of >=, >, <=, <; found '" + op + "'");
     if (n["value"].IsDefined()) {
       if (auto v = number(n["value"], where + ".value")) t.value = *v;
     } else {
       error(n, where + ".value", "missing required field 'value'");
     }
     if (n["statistic"].IsDefined()) {
-      t.statistic = str(n, "statistic", where, false);
-      if (t.statistic != "median" && t.statistic != "mean" && t.statistic != "exact")
+      const std::string statistic = str(n, "statistic", where, false);
+      if (auto parsed = parse_statistic(statistic))
+        t.statistic = *parsed;
+      else
         error(n["statistic"], where + ".statistic",
-              "expected median, mean or exact; found '" + t.statistic + "'");
+              "expected median, mean or exact; found '" + statistic + "'");
     }
     if (n["confidence"].IsDefined()) {
       if (auto c = number(n["confidence"], where + ".confidence")) {
@@ -238,13 +242,15 @@ class Reader {
     check_keys(n, where,
                {"kind", "target", "filter", "command", "requires", "model", "timeout_s", "repetitions",
                 "seed", "env", "thresholds", "profiles"});
-    b.kind = str(n, "kind", where, true);
-    if (!b.kind.empty() && b.kind != "gtest" && b.kind != "benchmark" && b.kind != "command")
-      error(n["kind"], where + ".kind", "expected gtest, benchmark or command; found '" + b.kind + "'");
-    b.target = str(n, "target", where, b.kind == "gtest" || b.kind == "benchmark", &b.target_pos);
+    const std::string kind = str(n, "kind", where, true);
+    b.kind = parse_binding_kind(kind);
+    if (!b.kind && !kind.empty())
+      error(n["kind"], where + ".kind", "expected gtest, benchmark or command; found '" + kind + "'");
+    b.target =
+        str(n, "target", where, b.is(BindingKind::kGtest) || b.is(BindingKind::kBenchmark), &b.target_pos);
     b.filter = str(n, "filter", where, false);
     if (n["command"].IsDefined()) b.command = str_list(n["command"], where + ".command");
-    if (b.kind == "command" && b.command.empty())
+    if (b.is(BindingKind::kCommand) && b.command.empty())
       error(n, where + ".command", "kind: command needs a command list");
     if (n["requires"].IsDefined()) b.requires_ = str_list(n["requires"], where + ".requires");
     b.model = str(n, "model", where, false);

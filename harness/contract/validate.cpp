@@ -6,8 +6,8 @@
 #include <regex>
 #include <set>
 
+#include "harness/run/kinds.h"
 #include "harness/run/models.h"
-#include "harness/run/targets.h"
 
 namespace popper::harness {
 namespace {
@@ -113,14 +113,16 @@ void check_binding(Ctx& x, const Item& it, const std::string& f, const ValidateO
       x.error(t.pos, f + ".thresholds[" + std::to_string(i) + "].profile",
               "profile '" + t.profile + "' is not defined in this binding's profiles");
   }
-  if (b.kind == "benchmark" && b.thresholds.empty())
+  // A benchmark's figures are its only way to fail.
+  if (b.is(BindingKind::kBenchmark) && b.thresholds.empty())
     x.error(b.pos, f + ".thresholds", "a benchmark binding needs at least one threshold, or it cannot fail");
-  if (b.kind == "benchmark" && b.repetitions < 6)
+  if (b.is(BindingKind::kBenchmark) && b.repetitions < 6)
     x.warn(b.pos, f + ".repetitions",
            std::to_string(b.repetitions) + " repetitions are too few for a 95% CI of the median (need 6)");
 
-  if (!opts.check_bindings || (b.kind != "gtest" && b.kind != "benchmark" && b.kind != "command")) return;
-  TargetLocation loc = locate_target(b, opts.build_dir, opts.repo_root);
+  if (!opts.check_bindings || !b.kind) return;
+  const KindStrategy& kind = kind_strategy(*b.kind);
+  TargetLocation loc = kind.locate(b, opts.build_dir, opts.repo_root);
   if (!loc.found) {
     if (!it.blocked_on.empty())
       x.note(b.target_pos.line ? b.target_pos : b.pos, f + ".target",
@@ -129,13 +131,12 @@ void check_binding(Ctx& x, const Item& it, const std::string& f, const ValidateO
       x.error(b.target_pos.line ? b.target_pos : b.pos, f + ".target", loc.reason);
     return;
   }
-  if (b.kind == "command") return;
-  auto names = list_matching_tests(b.kind, loc.path, b.filter);
+  if (!kind.lists_tests()) return;
+  auto names = kind.list(loc.path, b.filter);
   if (!names.ok()) {
     x.error(b.pos, f, names.message());
   } else if (names->empty()) {
-    std::string msg = "filter '" + b.filter + "' matches no " + (b.kind == "gtest" ? "test" : "benchmark") +
-                      " in " + b.target;
+    std::string msg = "filter '" + b.filter + "' matches no " + kind.unit() + " in " + b.target;
     if (!it.blocked_on.empty())
       x.note(b.pos, f + ".filter", "pending: " + msg + "; blocked on " + it.blocked_on);
     else

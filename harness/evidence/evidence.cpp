@@ -215,4 +215,19 @@ Result<std::optional<LoadedEvidence>> latest_evidence(const std::string& evidenc
   return std::optional<LoadedEvidence>(std::move(le));
 }
 
+std::map<std::string, double> recorded_durations(const std::string& evidence_dir,
+                                                 const std::vector<std::string>& contracts) {
+  std::map<std::string, double> out;
+  for (const auto& name : contracts) {
+    auto le = latest_evidence(evidence_dir, name);
+    if (!le.ok() || !*le) continue;
+    const auto& items = (*le)->doc.value("items", nlohmann::json::array());
+    for (const auto& it : items) {
+      if (!it.is_object() || !it.contains("duration_s") || !it["duration_s"].is_number()) continue;
+      out[it.value("id", "")] = it["duration_s"].get<double>();
+    }
+  }
+  return out;
+}
+
 }  // namespace popper::harness

@@ -4,6 +4,7 @@
 // format) so any later edit is detectable with `popper verify-evidence`.
 #pragma once
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -12,17 +13,11 @@
 #include "engine/core/result.h"
 #include "harness/contract/contract.h"
 #include "harness/run/runner.h"
+#include "harness/run/session.h"
 
 namespace popper::harness {
 
 inline constexpr int kEvidenceSchemaVersion = 1;
-
-struct RunInfo {
-  std::string started_at, finished_at;
-  std::vector<std::string> argv;
-  std::optional<std::string> profile;
-  std::string build_dir;
-};
 
 nlohmann::json make_evidence(const Contract& c, const std::vector<ItemResult>& items,
                              const nlohmann::json& provenance, const RunInfo& run);
@@ -51,6 +46,12 @@ struct LoadedEvidence {
 };
 Result<std::optional<LoadedEvidence>> latest_evidence(const std::string& evidence_dir,
                                                       const std::string& contract);
+
+// Latest recorded duration_s of each item in the newest evidence file of each contract under
+// `evidence_dir` (unreadable files are skipped: durations only steer the balance of shards,
+// run/shard.h, not verdicts).
+std::map<std::string, double> recorded_durations(const std::string& evidence_dir,
+                                                 const std::vector<std::string>& contracts);
 
 // Reads and parses one evidence file.
 Result<nlohmann::json> read_evidence(const std::string& path);

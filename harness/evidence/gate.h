@@ -46,7 +46,4 @@ struct GateReport {
 
 GateReport evaluate_gate(const std::vector<const Contract*>& contracts, const GateOptions& opts);
 
-std::string render_junit(const GateReport& r);
-std::string render_markdown(const GateReport& r);
-
 }  // namespace popper::harness

@@ -16,12 +16,6 @@ Result<json> parse_json(const std::string& text, const char* what) {
   }
 }
 
-std::string trim(const std::string& s) {
-  size_t a = s.find_first_not_of(" \t\r\n");
-  if (a == std::string::npos) return "";
-  return s.substr(a, s.find_last_not_of(" \t\r\n") - a + 1);
-}
-
 // GoogleTest prints a skipped test as
 //   [ RUN      ] Suite.Name
 //   file.cpp:12: Skipped
@@ -63,6 +57,12 @@ double parse_seconds(const json& v) {
 }
 
 }  // namespace
+
+std::string trim(const std::string& s) {
+  size_t a = s.find_first_not_of(" \t\r\n");
+  if (a == std::string::npos) return "";
+  return s.substr(a, s.find_last_not_of(" \t\r\n") - a + 1);
+}
 
 Result<std::vector<double>> parse_number_list(const std::string& s) {
   std::vector<double> out;
