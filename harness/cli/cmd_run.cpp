@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 
 #include "engine/core/atomic_file.h"
 #include "harness/cli/commands.h"
@@ -44,6 +45,8 @@ struct RunArgs {
   bool keep_logs = false;
   std::string shard;           // "K/N" (harness/run/shard.h)
   std::string durations_from;  // evidence directory whose durations balance the shards
+  bool controls = false;
+  std::vector<std::string> models;  // NAME=PATH
 };
 
 // The command line as typed, for the evidence file.
@@ -70,6 +73,31 @@ std::string relative_to(const std::string& path, const std::string& base) {
   return rel.string();
 }
 
+// "controls: 6 of 8 falsified, 1 UNFALSIFIABLE, 1 not run" for the closing summary.
+std::string controls_text(const std::vector<ItemResult>& results) {
+  int falsified = 0, unfalsifiable = 0, other = 0, not_run = 0, none = 0;
+  for (const auto& r : results) {
+    if (!r.control) {
+      ++none;
+    } else if (!r.control->ran) {
+      ++not_run;
+    } else if (r.control->verdict == Verdict::kFalsified) {
+      ++falsified;
+    } else if (r.control->unfalsifiable()) {
+      ++unfalsifiable;
+    } else {
+      ++other;
+    }
+  }
+  std::string s =
+      "controls: " + std::to_string(falsified) + " of " + std::to_string(results.size()) + " falsified";
+  if (unfalsifiable) s += ", " + std::to_string(unfalsifiable) + " UNFALSIFIABLE";
+  if (other) s += ", " + std::to_string(other) + " inconclusive or broken";
+  if (not_run) s += ", " + std::to_string(not_run) + " not run";
+  if (none) s += ", " + std::to_string(none) + " without a control";
+  return s;
+}
+
 // The terminal side of a run: progress per item, and per contract its evidence written and the
 // closing summary line collected.
 class RunView final : public RunObserver {
@@ -82,6 +110,8 @@ class RunView final : public RunObserver {
   void item_started(const Item& item) override { progress_.start(item.id); }
   void tick(double elapsed) override { progress_.tick(elapsed); }
   void item_finished(const ItemResult& r) override { progress_.finish(r); }
+  void control_started(const Item& item) override { progress_.start_control(item); }
+  void control_finished(const Item&, const ControlResult& c) override { progress_.finish_control(c); }
   void interrupted(const Contract& c, const Item& item) override {
     std::fprintf(stderr, "\npopper run: interrupted; %s was stopped, no evidence written for %s\n",
                  item.id.c_str(), c.name.c_str());
@@ -96,6 +126,7 @@ class RunView final : public RunObserver {
                        " survived, " + std::to_string(counts[Verdict::kFalsified]) + " falsified, " +
                        std::to_string(counts[Verdict::kInconclusive]) + " inconclusive, " +
                        std::to_string(counts[Verdict::kError]) + " error";
+    if (settings_.controls) line += "; " + controls_text(results);
     nlohmann::json cj{{"contract", c.name}, {"version", c.version}, {"path", c.path}};
     if (write_) {
       RecordedRun rec = record_contract_run(pc, results, info, settings_);
@@ -115,13 +146,19 @@ class RunView final : public RunObserver {
       }
     }
     nlohmann::json ij = nlohmann::json::array();
-    for (const auto& r : results)
-      ij.push_back({{"id", r.id},
-                    {"verdict", verdict_name(r.verdict)},
-                    {"reason", r.reason},
-                    {"required", r.required},
-                    {"profile", r.profile},
-                    {"duration_s", r.duration_s}});
+    for (const auto& r : results) {
+      nlohmann::json j{{"id", r.id},           {"verdict", verdict_name(r.verdict)},
+                       {"reason", r.reason},   {"required", r.required},
+                       {"profile", r.profile}, {"duration_s", r.duration_s}};
+      if (r.control)
+        j["control"] = {{"faults", r.control->faults},
+                        {"ran", r.control->ran},
+                        {"verdict", r.control->ran ? verdict_name(r.control->verdict) : "not run"},
+                        {"unfalsifiable", r.control->unfalsifiable()},
+                        {"reason", r.control->reason},
+                        {"duration_s", r.control->duration_s}};
+      ij.push_back(j);
+    }
     cj["items"] = ij;
     summary_json_.push_back(cj);
     closing_.push_back(line);
@@ -140,8 +177,51 @@ class RunView final : public RunObserver {
   nlohmann::json summary_json_ = nlohmann::json::array();
 };
 
+// --model NAME=PATH: each NAME is a model some planned item names, and PATH fits it (arch and
+// shape); checked before anything runs.
+Result<std::map<std::string, std::string>> model_overrides(const RunArgs& a, const RunPlan& plan,
+                                                           const std::string& root) {
+  std::map<std::string, std::string> out;
+  std::set<std::string> named;
+  std::optional<std::string> profile;
+  if (!a.profile.empty()) profile = a.profile;
+  for (const auto& pc : plan.contracts)
+    for (const Item* it : pc.items)
+      if (it->falsifier) {
+        std::string m = effective_binding(*it->falsifier, profile).binding.model;
+        if (!m.empty()) named.insert(m);
+      }
+  for (const auto& spec : a.models) {
+    auto eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
+      return make_error("--model ", spec, ": expected NAME=PATH (a model a contract names, and a GGUF file)");
+    std::string name = spec.substr(0, eq), path = spec.substr(eq + 1);
+    if (!named.count(name)) {
+      std::string list;
+      for (const auto& n : named) list += (list.empty() ? "" : ", ") + n;
+      return make_error("--model ", spec, ": no item of this run names model ", name,
+                        list.empty() ? std::string(" (none names a model)") : " (they name: " + list + ")");
+    }
+    if (out.count(name)) return make_error("--model ", name, ": given twice");
+    std::error_code ec;
+    path = fs::absolute(path, ec).lexically_normal().string();
+    Status fits = check_substitute(name, path, root);
+    if (!fits.ok()) return fits.error();
+    out[name] = path;
+  }
+  return out;
+}
+
 int run_run(const RunArgs& a) {
   const std::string root = find_repo_root(".");
+  if (const char* f = std::getenv("POPPER_FAULTS"); f != nullptr && *f != '\0') {
+    std::fprintf(
+        stderr,
+        "popper run: POPPER_FAULTS=%s is set; verdicts of a deliberately broken engine mean nothing. "
+        "Unset it: --controls switches each item's faults on for its control run only.\n",
+        f);
+    return 2;
+  }
   auto loaded = cli::load_checked_contracts(a.paths, root, "run", "; fix them (see `popper validate`)");
   if (!loaded) return 2;
   const ContractSet& set = *loaded;
@@ -171,6 +251,12 @@ int run_run(const RunArgs& a) {
                  plan->shard->index, plan->shard->count, plan->total, plan->shard_items_total,
                  plan->shard_load_s, plan->load_s);
 
+  auto overrides = model_overrides(a, *plan, root);
+  if (!overrides.ok()) {
+    std::fprintf(stderr, "popper run: %s\n", overrides.message().c_str());
+    return 2;
+  }
+
   GitState git = read_git_state(
       root, relative_to(a.evidence_dir.empty() ? root + "/evidence" : a.evidence_dir, root) + "/");
   if (a.record && git.dirty && !a.allow_dirty) {
@@ -194,6 +280,8 @@ int run_run(const RunArgs& a) {
   if (!a.profile.empty()) opts.profile = a.profile;
   opts.build_models = a.build_models;
   opts.gpu = detect_gpu();
+  opts.controls = a.controls;
+  opts.model_overrides = *overrides;
   char tmpl[] = "/tmp/popper-run-XXXXXX";
   if (!::mkdtemp(tmpl)) {
     std::fprintf(stderr, "popper run: cannot create a scratch directory in /tmp\n");
@@ -208,7 +296,9 @@ int run_run(const RunArgs& a) {
   settings.record = a.record;
   settings.commit = git.commit;
   settings.plan = &*plan;
+  settings.controls = a.controls;
   RunInfo info;
+  info.controls = a.controls;
   info.argv = own_argv();
   if (!a.profile.empty()) info.profile = a.profile;
   info.build_dir = opts.build_dir;
@@ -240,7 +330,9 @@ int run_run(const RunArgs& a) {
   }
   if (totals.interrupted) return 130;
   if (view.harness_failure()) return 2;
-  return totals.verdicts[Verdict::kFalsified] + totals.verdicts[Verdict::kError] > 0 ? 1 : 0;
+  // A control that did not falsify (survived: unfalsifiable; broke) fails the run like a verdict.
+  const int bad_controls = totals.controls[Verdict::kSurvived] + totals.controls[Verdict::kError];
+  return totals.verdicts[Verdict::kFalsified] + totals.verdicts[Verdict::kError] + bad_controls > 0 ? 1 : 0;
 }
 
 void register_run(CLI::App& app) {
@@ -268,6 +360,12 @@ void register_run(CLI::App& app) {
       "Run shard K of N (K/N): a deterministic, duration-balanced subset; combine with `popper merge`");
   cmd->add_option("--durations-from", a->durations_from,
                   "Evidence directory whose recorded durations balance --shard (default: <repo>/evidence)");
+  cmd->add_flag("--controls", a->controls,
+                "After each item that survives, rerun its check under its control faults: it must come out "
+                "falsified, or the item is unfalsifiable");
+  cmd->add_option("--model", a->models,
+                  "NAME=PATH: judge the items that name model NAME on this GGUF file instead (repeatable); a "
+                  "file whose arch or shape does not fit is refused before anything runs");
 }
 
 }  // namespace

@@ -82,4 +82,14 @@ struct Binding {
   bool is(BindingKind k) const { return kind == k; }
 };
 
+// An item's negative control: the engine faults (engine/core/faults.h) under which its check must
+// come out falsified, run after the item by `popper run --controls`. A check that survives its
+// control cannot fail, so its item is unfalsifiable (contracts/README.md, "Controls").
+struct Control {
+  std::vector<std::string> faults;  // switched on together (POPPER_FAULTS=a,b)
+  std::string filter;               // optional: a narrower filter for the control run
+  std::string note;                 // optional prose: why this fault, or why one is hard to place
+  SourcePos pos;
+};
+
 }  // namespace popper::harness

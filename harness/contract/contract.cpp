@@ -299,6 +299,34 @@ class Reader {
     return b;
   }
 
+  // `control: fault`, `control: [a, b]` or `control: {faults: [a, b], filter: ..., note: ...}`.
+  Control control(const YAML::Node& n, const std::string& where) {
+    Control c;
+    c.pos = pos_of(n);
+    if (n.IsScalar()) {
+      c.faults.push_back(n.Scalar());
+    } else if (n.IsSequence()) {
+      c.faults = str_list(n, where);
+      if (n.size() == 0) error(n, where, "names no fault");
+    } else if (n.IsMap()) {
+      check_keys(n, where, {"faults", "filter", "note"});
+      if (n["faults"].IsDefined()) {
+        const YAML::Node& f = n["faults"];
+        c.faults = f.IsScalar() ? std::vector<std::string>{f.Scalar()} : str_list(f, where + ".faults");
+        if (f.IsSequence() && f.size() == 0) error(f, where + ".faults", "names no fault");
+      } else {
+        error(n, where + ".faults", "missing required field 'faults'");
+      }
+      c.filter = str(n, "filter", where, false);
+      c.note = str(n, "note", where, false);
+    } else {
+      error(n, where,
+            std::string("expected a fault name, a list of them or a mapping {faults, filter, note}, found ") +
+                type_name(n));
+    }
+    return c;
+  }
+
   Item item(const YAML::Node& n, const std::string& where) {
     Item it;
     it.pos = pos_of(n);
@@ -308,8 +336,9 @@ class Reader {
     }
     check_keys(n, where,
                {"id", "description", "test", "evidence", "prerequisite_status", "blocked_on",
-                "blocker_status", "required", "falsifier"},
+                "blocker_status", "required", "falsifier", "control"},
                &it.extra);
+    it.text_sha256 = sha256_hex(to_json(n).dump());
     it.id = str(n, "id", where, true, &it.id_pos);
     it.description = str(n, "description", where, true);
     it.test = str(n, "test", where, false);
@@ -321,6 +350,7 @@ class Reader {
       if (auto r = boolean(n["required"], where + ".required")) it.required = *r;
     }
     if (n["falsifier"].IsDefined()) it.falsifier = binding(n["falsifier"], where + ".falsifier");
+    if (n["control"].IsDefined()) it.control = control(n["control"], where + ".control");
     return it;
   }
 

@@ -2,7 +2,8 @@
 //
 // The format (documented in contracts/README.md, JSON Schema in contracts/contract.schema.json)
 // keeps the seed shape — metadata, name, version, description, equations, falsification items,
-// status_history — and adds one machine-readable `falsifier:` binding per item (binding.h).
+// status_history — and adds one machine-readable `falsifier:` binding and one negative
+// `control:` per item (binding.h).
 // This file holds the in-memory form and the loader; the cross-field rules (ID format, versions,
 // history order, bindings that resolve) live in validate.h.
 //
@@ -44,6 +45,8 @@ struct Item {
   std::string blocker_status;
   bool required = true;
   std::optional<Binding> falsifier;
+  std::optional<Control> control;
+  std::string text_sha256;  // of the item as written (its YAML node): part of a verdict's fingerprint
   nlohmann::json extra = nlohmann::json::object();  // unknown fields, kept verbatim
   SourcePos pos;
   SourcePos id_pos;

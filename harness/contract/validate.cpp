@@ -6,6 +6,7 @@
 #include <regex>
 #include <set>
 
+#include "engine/core/faults.h"
 #include "harness/run/kinds.h"
 #include "harness/run/models.h"
 
@@ -144,6 +145,35 @@ void check_binding(Ctx& x, const Item& it, const std::string& f, const ValidateO
   }
 }
 
+// The control names faults this build knows, and a narrower control filter still matches.
+void check_control(Ctx& x, const Item& it, const std::string& f, const ValidateOptions& opts) {
+  if (!it.control) {
+    x.warn(it.pos, f + ".control",
+           "no control: nothing shows this check can fail; name the fault under which it must come out "
+           "falsified (`popper --list-faults`)");
+    return;
+  }
+  const Control& c = *it.control;
+  for (size_t i = 0; i < c.faults.size(); ++i)
+    if (find_fault(c.faults[i]) == nullptr)
+      x.error(c.pos, f + ".control.faults[" + std::to_string(i) + "]",
+              "unknown fault '" + c.faults[i] + "' (`popper --list-faults` lists the faults of this build)");
+  const Binding& b = *it.falsifier;
+  if (c.filter.empty() || !opts.check_bindings || !b.kind) return;
+  const KindStrategy& kind = kind_strategy(*b.kind);
+  if (!kind.lists_tests()) {
+    x.error(c.pos, f + ".control.filter",
+            std::string("kind ") + binding_kind_name(*b.kind) + " has no filter");
+    return;
+  }
+  TargetLocation loc = kind.locate(b, opts.build_dir, opts.repo_root);
+  if (!loc.found) return;  // reported with the binding
+  auto names = kind.list(loc.path, c.filter);
+  if (names.ok() && names->empty())
+    x.error(c.pos, f + ".control.filter",
+            "filter '" + c.filter + "' matches no " + kind.unit() + " in " + b.target);
+}
+
 }  // namespace
 
 void validate_contracts(const std::vector<const Contract*>& contracts, const ValidateOptions& opts,
@@ -200,9 +230,12 @@ void validate_contracts(const std::vector<const Contract*>& contracts, const Val
           x.error(it.pos, f + ".falsifier", "no falsifier binding; bind one, or mark the item blocked_on");
         else
           x.note(it.pos, f, "pending: no falsifier yet; blocked on " + it.blocked_on);
+        if (it.control)
+          x.error(it.control->pos, f + ".control", "a control reruns the falsifier; bind one first");
         continue;
       }
       check_binding(x, it, f + ".falsifier", opts);
+      check_control(x, it, f, opts);
     }
   }
 }

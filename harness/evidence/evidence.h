@@ -53,6 +53,21 @@ Result<std::optional<LoadedEvidence>> latest_evidence(const std::string& evidenc
 std::map<std::string, double> recorded_durations(const std::string& evidence_dir,
                                                  const std::vector<std::string>& contracts);
 
+// An item's control as its evidence records it (the `control` block; absent before --controls).
+struct RecordedControl {
+  bool present = false;  // the evidence has a control block for the item
+  bool ran = false;
+  Verdict verdict = Verdict::kInconclusive;  // when ran
+  std::string reason;
+  std::vector<std::string> faults;
+  double duration_s = 0;
+
+  bool unfalsifiable() const { return ran && verdict == Verdict::kSurvived; }
+  // "falsified", "survived (unfalsifiable)", "not run", "" when absent.
+  std::string label() const;
+};
+RecordedControl recorded_control(const nlohmann::json& item);
+
 // Reads and parses one evidence file.
 Result<nlohmann::json> read_evidence(const std::string& path);
 

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "harness/evidence/evidence.h"
+#include "harness/run/outputs.h"
 
 namespace popper::harness {
 
@@ -39,6 +40,7 @@ GateReport evaluate_gate(const std::vector<const Contract*>& contracts, const Ga
                      opts.head_commit.substr(0, 12) + "; rerun (or pass --any-commit)";
         fail = true;
       }
+      gc.controls_ran = doc["run"].value("controls", false);
       std::map<std::string, const nlohmann::json*> by_id;
       for (const auto& it : doc["items"]) by_id[it.value("id", "")] = &it;
       for (const Item& item : c->items) {
@@ -54,9 +56,35 @@ GateReport evaluate_gate(const std::vector<const Contract*>& contracts, const Ga
           gi.verdict = parse_verdict(f->second->value("verdict", "")).value_or(Verdict::kError);
           gi.reason = f->second->value("reason", "");
           gi.duration_s = f->second->value("duration_s", 0.0);
+          gi.control = recorded_control(*f->second);
+          if (opts.fingerprint_now) {
+            auto why =
+                stale_reasons(Fingerprint::from_json(f->second->value("fingerprint", nlohmann::json())),
+                              opts.fingerprint_now(item));
+            for (const auto& w : why) gi.stale += (gi.stale.empty() ? "stale: " : "; ") + w;
+          }
         }
+        gc.controls_falsified += gi.control.ran && gi.control.verdict == Verdict::kFalsified;
         gi.blocks = gi.required && (gi.verdict == Verdict::kFalsified || gi.verdict == Verdict::kError ||
                                     (gi.verdict == Verdict::kInconclusive && !opts.allow_inconclusive));
+        if (gi.required && !gi.blocks && gi.verdict == Verdict::kSurvived) {
+          const RecordedControl& ctl = gi.control;
+          const std::string faults = join(ctl.faults, ",");
+          if (ctl.unfalsifiable())
+            gi.blocked_by = "unfalsifiable: its check survived the control (" + faults + "): " + ctl.reason;
+          else if (ctl.ran && ctl.verdict == Verdict::kError)
+            gi.blocked_by = "control (" + faults + ") broke instead of falsifying: " + ctl.reason;
+          else if (ctl.ran && ctl.verdict == Verdict::kInconclusive && !opts.allow_inconclusive)
+            gi.blocked_by = "control (" + faults + ") inconclusive: " + ctl.reason;
+          else if (opts.require_controls && !ctl.ran)
+            gi.blocked_by = item.control ? "no control run in the evidence (run with --controls)"
+                                         : "no control: the contract names none (see `popper validate`)";
+          if (gi.blocked_by.empty() && !gi.stale.empty()) gi.blocked_by = gi.stale;
+          gi.blocks = !gi.blocked_by.empty();
+        } else if (gi.required && !gi.blocks && !gi.stale.empty()) {
+          gi.blocked_by = gi.stale;
+          gi.blocks = true;
+        }
         fail = fail || gi.blocks;
         gc.items.push_back(gi);
       }

@@ -32,6 +32,7 @@ struct RecordSettings {
   bool record = false;            // --record: append status_history
   std::string commit;             // for --record
   const RunPlan* plan = nullptr;  // sharded runs: the shard block comes from it
+  bool controls = false;          // --controls ran (for the closing summary)
 };
 
 struct RecordedRun {

@@ -8,6 +8,9 @@
 
 namespace popper::harness {
 
+// "6/8 controls falsified": of a contract's items, how many showed their check can fail.
+std::string sensitivity_text(const GateContract& c);
+
 std::string render_junit(const GateReport& r);
 std::string render_markdown(const GateReport& r);
 

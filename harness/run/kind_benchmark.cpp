@@ -32,7 +32,7 @@ class BenchmarkKind final : public KindStrategy {
     return names;
   }
 
-  std::vector<std::string> argv(const Binding& b, const std::string& exe, const std::string& out_json,
+  std::vector<std::string> argv(const Binding& b, const std::string& exe, const std::string& out_json, bool,
                                 std::map<std::string, std::string>&) const override {
     std::vector<std::string> a{exe,
                                "--benchmark_out=" + out_json,

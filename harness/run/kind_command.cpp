@@ -35,7 +35,7 @@ class CommandKind final : public KindStrategy {
     return make_error("kind command has no test list");
   }
 
-  std::vector<std::string> argv(const Binding& b, const std::string& exe, const std::string& out_json,
+  std::vector<std::string> argv(const Binding& b, const std::string& exe, const std::string& out_json, bool,
                                 std::map<std::string, std::string>& env) const override {
     std::vector<std::string> a = b.command;
     a[0] = exe;

@@ -56,9 +56,10 @@ class GtestKind final : public KindStrategy {
   }
 
   std::vector<std::string> argv(const Binding& b, const std::string& exe, const std::string& out_json,
-                                std::map<std::string, std::string>&) const override {
+                                bool fail_fast, std::map<std::string, std::string>&) const override {
     std::vector<std::string> a{exe, "--gtest_output=json:" + out_json, "--gtest_color=no"};
     if (!b.filter.empty()) a.push_back("--gtest_filter=" + b.filter);
+    if (fail_fast) a.push_back("--gtest_fail_fast");
     return a;
   }
 

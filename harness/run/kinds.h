@@ -45,9 +45,10 @@ class KindStrategy {
   virtual Result<std::vector<std::string>> list(const std::string& exe, const std::string& filter) const = 0;
 
   // The child's argv. `out_json` is where it should write its machine-readable output; a kind
-  // may name it to the child through `env` instead.
+  // may name it to the child through `env` instead. `fail_fast`: stop at the first failure where
+  // the kind can (a control needs one counterexample, not all of them).
   virtual std::vector<std::string> argv(const Binding& b, const std::string& exe, const std::string& out_json,
-                                        std::map<std::string, std::string>& env) const = 0;
+                                        bool fail_fast, std::map<std::string, std::string>& env) const = 0;
 
   // When the child wrote no output file: the verdict its exit status alone gives, or nullopt
   // when no output is an error for this kind.

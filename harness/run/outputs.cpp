@@ -64,6 +64,12 @@ std::string trim(const std::string& s) {
   return s.substr(a, s.find_last_not_of(" \t\r\n") - a + 1);
 }
 
+std::string join(const std::vector<std::string>& parts, const std::string& sep) {
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : sep) + p;
+  return out;
+}
+
 Result<std::vector<double>> parse_number_list(const std::string& s) {
   std::vector<double> out;
   std::istringstream in(s);

@@ -5,6 +5,7 @@
 
 #include "engine/core/atomic_file.h"
 #include "harness/run/clock.h"
+#include "harness/run/fingerprint.h"
 #include "harness/run/kinds.h"
 #include "harness/run/models.h"
 #include "harness/run/outputs.h"
@@ -104,8 +105,8 @@ struct Decided {
 // child process -> the kind's judgement of what it wrote.
 class ItemRun {
  public:
-  ItemRun(const Contract& contract, const Item& item, const RunOptions& opts)
-      : item_(item), opts_(opts), t0_(std::chrono::steady_clock::now()) {
+  ItemRun(const Contract& contract, const Item& item, const RunOptions& opts, const RunVariant* variant)
+      : item_(item), opts_(opts), variant_(variant), t0_(std::chrono::steady_clock::now()) {
     r_.contract = contract.name;
     r_.id = item.id;
     r_.description = item.description;
@@ -115,9 +116,11 @@ class ItemRun {
   }
 
   ItemResult run() {
+    fingerprint_.item_sha256 = item_.text_sha256;
     if (auto d = check_runnable()) return finish(*d);
     // Per-item scratch directory for logs and outputs.
     dir_ = fs::path(opts_.work_dir) / item_.id;
+    if (variant_) dir_ /= variant_->scratch;
     std::error_code ec;
     fs::create_directories(dir_, ec);
     env_ = eb_.binding.env;
@@ -131,6 +134,7 @@ class ItemRun {
     r_.reason = d.reason;
     r_.finished_at = utc_timestamp_iso();
     r_.duration_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    r_.detail["fingerprint"] = fingerprint_.to_json();
     return r_;
   }
 
@@ -142,14 +146,21 @@ class ItemRun {
   std::optional<Decided> check_runnable() {
     if (!item_.falsifier) return Decided{Verdict::kInconclusive, blocked_prefix() + "no falsifier binding"};
     eb_ = effective_binding(*item_.falsifier, opts_.profile);
+    if (variant_ && !variant_->filter.empty()) eb_.binding.filter = variant_->filter;
     const Binding& b = eb_.binding;
     r_.profile = eb_.profile;
+    fingerprint_.profile = eb_.profile;
+    fingerprint_.model = b.model;
     r_.detail["binding"] = binding_json(b);
     r_.detail["profile"] = eb_.profile;
     kind_ = &kind_strategy(*b.kind);
     loc_ = kind_->locate(b, opts_.build_dir, opts_.repo_root);
     r_.detail["executable"] = loc_.path;
+    fingerprint_.falsifier = loc_.path;
     if (!loc_.found) return Decided{Verdict::kInconclusive, blocked_prefix() + loc_.reason};
+    auto exe_sha = file_sha256_memo(loc_.path);
+    if (!exe_sha.ok()) return Decided{Verdict::kError, exe_sha.message()};
+    fingerprint_.falsifier_sha256 = *exe_sha;
     for (const auto& req : b.requires_) {
       if (req != "gpu")
         return Decided{Verdict::kError, "unknown requirement '" + req + "' (expected gpu or model:<name>)"};
@@ -164,10 +175,11 @@ class ItemRun {
   std::optional<Decided> prepare_model() {
     const Binding& b = eb_.binding;
     if (b.model.empty()) return std::nullopt;
-    auto spec = resolve_model(b.model, opts_.model_cache, opts_.repo_root);
+    auto spec = resolve_model_for_run(b.model, opts_.model_cache, opts_.repo_root, opts_.model_overrides);
     if (!spec.ok()) return Decided{Verdict::kError, spec.message()};
     json mj{{"name", spec->name}, {"path", spec->path}};
     if (!spec->is_path) mj["synth_args"] = spec->synth_args;
+    if (spec->substituted) mj["substituted"] = true;  // --model NAME=PATH
     if (!fs::exists(spec->path)) {
       r_.detail["model"] = mj;
       if (spec->is_path)
@@ -186,6 +198,7 @@ class ItemRun {
     auto sha = model_sha256(spec->path);
     if (!sha.ok()) return Decided{Verdict::kError, sha.message()};
     mj["sha256"] = *sha;
+    fingerprint_.model_sha256 = *sha;
     if (auto facts = read_model_facts(spec->path); facts.ok()) {
       mj["arch"] = facts->arch;
       mj["shape"] = facts->shape;
@@ -215,6 +228,9 @@ class ItemRun {
     env_["POPPER_SOURCE_DIR"] = opts_.repo_root;
     env_["POPPER_ITEM_ID"] = item_.id;
     env_["POPPER_PROFILE"] = eb_.profile;
+    if (variant_) {
+      env_["POPPER_FAULTS"] = join(variant_->faults, ",");
+    }
 
     SpawnOptions so;
     so.stdout_path = (dir_ / "stdout.log").string();
@@ -225,7 +241,7 @@ class ItemRun {
     const std::string out_json = (dir_ / "output.json").string();
     std::error_code ec;
     fs::remove(out_json, ec);
-    so.argv = kind_->argv(b, loc_.path, out_json, env_);
+    so.argv = kind_->argv(b, loc_.path, out_json, variant_ && variant_->fail_fast, env_);
     so.env_extra = env_;
     json env_json = env_;
     r_.detail["env"] = env_json;
@@ -275,6 +291,8 @@ class ItemRun {
 
   const Item& item_;
   const RunOptions& opts_;
+  const RunVariant* variant_;
+  Fingerprint fingerprint_;
   const std::chrono::steady_clock::time_point t0_;
   ItemResult r_;
   EffectiveBinding eb_;
@@ -327,8 +345,9 @@ EffectiveBinding effective_binding(const Binding& b, const std::optional<std::st
   return eb;
 }
 
-ItemResult run_item(const Contract& contract, const Item& item, const RunOptions& opts) {
-  return ItemRun(contract, item, opts).run();
+ItemResult run_item(const Contract& contract, const Item& item, const RunOptions& opts,
+                    const RunVariant* variant) {
+  return ItemRun(contract, item, opts, variant).run();
 }
 
 }  // namespace popper::harness

@@ -1,6 +1,7 @@
 #include "harness/run/session.h"
 
 #include "harness/run/clock.h"
+#include "harness/run/controls.h"
 #include "harness/run/process.h"
 
 namespace popper::harness {
@@ -22,6 +23,18 @@ RunTotals execute_plan(const RunPlan& plan, RunOptions opts, const RunInfo& info
       }
       observer.item_finished(r);
       totals.verdicts[r.verdict]++;
+      if (opts.controls && it->control) {
+        if (r.verdict == Verdict::kSurvived) observer.control_started(*it);
+        r.control = run_control(*pc.contract, *it, r, opts);
+        if (interrupted()) {
+          observer.interrupted(*pc.contract, *it);
+          break;
+        }
+        if (r.control->ran) {
+          observer.control_finished(*it, *r.control);
+          totals.controls[r.control->verdict]++;
+        }
+      }
       results.push_back(std::move(r));
     }
     if (interrupted()) {

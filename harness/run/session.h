@@ -1,5 +1,6 @@
-// Runs a plan (plan.h): each item in its own process, contract by contract, in plan order, with
-// a live view for the caller and each finished contract handed over whole (for its evidence). An
+// Runs a plan (plan.h): each item in its own process, contract by contract, in plan order (with
+// opts.controls, each item's negative control right after it, controls.h), with a live view for
+// the caller and each finished contract handed over whole (for its evidence). An
 // interrupt (SIGINT/SIGTERM, process.h) stops the running item's process group and ends the run
 // before that contract is handed over: no partial evidence.
 #pragma once
@@ -20,6 +21,7 @@ struct RunInfo {
   std::vector<std::string> argv;
   std::optional<std::string> profile;
   std::string build_dir;
+  bool controls = false;  // --controls: items carry their control runs
 };
 
 class RunObserver {
@@ -29,6 +31,12 @@ class RunObserver {
   // About every 100 ms while an item's process runs.
   virtual void tick(double elapsed_s) { (void)elapsed_s; }
   virtual void item_finished(const ItemResult& result) { (void)result; }
+  // With --controls, for an item that survived and has a control: its control run.
+  virtual void control_started(const Item& item) { (void)item; }
+  virtual void control_finished(const Item& item, const ControlResult& control) {
+    (void)item;
+    (void)control;
+  }
   // Every planned item of `pc` ran (a shard's contract may have none).
   virtual void contract_finished(const PlannedContract& pc, const std::vector<ItemResult>& results,
                                  const RunInfo& info) {
@@ -45,6 +53,7 @@ class RunObserver {
 
 struct RunTotals {
   std::map<Verdict, int> verdicts;
+  std::map<Verdict, int> controls;  // verdicts of the controls that ran
   bool interrupted = false;
 };
 
