@@ -35,7 +35,7 @@ constexpr FaultInfo kFaultTable[] = {
     {Fault::kDecodeSleep, "decode_sleep", "engine/model/model.cpp Session::forward_chunk",
      "every single-token decode step sleeps 250 ms (a 4 tok/s ceiling)"},
     {Fault::kPrefillSleep, "prefill_sleep", "engine/model/model.cpp Session::forward_chunk",
-     "every multi-token forward chunk (prefill) sleeps 250 ms"},
+     "every multi-token forward chunk (prefill) sleeps 50 ms a token (a 20 tok/s ceiling)"},
     {Fault::kServeWrongRole, "serve_wrong_role", "engine/serve/server.cpp chat completion",
      "chat completions answer with role \"user\" instead of \"assistant\""},
     {Fault::kBackendAutoIgnoresGpu, "backend_auto_ignores_gpu",
