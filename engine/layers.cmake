@@ -3,6 +3,9 @@ popper_engine_layer(popper_tokenizer tokenizer DEPS popper_core popper_gguf)
 target_link_libraries(popper_engine INTERFACE popper_tokenizer)
 # The synthetic model builder writes a real tokenizer (engine/synth/vocab.cpp).
 target_link_libraries(popper_synth PUBLIC popper_tokenizer)
+# Model conversion (`popper quantize`): reads and writes GGUF, quantises with engine/quant.
+popper_engine_layer(popper_convert convert DEPS popper_core popper_gguf popper_quant)
+target_link_libraries(popper_engine INTERFACE popper_convert)
 popper_engine_layer(popper_model model DEPS popper_core popper_gguf popper_quant popper_cpu)
 target_link_libraries(popper_engine INTERFACE popper_model)
 # The CUDA backend: kernels in engine/cuda (the only folder that includes CUDA headers), the
