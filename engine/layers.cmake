@@ -42,5 +42,8 @@ if(POPPER_BUILD_TESTS AND CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
   target_link_libraries(popper_model_emu PUBLIC popper_core popper_gguf popper_quant popper_cpu popper_cuda_emu
                                          PRIVATE popper_warnings)
 endif()
+# Model evaluation (`popper perplexity`): llama-perplexity's scores on the public model API.
+popper_engine_layer(popper_eval eval DEPS popper_model popper_tokenizer)
+target_link_libraries(popper_engine INTERFACE popper_eval)
 popper_engine_layer(popper_serve serve DEPS popper_model popper_tokenizer PkgConfig::HTTPLIB nlohmann_json::nlohmann_json)
 target_link_libraries(popper_engine INTERFACE popper_serve)
