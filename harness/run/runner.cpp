@@ -263,7 +263,8 @@ ItemResult run_item(const Contract& contract, const Item& item, const RunOptions
     auto spec = resolve_model(b.model, opts.model_cache, opts.repo_root);
     if (!spec.ok()) return finish(Verdict::kError, spec.message());
     json mj{{"name", spec->name}, {"path", spec->path}};
-    if (!spec->is_path) mj["synth_args"] = spec->synth_args;
+    if (!spec->is_path && spec->quantize_from.empty()) mj["synth_args"] = spec->synth_args;
+    if (!spec->quantize_from.empty()) mj["quantize_from"] = spec->quantize_from;
     if (!fs::exists(spec->path)) {
       if (spec->is_path) {
         r.detail["model"] = mj;
