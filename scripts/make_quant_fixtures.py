@@ -246,16 +246,16 @@ def gdb_drain():
     return ["gdb", "-batch", "-nx", "-x", path, "--args"]
 
 
-def llama_perplexity(llama_bin, model, extra):
-    text = run(gdb_drain() + [llama_bin / "llama-perplexity", "-m", model, "-f", PPL_TEXT, "-c", PPL_CTX, "--chunks",
-                            PPL_CHUNKS, "-t", 2, "-b", PPL_CTX] + extra)
+def llama_perplexity(llama_bin, model, extra, text=PPL_TEXT, n_ctx=PPL_CTX, chunks=PPL_CHUNKS):
+    text = run(gdb_drain() + [llama_bin / "llama-perplexity", "-m", model, "-f", text, "-c", n_ctx, "--chunks",
+                            chunks, "-t", 2, "-b", n_ctx] + extra)
     if "[Inferior 1 (process" in text and "exited normally" not in text:
         sys.exit(f"llama-perplexity failed under gdb:\n{text[-3000:]}")
     return text
 
 
-def popper_perplexity(popper, model, extra):
-    return json.loads(run([popper, "perplexity", "-m", model, "-f", PPL_TEXT, "-c", PPL_CTX, "--chunks", PPL_CHUNKS,
+def popper_perplexity(popper, model, extra, text=PPL_TEXT, n_ctx=PPL_CTX, chunks=PPL_CHUNKS):
+    return json.loads(run([popper, "perplexity", "-m", model, "-f", text, "-c", n_ctx, "--chunks", chunks,
                            "-t", 2, "--json", "-q"] + extra))
 
 

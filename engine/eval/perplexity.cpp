@@ -62,7 +62,7 @@ Result<std::unique_ptr<Runner>> load_runner(const std::string& path, const Perpl
 }
 
 // The text's tokens as llama-perplexity's common_tokenize(ctx, text, add_special = true,
-// parse_special = false) makes them: special-token text is plain text, BOS first when the
+// parse_special = false) makes them: special-token text is plain text (unless asked), BOS first when the
 // vocabulary asks for it (tokenizer.ggml.add_bos_token; llama.cpp's default for a gpt2/qwen2
 // vocabulary is false).
 struct TextTokens {
@@ -78,7 +78,7 @@ Result<bool> read_add_bos(const GgufFile& file) {
   return *v->as_bool();
 }
 
-Result<TextTokens> tokenize_text(const Model& model, const std::string& text) {
+Result<TextTokens> tokenize_text(const Model& model, const std::string& text, bool parse_special) {
   auto tokenizer = Tokenizer::from_gguf(model.file());
   if (!tokenizer.ok()) return tokenizer.error();
   TextTokens t;
@@ -91,7 +91,7 @@ Result<TextTokens> tokenize_text(const Model& model, const std::string& text) {
     t.bos = *tokenizer->bos_id();
     t.tokens.push_back(t.bos);
   }
-  std::vector<int32_t> ids = tokenizer->encode(text, /*parse_special=*/false);
+  std::vector<int32_t> ids = tokenizer->encode(text, parse_special);
   t.tokens.insert(t.tokens.end(), ids.begin(), ids.end());
   return t;
 }
@@ -151,7 +151,7 @@ Result<PerplexityResult> evaluate_perplexity(const PerplexityJob& job,
   } else {
     auto contents = read_file(job.text);
     if (!contents.ok()) return contents.error();
-    auto tokens = tokenize_text(base_model ? *base_model->model : *model.model, *contents);
+    auto tokens = tokenize_text(base_model ? *base_model->model : *model.model, *contents, job.parse_special);
     if (!tokens.ok()) return tokens.error();
     text = std::move(*tokens);
   }

@@ -1,9 +1,9 @@
 // `popper perplexity`: a model's perplexity over a text, and its divergence from a base model,
 // computed the way llama.cpp's llama-perplexity computes them, so the figures stand beside its
 // own on the same files:
-//  - the text is tokenised whole (special tokens not parsed, BOS first when the vocabulary's
-//    tokenizer.ggml.add_bos_token says so) and cut into n_chunk = min(--chunks, n_tokens / n_ctx)
-//    chunks of n_ctx tokens; at least 2 * n_ctx tokens are needed;
+//  - the text is tokenised whole (special tokens not parsed unless parse_special, BOS first when
+//    the vocabulary's tokenizer.ggml.add_bos_token says so) and cut into n_chunk = min(--chunks, n_tokens /
+//    n_ctx) chunks of n_ctx tokens; at least 2 * n_ctx tokens are needed;
 //  - each chunk runs from an empty KV cache (its first token replaced by BOS when add_bos), and
 //    only its second half is scored: the logits at positions n_ctx/2 .. n_ctx-2 against the next
 //    token, so every scored token has at least n_ctx/2 tokens of context;
@@ -28,13 +28,17 @@
 namespace popper::eval {
 
 struct PerplexityJob {
-  std::string model;              // GGUF path
-  std::string text;               // text file (ignored when kl_base is a base logits file)
-  std::string kl_base;            // optional: a base GGUF, or a llama-perplexity base logits file
-  std::string save_kl_base;       // optional: write this model's log-probs as a base logits file
-  int64_t n_ctx = 512;            // llama-perplexity's default -c
-  int64_t n_chunks = -1;          // -1: every whole chunk
-  int64_t n_batch = 512;          // tokens per forward call; changes no figure
+  std::string model;         // GGUF path
+  std::string text;          // text file (ignored when kl_base is a base logits file)
+  std::string kl_base;       // optional: a base GGUF, or a llama-perplexity base logits file
+  std::string save_kl_base;  // optional: write this model's log-probs as a base logits file
+  int64_t n_ctx = 512;       // llama-perplexity's default -c
+  int64_t n_chunks = -1;     // -1: every whole chunk
+  int64_t n_batch = 512;     // tokens per forward call; changes no figure
+  // Control tokens written in the text ("<|im_start|>") become their ids. llama-perplexity
+  // always reads them as plain text; chat transcripts need them parsed, and the llama.cpp side
+  // then scores the same tokens through a base file (scripts/make_quant_quality.py).
+  bool parse_special = false;
   KvType kv_type = KvType::kF16;  // llama.cpp's default cache type
   BackendKind backend = BackendKind::kCpu;
   int n_threads = 0;  // <= 0: one per hardware thread

@@ -25,9 +25,11 @@ struct PerplexityArgs {
 json estimate(const eval::Estimate& e) { return {{"value", e.value}, {"uncertainty", e.uncertainty}}; }
 
 json to_json(const PerplexityArgs& args, const eval::PerplexityResult& r) {
-  json j = {{"model", args.job.model}, {"n_tokens", r.n_tokens}, {"n_ctx", r.n_ctx},
-            {"n_chunk", r.n_chunk},    {"n_scored", r.n_scored}, {"add_bos", r.add_bos},
-            {"kv_type", args.kv_type}, {"ppl", estimate(r.ppl)}, {"chunk_ppl", r.chunk_ppl},
+  json j = {{"model", args.job.model}, {"n_tokens", r.n_tokens},
+            {"n_ctx", r.n_ctx},        {"n_chunk", r.n_chunk},
+            {"n_scored", r.n_scored},  {"add_bos", r.add_bos},
+            {"kv_type", args.kv_type}, {"parse_special", args.job.parse_special},
+            {"ppl", estimate(r.ppl)},  {"chunk_ppl", r.chunk_ppl},
             {"seconds", r.seconds},    {"warnings", r.warnings}};
   if (!args.job.text.empty()) j["text"] = args.job.text;
   if (r.kl) {
@@ -183,6 +185,10 @@ void register_perplexity(CLI::App& app) {
   cmd->add_option("--backend", args->backend, "cpu, cuda or auto")->capture_default_str();
   cmd->add_option("-t,--threads", args->job.n_threads, "threads (0 = one per hardware thread)")
       ->capture_default_str();
+  cmd->add_flag(
+      "--parse-special", args->job.parse_special,
+      "control tokens written in the text (<|im_start|>) become their ids (llama-perplexity reads them as "
+      "text)");
   cmd->add_flag("--json", args->json, "print the figures as JSON");
   cmd->add_flag("-q,--quiet", args->quiet, "no progress output");
 }
