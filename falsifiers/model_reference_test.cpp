@@ -163,6 +163,7 @@ TEST_P(TransformersReference, LogitsWithin1e4AndGreedyIdenticalOnEveryTask) {
   float worst = 0, worst_full = 0;
   int64_t tasks = 0, greedy_same = 0, steps = 0;
   std::string worst_where;
+  std::vector<std::pair<float, std::string>> worst_tasks;  // (max |diff|, id) per task
   for (const auto& task : doc.at("tasks")) {
     const std::string id = task.at("id").get<std::string>();
     const auto prompt = task.at("prompt").get<std::vector<int32_t>>();
@@ -178,12 +179,14 @@ TEST_P(TransformersReference, LogitsWithin1e4AndGreedyIdenticalOnEveryTask) {
     Session s(m, backend, so);
     ASSERT_TRUE(s.forward(prompt, logits.data()).ok()) << id;
     bool same = true;
+    float task_worst = 0;
     for (size_t step = 0; step < want.size(); ++step) {
       const auto& ref = task.at("steps").at(step);
       const auto ids = ref.at("ids").get<std::vector<int32_t>>();
       const auto values = ref.at("logits").get<std::vector<float>>();
       for (size_t j = 0; j < ids.size(); ++j) {
         const float d = std::fabs(logits[ids[j]] - values[j]);
+        task_worst = std::max(task_worst, d);
         if (!(d <= worst)) {
           worst = std::isnan(d) ? INFINITY : d;
           worst_where = id + " step " + std::to_string(step) + " token " + std::to_string(ids[j]);
@@ -199,6 +202,7 @@ TEST_P(TransformersReference, LogitsWithin1e4AndGreedyIdenticalOnEveryTask) {
     }
     ++tasks;
     greedy_same += same;
+    worst_tasks.emplace_back(task_worst, id);
     EXPECT_TRUE(same) << id << ": greedy answer differs from transformers' (" << task.at("reply") << ")";
   }
   RecordProperty("tasks", std::to_string(tasks));
@@ -207,6 +211,16 @@ TEST_P(TransformersReference, LogitsWithin1e4AndGreedyIdenticalOnEveryTask) {
   RecordProperty("max_abs_logit_diff_topk", std::to_string(worst));
   RecordProperty("max_abs_logit_diff_full_rows", std::to_string(worst_full));
   RecordProperty("worst_at", worst_where);
+  std::sort(worst_tasks.rbegin(), worst_tasks.rend());
+  std::string worst_list;
+  for (size_t i = 0; i < std::min<size_t>(5, worst_tasks.size()); ++i) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%s%s %.3g", i ? ", " : "", worst_tasks[i].second.c_str(),
+                  worst_tasks[i].first);
+    worst_list += buf;
+  }
+  RecordProperty("worst_tasks", worst_list);
+  std::printf("worst tasks: %s\n", worst_list.c_str());
   EXPECT_LE(worst, kTransformersLogitBound) << "at " << worst_where;
   EXPECT_LE(worst_full, kTransformersLogitBound) << "on a full step-0 logit row";
   std::printf(

@@ -10,8 +10,9 @@ cache, as a user runs it) until <|im_end|> or max_tokens. The reply is scored by
 same rule as Popper's bench (tiny/tasks.py parse_answer).
 
 Writes falsifiers/fixtures/trained/llama_cpp/<stem>.json keyed by the file's sha256:
-  {"model": stem, "sha256", "llama_cpp_python", "n_ctx", "accuracy": {family: rate},
-   "accuracy_all", "tasks": [{"id", "tokens": [...], "correct"}]}
+  {"model": stem, "sha256", "llama_cpp_python", "kv_type", "accuracy": {family: rate},
+   "accuracy_all", "tasks": [{"id", "prompt_tokens", "tokens": [greedy ids, ending with
+   <|im_end|> when the model stopped], "correct"}]}
 and appends one line per file to falsifiers/fixtures/trained/llama_cpp/accuracy.log.
 
 Usage: /work/venv-ref/bin/python scripts/llama_cpp_tasks.py FILE.gguf [FILE.gguf ...]
@@ -36,7 +37,7 @@ TRAINED = os.path.join(ROOT, "falsifiers", "fixtures", "trained")
 def run(path, corpus, threads):
     import llama_cpp
 
-    llm = llama_cpp.Llama(model_path=path, n_ctx=512, n_batch=512, n_threads=threads, logits_all=False,
+    llm = llama_cpp.Llama(model_path=path, n_ctx=512, n_batch=512, n_threads=threads, logits_all=True,
                           seed=0, verbose=False)
     eos = llm.token_eos()
     out, per = [], {}
@@ -48,11 +49,11 @@ def run(path, corpus, threads):
         ids = []
         for _ in range(t["max_tokens"]):
             tok = int(np.argmax(np.asarray(llm.scores[llm.n_tokens - 1], dtype=np.float32)))
+            ids.append(tok)
             if tok == eos:
                 break
-            ids.append(tok)
             llm.eval([tok])
-        reply = llm.detokenize(ids, special=True).decode("utf-8", "replace")
+        reply = llm.detokenize(ids[:-1] if ids[-1] == eos else ids, special=True).decode("utf-8", "replace")
         ok = tasks.parse_answer(reply) == t["answer"]
         right, n = per.get(t["family"], (0, 0))
         per[t["family"]] = (right + ok, n + 1)

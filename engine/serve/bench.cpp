@@ -11,6 +11,7 @@
 
 #include "engine/core/atomic_file.h"
 #include "engine/serve/task_check.h"
+#include "engine/serve/text_util.h"
 
 namespace popper::serve {
 namespace {
@@ -180,10 +181,10 @@ json play(const BenchOptions& o, const Task& task) {
     const std::string given = parse_task_answer(text);
     r["family"] = task.family;
     r["answer"] = *task.answer;
-    r["parsed_answer"] = given;
+    r["parsed_answer"] = sanitize_utf8(given);
     r["verdict"] = given == *task.answer ? "pass" : "fail";
     if (given != *task.answer)
-      r["reason"] = "answered '" + given.substr(0, 80) + "', want '" + *task.answer + "'";
+      r["reason"] = "answered '" + sanitize_utf8(given.substr(0, 80)) + "', want '" + *task.answer + "'";
     return r;
   }
   r["expected_text"] = task.expected_text;
@@ -257,8 +258,9 @@ Result<json> run_bench(const BenchOptions& o) {
     const std::string v = r["verdict"];
     if (r.contains("family")) {
       json& f = families[r["family"].get<std::string>()];
-      f["passed"] = f.value("passed", 0) + (v == "pass");
-      f["n"] = f.value("n", 0) + 1;
+      if (f.is_null()) f = {{"passed", 0}, {"n", 0}};
+      f["passed"] = f["passed"].get<int64_t>() + (v == "pass");
+      f["n"] = f["n"].get<int64_t>() + 1;
       f["pass_rate"] = f["passed"].get<double>() / f["n"].get<double>();
     }
     passed += v == "pass";

@@ -5,7 +5,9 @@ file has every metadata key the converter wrote with the same value (general.* n
 excepted: they derive from the directory name), and the same tensors with the same types,
 shapes and bytes. The converter only recognises pre-tokenizers by hashing a known
 tokenizer's output, and ours is new: its pre-tokenizer lookup is answered with "qwen2" (the
-Split regex is Qwen2's, tiny/tokenizer.py), everything else is the converter's own code.
+Split regex is Qwen2's, tiny/tokenizer.py); and Qwen2Model.set_vocab's sentencepiece attempt
+is answered with the FileNotFoundError it meets when sentencepiece is installed (there is no
+tokenizer.model) instead of an ImportError when it is not. Everything else is the converter's.
 """
 import os
 import subprocess
@@ -22,6 +24,9 @@ sys.argv = ["convert_hf_to_gguf.py"] + sys.argv[1:]
 sys.path.insert(0, {root!r})
 import conversion.base as base
 base.TextModel.get_vocab_base_pre = lambda self, tokenizer: "qwen2"
+def no_sentencepiece(self, *args, **kwargs):
+    raise FileNotFoundError("no tokenizer.model")  # what it finds; the import alone fails here
+base.TextModel._set_vocab_sentencepiece = no_sentencepiece
 import convert_hf_to_gguf
 convert_hf_to_gguf.main()
 """

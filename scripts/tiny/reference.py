@@ -2,7 +2,8 @@
 
 For every held-out task the exported model (weights as rounded into the GGUF, F32 compute,
 eager attention) decodes greedily with transformers' generate() and KV cache. Recorded per
-task: the user turn, its prompt ids, the greedy ids, the reply text, whether its parsed answer is right, and
+task: the user turn, its prompt ids, the greedy ids (ending with <|im_end|> when the model
+stopped), the reply text, whether its parsed answer is right, and
 per step the top-TOP_K logits (ids and values) and the top-1/top-2 margin. For the first
 FULL_ROWS_PER_FAMILY tasks of each family the whole step-0 logit row is kept too, so the
 parity check also covers every vocabulary entry, not only the likely ones.
@@ -42,7 +43,8 @@ def make_references(model, tok, held):
                 "ids": top.indices.tolist(),
                 "logits": [fmt(v) for v in top.values.tolist()],
             })
-        reply = tok.decode(ids, skip_special_tokens=False)
+        # ids end with <|im_end|> when the model stopped; the reply is the text before it.
+        reply = tok.decode(ids[:-1] if ids and ids[-1] == eos else ids, skip_special_tokens=False)
         rec = {
             "id": f"{t.family}-{i:03d}", "family": t.family, "user": t.prompt, "prompt": prompt, "tokens": ids,
             "reply": reply, "answer": t.answer, "correct": tasks.check(t, reply), "steps": steps,
