@@ -32,6 +32,8 @@ popper_falsifier(serve_dispatch_test LABEL serve SOURCES serve_dispatch_test.cpp
 popper_falsifier(serve_api_test LABEL serve SOURCES serve_api_test.cpp)
 popper_falsifier(serve_load_test LABEL serve SOURCES serve_load_test.cpp)
 popper_falsifier(serve_bench_test LABEL serve SOURCES serve_bench_test.cpp)
+popper_falsifier(task_generate_test LABEL serve SOURCES task_generate_test.cpp)
+add_dependencies(task_generate_test popper)
 popper_falsifier(backend_select_test LABEL serve SOURCES backend_select_test.cpp LIBS popper_harness)
 add_dependencies(backend_select_test popper)
 popper_falsifier(cuda_backend_test LABEL cuda SOURCES cuda_backend_test.cpp)
