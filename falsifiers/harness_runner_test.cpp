@@ -32,7 +32,8 @@ Contract contract_with(const std::string& binding, const std::string& item_extra
 
 class Runner : public ::testing::Test {
  protected:
-  RunOptions options(std::optional<std::string> profile = {}, const std::string& repo_root = POPPER_SOURCE_DIR) {
+  RunOptions options(std::optional<std::string> profile = {},
+                     const std::string& repo_root = POPPER_SOURCE_DIR) {
     RunOptions o;
     o.build_dir = testing::build_dir();
     o.repo_root = repo_root;
@@ -151,7 +152,8 @@ TEST_F(Runner, LargeModelIsNotBuiltUnlessAsked) {
 std::string repo_with_trained_model(const testing::TempDir& dir) {
   const std::string trained = dir / (std::string(kTrainedModelDir) + "/trained-qwen3moe-bf16.gguf");
   std::filesystem::create_directories(std::filesystem::path(trained).parent_path());
-  const std::string cmd = testing::build_dir() + "/harness/popper synth --quant f32 -q -o " + trained + " > /dev/null";
+  const std::string cmd =
+      testing::build_dir() + "/harness/popper synth --quant f32 -q -o " + trained + " > /dev/null";
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
   return dir.path();
 }

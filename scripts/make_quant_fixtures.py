@@ -246,9 +246,9 @@ def gdb_drain():
     return ["gdb", "-batch", "-nx", "-x", path, "--args"]
 
 
-def llama_perplexity(llama_bin, model, extra, text=PPL_TEXT, n_ctx=PPL_CTX, chunks=PPL_CHUNKS):
+def llama_perplexity(llama_bin, model, extra, text=PPL_TEXT, n_ctx=PPL_CTX, chunks=PPL_CHUNKS, threads=2):
     text = run(gdb_drain() + [llama_bin / "llama-perplexity", "-m", model, "-f", text, "-c", n_ctx, "--chunks",
-                            chunks, "-t", 2, "-b", n_ctx] + extra)
+                            chunks, "-t", threads, "-b", n_ctx] + extra)
     if "[Inferior 1 (process" in text and "exited normally" not in text:
         sys.exit(f"llama-perplexity failed under gdb:\n{text[-3000:]}")
     return text

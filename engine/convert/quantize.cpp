@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <numeric>
 
+#include "engine/core/faults.h"
 #include "engine/core/thread_pool.h"
 #include "engine/gguf/gguf_writer.h"
 #include "engine/quant/traits.h"
@@ -50,6 +51,10 @@ Status convert_rows(const QuantizedTensor& t, const uint8_t* src, std::span<uint
 
   // The first bad element in row order, whichever thread finds it (so the message is the same
   // with any thread count).
+  // Fault quantize_drops_last_block: the row loop stops one block short, leaving the last
+  // block of each row zero.
+  const int64_t block_bytes = ggml_type_info(t.to).type_size;
+  const bool drop_last_block = fault_on(Fault::kQuantDropsLastBlock);
   std::atomic<int64_t> first_bad{INT64_MAX};
   std::atomic<bool> cancelled{false};
   std::vector<std::vector<float>> scratch(static_cast<size_t>(pool.size()),
@@ -72,6 +77,7 @@ Status convert_rows(const QuantizedTensor& t, const uint8_t* src, std::span<uint
         }
       }
       to->quantize_row_ref(row, out.data() + r * row_out, n_per_row);
+      if (drop_last_block) std::memset(out.data() + (r + 1) * row_out - block_bytes, 0, block_bytes);
     }
   });
   if (cancelled) return make_error("interrupted");

@@ -49,7 +49,7 @@ Result<std::unique_ptr<Runner>> load_runner(const std::string& path, const Perpl
   auto model = Model::load(path);
   if (!model.ok()) return model.error();
   r->model = std::move(*model);
-  auto backend = make_backend(job.backend, job.n_threads, &r->model->weights());
+  auto backend = make_backend(job.backend, job.n_threads, r->model.get());
   if (!backend.ok()) return make_error(path, ": ", backend.message());
   r->backend = std::move(*backend);
   SessionOptions so;
