@@ -3,6 +3,9 @@ popper_engine_layer(popper_tokenizer tokenizer DEPS popper_core popper_gguf)
 target_link_libraries(popper_engine INTERFACE popper_tokenizer)
 # The synthetic model builder writes a real tokenizer (engine/synth/vocab.cpp).
 target_link_libraries(popper_synth PUBLIC popper_tokenizer)
+# Model conversion (`popper quantize`): reads and writes GGUF, quantises with engine/quant.
+popper_engine_layer(popper_convert convert DEPS popper_core popper_gguf popper_quant)
+target_link_libraries(popper_engine INTERFACE popper_convert)
 popper_engine_layer(popper_model model DEPS popper_core popper_gguf popper_quant popper_cpu)
 target_link_libraries(popper_engine INTERFACE popper_model)
 # The CUDA backend, all of it in engine/cuda: the kernels (*.cu, the only sources that include
@@ -43,5 +46,8 @@ if(POPPER_BUILD_TESTS AND CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
   target_compile_definitions(popper_cuda_emu INTERFACE POPPER_HAVE_CUDA=1)
   target_link_libraries(popper_cuda_emu PUBLIC popper_model popper_core popper_quant)
 endif()
+# Model evaluation (`popper perplexity`): llama-perplexity's scores on the public model API.
+popper_engine_layer(popper_eval eval DEPS popper_model popper_tokenizer)
+target_link_libraries(popper_engine INTERFACE popper_eval)
 popper_engine_layer(popper_serve serve DEPS popper_model popper_tokenizer PkgConfig::HTTPLIB nlohmann_json::nlohmann_json)
 target_link_libraries(popper_engine INTERFACE popper_serve)

@@ -6,10 +6,12 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "engine/gguf/gguf_reader.h"
 #include "falsifiers/harness_test_util.h"
 #include "harness/contract/contract.h"
 #include "harness/run/controls.h"
 #include "harness/run/fingerprint.h"
+#include "harness/run/models.h"
 #include "harness/run/runner.h"
 
 namespace popper::harness {
@@ -30,10 +32,11 @@ Contract contract_with(const std::string& binding, const std::string& item_extra
 
 class Runner : public ::testing::Test {
  protected:
-  RunOptions options(std::optional<std::string> profile = {}) {
+  RunOptions options(std::optional<std::string> profile = {},
+                     const std::string& repo_root = POPPER_SOURCE_DIR) {
     RunOptions o;
     o.build_dir = testing::build_dir();
-    o.repo_root = POPPER_SOURCE_DIR;
+    o.repo_root = repo_root;
     o.model_cache = dir_ / "models";
     o.work_dir = dir_ / "work";
     o.popper_exe = testing::build_dir() + "/harness/popper";
@@ -51,9 +54,9 @@ class Runner : public ::testing::Test {
     return {own, run_control(c, c.items[0], own, o)};
   }
   ItemResult run(const std::string& binding, const std::string& item_extra = "",
-                 std::optional<std::string> profile = {}) {
+                 std::optional<std::string> profile = {}, const std::string& repo_root = POPPER_SOURCE_DIR) {
     Contract c = contract_with(binding, item_extra);
-    return run_item(c, c.items[0], options(profile));
+    return run_item(c, c.items[0], options(profile, repo_root));
   }
   testing::TempDir dir_;
 };
@@ -142,6 +145,53 @@ TEST_F(Runner, LargeModelIsNotBuiltUnlessAsked) {
   ItemResult r = run(gtest_binding("Fixture.SeesModelEnvironment", ", model: 30b-a3b-q4_k_m"));
   EXPECT_EQ(r.verdict, Verdict::kInconclusive);
   EXPECT_NE(r.reason.find("pass --build-models"), std::string::npos) << r.reason;
+}
+
+// A repository whose trained qwen3moe model is the tiny synthetic F32 model under the trained
+// name (the name, not the weights, is what resolution and the build look at).
+std::string repo_with_trained_model(const testing::TempDir& dir) {
+  const std::string trained = dir / (std::string(kTrainedModelDir) + "/trained-qwen3moe-bf16.gguf");
+  std::filesystem::create_directories(std::filesystem::path(trained).parent_path());
+  const std::string cmd =
+      testing::build_dir() + "/harness/popper synth --quant f32 -q -o " + trained + " > /dev/null";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  return dir.path();
+}
+
+TEST_F(Runner, QuantisedTrainedModelIsBuiltWithPopperQuantizeAndKeyedByTheSourcesDigest) {
+  testing::TempDir repo;
+  const std::string root = repo_with_trained_model(repo);
+  ItemResult r =
+      run(gtest_binding("Fixture.SeesModelEnvironment", ", model: trained-qwen3moe-q8_0"), "", {}, root);
+  EXPECT_EQ(r.verdict, Verdict::kSurvived) << r.reason;
+  EXPECT_EQ(r.detail["model"]["built_now"], true);
+  EXPECT_NE(r.detail["model"]["quantize_from"].get<std::string>().find("trained-qwen3moe-bf16.gguf"),
+            std::string::npos);
+  const std::string path = r.detail["model"]["path"];
+  auto file = GgufFile::open(path);
+  ASSERT_TRUE(file.ok()) << file.message();
+  EXPECT_EQ(file.value()->find("general.file_type")->as_u64(), 7u);  // LLAMA_FTYPE_MOSTLY_Q8_0
+  // Another source file is another cache entry; the committed name resolves to the file itself.
+  auto before = resolve_model("trained-qwen3moe-q8_0", dir_ / "models", root);
+  const std::string cmd = testing::build_dir() + "/harness/popper synth --quant f32 --seed 3 -q -o " + root +
+                          "/" + kTrainedModelDir + "/trained-qwen3moe-bf16.gguf > /dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  auto after = resolve_model("trained-qwen3moe-q8_0", dir_ / "models", root);
+  ASSERT_TRUE(before.ok() && after.ok());
+  EXPECT_NE(before->path, after->path);
+  auto committed = resolve_model("trained-qwen3moe-bf16", dir_ / "models", root);
+  ASSERT_TRUE(committed.ok());
+  EXPECT_TRUE(committed->is_path);
+}
+
+TEST_F(Runner, TrainedModelWhoseSourceIsMissingIsInconclusiveNamingTheFile) {
+  testing::TempDir empty_repo;
+  ItemResult r = run(gtest_binding("Fixture.SeesModelEnvironment", ", model: trained-qwen3-q4_k_m"), "", {},
+                     empty_repo.path());
+  EXPECT_EQ(r.verdict, Verdict::kInconclusive);
+  EXPECT_NE(r.reason.find("trained-qwen3-bf16.gguf does not exist"), std::string::npos) << r.reason;
+  EXPECT_FALSE(resolve_model("trained-qwen3-q4_k_s", "/", empty_repo.path()).ok());
+  EXPECT_FALSE(resolve_model("trained-llama-q8_0", "/", empty_repo.path()).ok());
 }
 
 TEST_F(Runner, MetricThresholdsAreJudgedOnTheInterval) {

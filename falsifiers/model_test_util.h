@@ -3,6 +3,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -10,8 +11,8 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <unistd.h>
 
+#include "engine/convert/quantize.h"
 #include "engine/model/cpu_backend.h"
 #include "engine/model/generate.h"
 #include "engine/model/model.h"
@@ -51,6 +52,19 @@ inline std::string tiny_model_path(const TinyModelSpec& spec) {
     o.seed = spec.seed;
     Status s = synth_model(o, path);
     if (!s.ok()) ADD_FAILURE() << "synth_model " << spec.name() << ": " << s.message();
+  }
+  return path;
+}
+
+// Path of `popper quantize` run on the tiny model `f32` (an F32 spec) with file type `ftype`,
+// built on first use (one thread: ctest runs two test processes on two cores).
+inline std::string quantized_model_path(const TinyModelSpec& f32, QuantFtype ftype) {
+  const std::string path =
+      (test_temp_dir() / (f32.name() + ".quantized." + quant_ftype_name(ftype) + ".gguf")).string();
+  if (!std::filesystem::exists(path)) {
+    auto r = quantize_model(tiny_model_path(f32), path, QuantizeOptions{ftype, 1});
+    if (!r.ok())
+      ADD_FAILURE() << "quantize " << f32.name() << " " << quant_ftype_name(ftype) << ": " << r.message();
   }
   return path;
 }
@@ -100,5 +114,6 @@ class TempDirCleaner : public ::testing::Environment {
 }  // namespace popper::testing
 
 namespace popper::testing {
-inline ::testing::Environment* const kTempDirCleaner = ::testing::AddGlobalTestEnvironment(new TempDirCleaner);
+inline ::testing::Environment* const kTempDirCleaner =
+    ::testing::AddGlobalTestEnvironment(new TempDirCleaner);
 }  // namespace popper::testing

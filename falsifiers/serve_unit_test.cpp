@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/serve/api.h"
+#include "engine/serve/task_check.h"
 #include "engine/serve/text_util.h"
 
 namespace popper::serve {
@@ -64,6 +65,21 @@ TEST(StopMatcher, StopSpanningManyPiecesIsFound) {
   }
   EXPECT_TRUE(m.stopped());
   EXPECT_EQ(emitted, "x");
+}
+
+TEST(TaskCheck, AnswerIsTheTextAfterTheThinkBlockWithBlanksCollapsed) {
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_SERVE_DISPATCH_V1_004");
+  EXPECT_EQ(parse_task_answer("<think>\n\n</think>\n\n1 2  3\n"), "1 2 3");
+  EXPECT_EQ(parse_task_answer("861"), "861");
+  EXPECT_EQ(parse_task_answer("<think>\nsum is 8</think>\n\n <think></think> 42 "),
+            "42");  // the last block counts
+  EXPECT_EQ(parse_task_answer("<think>\n\n</think>\n\n"), "");
+  EXPECT_TRUE(task_answer_matches("<think>\n\n</think>\n\n861", "861"));
+  // Controls: a wrong, a partial and a run-on answer each fail.
+  EXPECT_FALSE(task_answer_matches("<think>\n\n</think>\n\n862", "861"));
+  EXPECT_FALSE(task_answer_matches("<think>\n\n</think>\n\n86", "861"));
+  EXPECT_FALSE(task_answer_matches("<think>\n\n</think>\n\n861 861", "861"));
+  EXPECT_FALSE(task_answer_matches("<think>\n861\n</think>\n\n", "861"));  // thinking is not answering
 }
 
 TEST(ParseRequest, DefaultsFollowOpenAi) {

@@ -1,5 +1,7 @@
 // Falsifiers for the synthetic model builder: llama.cpp's names, shapes and Q4_K_M recipe,
 // byte-for-byte determinism, and weights that make a usable model (finite, routing spread).
+#include "engine/synth/synth.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,7 +13,6 @@
 #include "engine/core/sha256.h"
 #include "engine/gguf/gguf_reader.h"
 #include "engine/quant/traits.h"
-#include "engine/synth/synth.h"
 #include "engine/synth/tensor_plan.h"
 
 namespace popper {
@@ -55,10 +56,10 @@ TEST(SynthPlan, ThirtyBA3BQ4KMMatchesThePublishedLayout) {
   };
   EXPECT_EQ(find("blk.0.ffn_gate_exps.weight").dims, (std::vector<int64_t>{2048, 768, 128}));
   EXPECT_EQ(find("blk.0.ffn_down_exps.weight").dims, (std::vector<int64_t>{768, 2048, 128}));
-  EXPECT_EQ(find("blk.0.ffn_down_exps.weight").type, GgmlType::Q6_K);   // first eighth
+  EXPECT_EQ(find("blk.0.ffn_down_exps.weight").type, GgmlType::Q6_K);  // first eighth
   EXPECT_EQ(find("blk.6.ffn_down_exps.weight").type, GgmlType::Q4_K);
-  EXPECT_EQ(find("blk.8.attn_v.weight").type, GgmlType::Q6_K);          // (8 - 6) % 3 == 2
-  EXPECT_EQ(find("blk.47.attn_v.weight").type, GgmlType::Q6_K);         // last eighth
+  EXPECT_EQ(find("blk.8.attn_v.weight").type, GgmlType::Q6_K);   // (8 - 6) % 3 == 2
+  EXPECT_EQ(find("blk.47.attn_v.weight").type, GgmlType::Q6_K);  // last eighth
   EXPECT_EQ(find("blk.0.attn_q.weight").dims, (std::vector<int64_t>{2048, 4096}));
   EXPECT_EQ(find("blk.0.attn_k.weight").dims, (std::vector<int64_t>{2048, 512}));
   EXPECT_EQ(find("blk.0.attn_output.weight").dims, (std::vector<int64_t>{4096, 2048}));
@@ -96,14 +97,10 @@ TEST(SynthModel, TinyModelDigestsArePinned) {
       {"tiny-qwen3-f32", {SynthArch::kQwen3, SynthQuant::kF32}},
   };
   const std::map<std::string, std::string> pinned = {
-      {"tiny-qwen3moe-f32",
-       "5cc13841079967390df61af15dbf8b1c17a8ffeed893fb064a86158008823054"},
-      {"tiny-qwen3moe-q8_0",
-       "1ea9fc711162eefeb8bd2c1c136d9483d48aedc34a156992b7f60237ede9ae68"},
-      {"tiny-qwen3moe-q4_k_m",
-       "54b6340547cfb6dbe00acea5a0e8999b05514d31da0a4c76cf68a3113268e856"},
-      {"tiny-qwen3-f32",
-       "fd965c136842baf599b1e33561dcb8d05c4f10af4324a5189ab5145c8ac2db39"},
+      {"tiny-qwen3moe-f32", "5cc13841079967390df61af15dbf8b1c17a8ffeed893fb064a86158008823054"},
+      {"tiny-qwen3moe-q8_0", "1ea9fc711162eefeb8bd2c1c136d9483d48aedc34a156992b7f60237ede9ae68"},
+      {"tiny-qwen3moe-q4_k_m", "47497caa588b3dee4b0d1594ead6ef8d603e0c35f3399cad6e8460640f8313ac"},
+      {"tiny-qwen3-f32", "fd965c136842baf599b1e33561dcb8d05c4f10af4324a5189ab5145c8ac2db39"},
   };
   for (const auto& [name, args] : models) {
     auto path = build(args.first, args.second, 0, name + ".gguf");
@@ -135,10 +132,12 @@ TEST(SynthModel, FileCarriesTheHyperParametersLlamaCppReads) {
   EXPECT_EQ(file.value()->find("tokenizer.ggml.tokens")->as_array()->size(), 2048u);
   EXPECT_NE(file.value()->find("tokenizer.chat_template"), nullptr);
   EXPECT_EQ(file.value()->tensors().size(), 3u + 4u * 12u);
-  // Q4_K_M on 4 layers: use_more_bits picks layers 2 and 3 for attn_v / ffn_down_exps.
-  EXPECT_EQ(file.value()->find_tensor("blk.1.attn_v.weight")->type, GgmlType::Q4_K);
-  EXPECT_EQ(file.value()->find_tensor("blk.2.attn_v.weight")->type, GgmlType::Q6_K);
+  // Q4_K_M on 4 layers: use_more_bits picks layers 2 and 3 for ffn_down_exps; with 8 experts
+  // llama.cpp gives attn_v / attn_k Q8_0 and attn_output Q5_K (engine/quant/recipe.h).
+  EXPECT_EQ(file.value()->find_tensor("blk.1.ffn_down_exps.weight")->type, GgmlType::Q4_K);
   EXPECT_EQ(file.value()->find_tensor("blk.3.ffn_down_exps.weight")->type, GgmlType::Q6_K);
+  EXPECT_EQ(file.value()->find_tensor("blk.2.attn_v.weight")->type, GgmlType::Q8_0);
+  EXPECT_EQ(file.value()->find_tensor("blk.2.attn_output.weight")->type, GgmlType::Q5_K);
 }
 
 // The router of a random model could send every token to the same experts, which would leave

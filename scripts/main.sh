@@ -22,14 +22,32 @@ bash scripts/build.sh >"$build_log" 2>&1 || { tail -40 "$build_log"; exit 2; }
 echo "built $popper (log: $build_log)"
 
 step "embedded default model"
-# The model a newcomer generates and serves with; `popper run` keeps its own cache of the
-# models contracts name ($POPPER_MODEL_CACHE).
-mkdir -p models
-default_model="models/tiny-qwen3moe-q4_k_m.gguf"
-if [[ ! -f "$default_model" ]]; then
-  "$popper" synth --arch qwen3moe --preset tiny --quant q4_k_m -o "$default_model"
-fi
+# The model a newcomer talks to: the trained qwen3moe committed with the repository
+# (scripts/train_tiny.py; falsifiers/fixtures/trained/README.md). It answers small checkable
+# tasks; the random synthetic models (`popper synth`) stay for shapes, sizes and speed.
+default_model="falsifiers/fixtures/trained/trained-qwen3moe-bf16.gguf"
 "$popper" inspect "$default_model" | sed -n '1,5p'
+question="Sort: 5 2 8 1 9 3"
+printf '\n$ popper generate --model %s --chat --prompt "%s"\n' "$default_model" "$question"
+"$popper" generate --model "$default_model" --chat --prompt "$question" --max-tokens 32 2>/dev/null |
+  sed -n '/^text: /,/^finish: /p'
+
+port_file=$(mktemp)
+"$popper" serve --model "$default_model" --port 0 --port-file "$port_file" >"$build/main-serve.log" 2>&1 &
+serve_pid=$!
+for _ in $(seq 100); do [[ -s "$port_file" ]] && break; sleep 0.1; done
+if [[ -s "$port_file" ]]; then
+  url="http://127.0.0.1:$(cat "$port_file")"
+  body='{"messages":[{"role":"user","content":"Sort: 7 3 9 1 4 3"}],"max_tokens":32}'
+  printf "\n$ curl -s %s/v1/chat/completions -d '%s'\n" "$url" "$body"
+  curl -s "$url/v1/chat/completions" -d "$body" | sed 's/.*"content":"\([^"]*\)".*/content: \1/'
+  echo
+else
+  echo "popper serve did not start (log: $build/main-serve.log)"
+fi
+kill "$serve_pid" 2>/dev/null || true
+wait "$serve_pid" 2>/dev/null || true
+rm -f "$port_file"
 
 step "contracts"
 "$popper" validate

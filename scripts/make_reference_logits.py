@@ -16,7 +16,6 @@ lowest id on ties (numpy argmax). The test needs only these files, never Python.
 Usage: /work/venv-ref/bin/python scripts/make_reference_logits.py --popper build/harness/popper
 """
 import argparse
-import hashlib
 import json
 import os
 import subprocess
@@ -24,6 +23,9 @@ import sys
 import tempfile
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tiny.files import sha256  # noqa: E402
 
 # F32 weights: both engines compute in float, so the comparison is tight. The quantised files
 # (--all-quants) are dumped for investigation only: llama.cpp's activation quantisation does not
@@ -35,14 +37,6 @@ ALL_QUANT_MODELS = MODELS + [("qwen3moe", "q8_0"), ("qwen3moe", "q4_k_m"), ("qwe
 PROMPT = [9, 151, 1033, 7, 412, 1999, 63, 800]  # fixed ids < 2048 (the tiny vocab)
 STEPS = 32
 LOGIT_STEPS = [0, 1, 8, 16, 31]
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def run_llama(path):

@@ -21,24 +21,18 @@ Needs llama_cpp (llama-cpp-python) and jinja2 importable, e.g. with the referenc
 the venv).
 """
 import argparse
-import hashlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tiny.files import sha256  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "..", "falsifiers", "fixtures", "serve")
 N_CTX = 1024
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def write_atomic(path, text):

@@ -42,8 +42,11 @@ constexpr FaultInfo kFaultTable[] = {
      "engine/model/backend_factory.cpp make_backend", "--backend auto picks the CPU without asking the GPU"},
     {Fault::kCudaSignFlip, "cuda_sign_flip", "engine/cuda/kernels.cu add",
      "the CUDA residual add subtracts (x -= y); runs on a GPU and on the emulated device"},
-    {Fault::kEvidenceSkipsFsync, "evidence_skips_fsync", "engine/core/atomic_file.cpp write_file_atomic",
+    {Fault::kEvidenceSkipsFsync, "evidence_skips_fsync",
+     "engine/core/atomic_file.cpp AtomicFileWriter::commit",
      "atomic writes (evidence, MANIFEST, contracts) rename without fsync: a crash can lose them"},
+    {Fault::kQuantDropsLastBlock, "quantize_drops_last_block", "engine/convert/quantize.cpp convert_rows",
+     "popper quantize leaves the last block of every quantised row zero (a row loop one block short)"},
 };
 static_assert(sizeof(kFaultTable) / sizeof(kFaultTable[0]) == kFaultCount, "one kFaultTable row per Fault");
 

@@ -41,6 +41,7 @@ enum class Fault : uint8_t {
   kBackendAutoIgnoresGpu,  // backend selection
   kCudaSignFlip,           // CUDA kernels
   kEvidenceSkipsFsync,     // durable writes
+  kQuantDropsLastBlock,    // popper quantize
   kCount
 };
 

@@ -1,23 +1,16 @@
 #include "engine/gguf/gguf_writer.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <unordered_set>
 
+#include "engine/core/atomic_file.h"
 #include "engine/gguf/gguf_reader.h"
 
 namespace popper {
 namespace {
-
-// Bytes the file sink gathers before each write(2).
-constexpr size_t kFileBufferBytes = size_t{4} << 20;
 
 template <class T>
 void put(std::string& out, T v) {
@@ -148,51 +141,6 @@ struct GgufWriter::Plan {
   uint64_t data_bytes = 0;  // sum of padded tensor sizes
 };
 
-namespace {
-
-// Buffers small appends; large ones (tensor data) go straight to write(2).
-class FileSink {
- public:
-  FileSink(int fd, std::string path) : fd_(fd), path_(std::move(path)) { buf_.reserve(kFileBufferBytes); }
-
-  Status append(const uint8_t* data, size_t n) {
-    if (buf_.size() + n <= kFileBufferBytes) {
-      buf_.insert(buf_.end(), data, data + n);
-      return Status::success();
-    }
-    POPPER_RETURN_IF_ERROR(flush());
-    if (n >= kFileBufferBytes) return write_all(data, n);
-    buf_.insert(buf_.end(), data, data + n);
-    return Status::success();
-  }
-
-  Status flush() {
-    Status st = write_all(buf_.data(), buf_.size());
-    buf_.clear();
-    return st;
-  }
-
- private:
-  Status write_all(const uint8_t* p, size_t n) {
-    while (n > 0) {
-      ssize_t w = ::write(fd_, p, n);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        return make_error(path_, ": write failed: ", std::strerror(errno));
-      }
-      p += w;
-      n -= static_cast<size_t>(w);
-    }
-    return Status::success();
-  }
-
-  int fd_;
-  std::string path_;
-  std::vector<uint8_t> buf_;
-};
-
-}  // namespace
-
 void GgufWriter::add_kv(std::string key, GgufValue value) {
   metadata_.push_back(GgufKeyValue{std::move(key), std::move(value)});
 }
@@ -296,43 +244,21 @@ Result<std::vector<uint8_t>> GgufWriter::write_to_bytes() const {
   return out;
 }
 
-// The temp file + fsync + rename + directory fsync sequence of engine/core/atomic_file.cpp,
-// streamed: the file's bytes never sit in memory all at once.
+// Streamed through engine/core's AtomicFileWriter: the file's bytes never sit in memory all at
+// once, and a failed write leaves nothing at `path`.
 Status GgufWriter::write(const std::string& path,
                          const std::function<void(size_t, size_t, uint64_t, uint64_t)>& progress) const {
-  namespace fs = std::filesystem;
   auto plan = this->plan();
   if (!plan.ok()) return make_error(path, ": ", plan.message());
-
-  fs::path target(path);
-  fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  std::string tmp_name = ".";
-  tmp_name += target.filename().string();
-  tmp_name += ".tmp.XXXXXX";
-  std::string tmp = (dir / tmp_name).string();
-  int fd = ::mkstemp(tmp.data());
-  if (fd < 0)
-    return make_error(path, ": cannot create temp file in ", dir.string(), ": ", std::strerror(errno));
-
-  FileSink sink(fd, tmp);
+  auto file = AtomicFileWriter::open(path);
+  if (!file.ok()) return file.error();
+  AtomicFileWriter& out = **file;
   Status st = emit(
-      *plan, [&sink](const uint8_t* data, size_t n) { return sink.append(data, n); }, progress);
-  if (st.ok()) st = sink.flush();
-  if (st.ok() && ::fsync(fd) != 0) st = make_error(tmp, ": fsync failed: ", std::strerror(errno));
-  if (st.ok()) ::fchmod(fd, 0644);  // mkstemp makes 0600
-  if (::close(fd) != 0 && st.ok()) st = make_error(tmp, ": close failed: ", std::strerror(errno));
-  if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
-    st = make_error(path, ": rename from temp file failed: ", std::strerror(errno));
-  }
+      *plan, [&out](const uint8_t* data, size_t n) { return out.append(data, n); }, progress);
+  if (st.ok()) st = out.commit();
   if (!st.ok()) {
-    ::unlink(tmp.c_str());
     if (st.message().starts_with(path)) return st;
     return make_error(path, ": ", st.message());
-  }
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
   }
   return Status::success();
 }

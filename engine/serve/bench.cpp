@@ -5,10 +5,13 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include "engine/core/atomic_file.h"
+#include "engine/serve/task_check.h"
+#include "engine/serve/text_util.h"
 
 namespace popper::serve {
 namespace {
@@ -21,6 +24,9 @@ struct Task {
   json messages;
   json chat_template_kwargs;  // optional, sent as is
   int64_t max_tokens = 0;
+  // A task-bench task has an answer (and a family); a reference task has "expected".
+  std::optional<std::string> answer;
+  std::string family;
   std::string expected_text;
   std::string expected_finish;
   int64_t expected_prompt_tokens = 0;
@@ -52,11 +58,18 @@ Result<std::vector<Task>> load_corpus(const std::string& path, json* header) {
       task.max_tokens = t.at("max_tokens").get<int64_t>();
       if (t.contains("chat_template_kwargs")) task.chat_template_kwargs = t["chat_template_kwargs"];
       if (task.max_tokens < 1) return make_error(where, ".max_tokens: want >= 1, got ", task.max_tokens);
-      const json& e = t.at("expected");
-      task.expected_text = e.at("text").get<std::string>();
-      task.expected_finish = e.at("finish_reason").get<std::string>();
-      task.expected_prompt_tokens = e.at("prompt_tokens").get<int64_t>();
-      task.expected_tokens = int64_t(e.at("tokens").size());
+      if (t.contains("answer") == t.contains("expected"))
+        return make_error(where, ": want exactly one of \"answer\" (a task) and \"expected\" (a reference)");
+      if (t.contains("answer")) {
+        task.answer = t["answer"].get<std::string>();
+        task.family = t.value("family", std::string());
+      } else {
+        const json& e = t.at("expected");
+        task.expected_text = e.at("text").get<std::string>();
+        task.expected_finish = e.at("finish_reason").get<std::string>();
+        task.expected_prompt_tokens = e.at("prompt_tokens").get<int64_t>();
+        task.expected_tokens = int64_t(e.at("tokens").size());
+      }
       tasks.push_back(std::move(task));
     } catch (const json::exception& ex) {
       return make_error(where, ": ", ex.what());
@@ -159,11 +172,22 @@ json play(const BenchOptions& o, const Task& task) {
   r["completion_tokens"] = n_completion;
   r["finish_reason"] = finish;
   r["text"] = text;
-  r["expected_text"] = task.expected_text;
   if (got_first) r["ttft_s"] = seconds(t0, t_first);
   if (got_first && n_completion >= 2 && t_last > t_first) {
     r["decode_tokens_per_second"] = double(n_completion - 1) / seconds(t_first, t_last);
   }
+  if (task.answer) {
+    // A task passes when the answer parsed from the reply is right, whatever the tokens.
+    const std::string given = parse_task_answer(text);
+    r["family"] = task.family;
+    r["answer"] = *task.answer;
+    r["parsed_answer"] = sanitize_utf8(given);
+    r["verdict"] = given == *task.answer ? "pass" : "fail";
+    if (given != *task.answer)
+      r["reason"] = "answered '" + sanitize_utf8(given.substr(0, 80)) + "', want '" + *task.answer + "'";
+    return r;
+  }
+  r["expected_text"] = task.expected_text;
   std::string why;
   if (n_prompt != task.expected_prompt_tokens) {
     why = "prompt_tokens " + std::to_string(n_prompt) + ", reference " +
@@ -229,8 +253,16 @@ Result<json> run_bench(const BenchOptions& o) {
 
   int64_t passed = 0, failed = 0, errors = 0, completion_tokens = 0;
   std::vector<double> latency, ttft, tps;
+  json families = json::object();  // task-bench corpora: {family: {"passed", "n", "pass_rate"}}
   for (const json& r : results) {
     const std::string v = r["verdict"];
+    if (r.contains("family")) {
+      json& f = families[r["family"].get<std::string>()];
+      if (f.is_null()) f = {{"passed", 0}, {"n", 0}};
+      f["passed"] = f["passed"].get<int64_t>() + (v == "pass");
+      f["n"] = f["n"].get<int64_t>() + 1;
+      f["pass_rate"] = f["passed"].get<double>() / f["n"].get<double>();
+    }
     passed += v == "pass";
     failed += v == "fail";
     errors += v == "error";
@@ -250,6 +282,7 @@ Result<json> run_bench(const BenchOptions& o) {
                  {"failed", failed},
                  {"errors", errors},
                  {"student_pass_rate", double(passed) / n},
+                 {"families", families},
                  {"wall_seconds", wall},
                  {"completion_tokens", completion_tokens},
                  {"throughput_tokens_per_second", wall > 0 ? double(completion_tokens) / wall : 0.0},

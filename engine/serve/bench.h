@@ -1,14 +1,17 @@
 // `popper bench`: plays a corpus of chat tasks against a running OpenAI-compatible server and
-// scores each against its reference continuation.
+// scores each reply.
 //
-// Corpus (JSON, written by scripts/make_serve_references.py):
-//   {"model": name, "sha256": digest of the GGUF the references were made on,
-//    "reference": {"engine": "llama.cpp", ...},
-//    "tasks": [{"id", "messages": [...], "max_tokens",
-//               "expected": {"text", "tokens": [...], "prompt_tokens", "finish_reason"}}]}
-// Each task is sent greedily (temperature 0) with stream: true. It passes when the status is
-// 200 and the streamed text, finish_reason and prompt token count equal the reference; it fails
-// when it differs, and is an error when the request or the stream breaks.
+// Corpus (JSON). A task is one of two kinds:
+//   a task with an answer (falsifiers/fixtures/trained/tasks.json, scripts/train_tiny.py):
+//     {"id", "family", "messages": [...], "max_tokens", "answer"}
+//     passes when the answer parsed from the reply (task_check.h) equals "answer";
+//   a reference continuation (scripts/make_serve_references.py, for models that know nothing):
+//     {"id", "messages", "max_tokens",
+//      "expected": {"text", "tokens": [...], "prompt_tokens", "finish_reason"}}
+//     passes when the streamed text, finish_reason and prompt token count equal the reference.
+// The rest of the document ("model", "sha256", ...) is copied into the scores as corpus_header.
+// Each task is sent greedily (temperature 0) with stream: true; it is an error when the request
+// or the stream breaks. Task-bench scores add "families": {family: {passed, n, pass_rate}}.
 //
 // Figures per task, measured by the client: latency (request to [DONE]), time to first token
 // (request to the first content event) and decode tokens/s ((completion_tokens - 1) / (last

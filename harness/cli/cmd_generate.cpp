@@ -1,7 +1,9 @@
 // `popper generate`: run the engine on a GGUF file from prompt token ids and print the generated
-// ids and a timing line (prefill and decode tokens per second). --backend picks the compute
-// backend (engine/model/backend_factory.h); the default is cpu so that results on a GPU machine
-// do not change unless asked; auto takes CUDA when it is compiled in and a device answers.
+// ids and a timing line (prefill and decode tokens per second). With --chat the prompt text is
+// one user turn rendered by the model's chat template (engine/tokenizer/chat_template.h) and
+// generation stops at the model's end-of-turn token, as a chat server would answer it. --backend picks the
+// compute backend (engine/model/backend_factory.h); the default is cpu so that results on a GPU machine do
+// not change unless asked; auto takes CUDA when it is compiled in and a device answers.
 #include <cstdio>
 #include <optional>
 #include <sstream>
@@ -10,6 +12,7 @@
 
 #include "engine/model/backend_factory.h"
 #include "engine/model/generate.h"
+#include "engine/tokenizer/chat_template.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "harness/cli/commands.h"
 
@@ -32,6 +35,7 @@ struct GenerateFlags {
   int64_t batch = 512;
   std::string stop_ids;
   std::string backend = "cpu";
+  bool chat = false;
 };
 
 // "1,2,3" -> ids. Error names the bad item.
@@ -60,6 +64,10 @@ Result<std::vector<int32_t>> parse_ids(const std::string& flag, const std::strin
 int run_generate(const GenerateFlags& f) {
   if (f.prompt_tokens.empty() == f.prompt_text.empty()) {
     std::fprintf(stderr, "popper generate: give exactly one of --prompt-tokens and --prompt\n");
+    return 2;
+  }
+  if (f.chat && f.prompt_text.empty()) {
+    std::fprintf(stderr, "popper generate: --chat needs --prompt (the user turn's text)\n");
     return 2;
   }
   GenerateOptions opt;
@@ -103,7 +111,23 @@ int run_generate(const GenerateFlags& f) {
       return 2;
     }
     tokenizer.emplace(std::move(tok.value()));
-    prompt = tokenizer->encode(f.prompt_text);
+    std::string text = f.prompt_text;
+    if (f.chat) {
+      auto tmpl = ChatTemplate::from_gguf(model.value()->file());
+      if (!tmpl.ok()) {
+        std::fprintf(stderr, "popper generate: --chat: %s\n", tmpl.message().c_str());
+        return 2;
+      }
+      const ChatMessage user{"user", f.prompt_text, std::nullopt};
+      auto rendered = tmpl.value().render({&user, 1});
+      if (!rendered.ok()) {
+        std::fprintf(stderr, "popper generate: --chat: %s\n", rendered.message().c_str());
+        return 2;
+      }
+      text = rendered.value();
+      if (tokenizer->eos_id()) opt.stop_ids.push_back(*tokenizer->eos_id());
+    }
+    prompt = tokenizer->encode(text);
   } else {
     prompt = parse_ids("--prompt-tokens", f.prompt_tokens);
   }
@@ -154,6 +178,8 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--model", f.model, "GGUF model file")->required();
   cmd->add_option("--prompt-tokens", f.prompt_tokens, "Prompt token ids, comma-separated (e.g. 1,2,3)");
   cmd->add_option("--prompt", f.prompt_text, "Prompt text, tokenized with the model's own tokenizer");
+  cmd->add_flag("--chat", f.chat,
+                "Render --prompt as a user turn with the model's chat template; stop at its end of turn");
   cmd->add_option("--max-tokens", f.max_tokens, "Tokens to generate at most")->capture_default_str();
   cmd->add_flag("--no-cache", f.no_cache, "Recompute the whole sequence every step (the reference path)");
   cmd->add_option("--threads", f.threads, "Compute threads (0: all cores)")->capture_default_str();

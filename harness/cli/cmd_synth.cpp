@@ -1,12 +1,11 @@
 // `popper synth`: build a deterministic synthetic Qwen3 / Qwen3-MoE GGUF.
-#include <chrono>
 #include <cstdio>
 #include <string>
-#include <unistd.h>
 
 #include "engine/core/sha256.h"
 #include "engine/synth/synth.h"
 #include "harness/cli/commands.h"
+#include "harness/cli/progress_line.h"
 
 namespace popper::cli {
 namespace {
@@ -41,20 +40,15 @@ int run_synth(const SynthArgs& args) {
     return 2;
   }
 
-  const bool tty = isatty(STDERR_FILENO);
-  const auto start = std::chrono::steady_clock::now();
-  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  ProgressLine line(!args.quiet);
   std::function<void(const SynthProgress&)> progress;
   if (!args.quiet) {
-    progress = [&, last = 0.0](const SynthProgress& p) mutable {
-      double t = elapsed();
-      bool done = p.tensors_done == p.tensors_total;
-      // A terminal gets a live line; a log gets one line every 10 seconds.
-      if (!done && t - last < (tty ? 0.25 : 10.0)) return;
-      last = t;
-      std::fprintf(stderr, "%s  synth: %zu/%zu tensors, %.2f/%.2f GiB, %.1f s%s", tty ? "\r" : "", p.tensors_done,
-                   p.tensors_total, p.bytes_done / 1073741824.0, p.bytes_total / 1073741824.0, t,
-                   tty && !done ? "" : "\n");
+    progress = [&](const SynthProgress& p) {
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "  synth: %zu/%zu tensors, %.2f/%.2f GiB, %.1f s", p.tensors_done,
+                    p.tensors_total, p.bytes_done / 1073741824.0, p.bytes_total / 1073741824.0,
+                    line.elapsed());
+      line.update(buf, p.tensors_done == p.tensors_total);
     };
   }
   Status st = synth_model(options, args.output, progress);
@@ -62,9 +56,9 @@ int run_synth(const SynthArgs& args) {
     std::fprintf(stderr, "popper synth: %s\n", st.message().c_str());
     return 1;
   }
-  std::printf("wrote %s (%s %s, %lld layers, %s, seed %llu) in %.2f s\n", args.output.c_str(), args.arch.c_str(),
-              args.preset.c_str(), static_cast<long long>(shape->n_layer), args.quant.c_str(),
-              static_cast<unsigned long long>(args.seed), elapsed());
+  std::printf("wrote %s (%s %s, %lld layers, %s, seed %llu) in %.2f s\n", args.output.c_str(),
+              args.arch.c_str(), args.preset.c_str(), static_cast<long long>(shape->n_layer),
+              args.quant.c_str(), static_cast<unsigned long long>(args.seed), line.elapsed());
   if (args.print_sha) {
     auto sha = sha256_file(args.output);
     if (!sha.ok()) {
@@ -83,8 +77,10 @@ void register_synth(CLI::App& app) {
   cmd->add_option("--arch", args->arch, "qwen3moe (MoE FFN) or qwen3 (dense FFN)")->capture_default_str();
   cmd->add_option("--preset", args->preset, "tiny, or 30b-a3b (the real Qwen3-30B-A3B dimensions)")
       ->capture_default_str();
-  cmd->add_option("--layers", args->layers, "override the preset's layer count (0 = preset)")->capture_default_str();
-  cmd->add_option("--quant", args->quant, "f32, q8_0 or q4_k_m (llama.cpp's Q4_K_M recipe)")->capture_default_str();
+  cmd->add_option("--layers", args->layers, "override the preset's layer count (0 = preset)")
+      ->capture_default_str();
+  cmd->add_option("--quant", args->quant, "f32, q8_0 or q4_k_m (llama.cpp's Q4_K_M recipe)")
+      ->capture_default_str();
   cmd->add_option("--seed", args->seed, "random seed; the output bytes depend only on the arguments")
       ->capture_default_str();
   cmd->add_option("-o,--output", args->output, "output .gguf path (written atomically)")->required();

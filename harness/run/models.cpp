@@ -12,6 +12,7 @@
 #include "engine/core/sha256.h"
 #include "engine/gguf/gguf_reader.h"
 #include "engine/model/model_config.h"
+#include "engine/quant/recipe.h"
 #include "engine/synth/synth.h"
 #include "harness/run/process.h"
 
@@ -32,7 +33,52 @@ bool all_digits(const std::string& s) {
   return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
 }
 
+// trained-<arch>-<quant>: the committed file (f32 or bf16, as train exported it), or a
+// quantisation of it.
+Result<ModelSpec> resolve_trained(const std::string& ref, const std::string& cache_dir,
+                                  const std::string& repo_root) {
+  const std::string grammar =
+      "trained-<arch>-<quant> with arch qwen3moe|qwen3, quant bf16|f32 (the committed file) or "
+      "q8_0|q4_k_m|q5_k_m|q6_k (popper quantize of it)";
+  auto parts = split(ref.substr(8), '-');
+  if (parts.size() != 2 || (parts[0] != "qwen3moe" && parts[0] != "qwen3"))
+    return make_error("model '", ref, "': expected ", grammar);
+  ModelSpec m;
+  m.name = ref;
+  m.arch = parts[0];
+  m.quant = parts[1];
+  auto committed = [&](const std::string& type) {
+    return (fs::path(repo_root) / kTrainedModelDir / ("trained-" + m.arch + "-" + type + ".gguf"))
+        .lexically_normal()
+        .string();
+  };
+  if (m.quant == "bf16" || m.quant == "f32") {
+    m.is_path = true;
+    m.path = committed(m.quant);
+    return m;
+  }
+  auto ftype = parse_quant_ftype(m.quant);
+  if (!ftype.ok() || m.quant != quant_ftype_name(*ftype) || *ftype == QuantFtype::kAllF32)
+    return make_error("model '", ref, "': unknown quant '", m.quant, "'; expected ", grammar);
+  std::error_code ec;
+  m.quantize_from = fs::exists(committed("f32"), ec) ? committed("f32") : committed("bf16");
+  if (!fs::exists(m.quantize_from, ec)) return m;  // path stays empty: building it says the source is missing
+  auto sha = sha256_file(m.quantize_from);
+  if (!sha.ok()) return sha.error();
+  m.path =
+      (fs::path(cache_dir) / (ref + "." + sha256_hex(*sha + " " + m.quant).substr(0, 12) + ".gguf")).string();
+  return m;
+}
+
 }  // namespace
+
+std::string build_command(const ModelSpec& spec) {
+  std::string s = spec.quantize_from.empty()
+                      ? "popper synth"
+                      : "popper quantize " + spec.quantize_from + " OUT --type " + spec.quant;
+  for (const auto& a : spec.synth_args) s += " " + a;
+  return s;
+}
 
 std::string default_model_cache(const std::string& repo_root) {
   const char* env = std::getenv("POPPER_MODEL_CACHE");
@@ -50,6 +96,7 @@ Result<ModelSpec> resolve_model(const std::string& ref, const std::string& cache
     m.path = (p.is_absolute() ? p : fs::path(repo_root) / p).lexically_normal().string();
     return m;
   }
+  if (ref.rfind("trained-", 0) == 0) return resolve_trained(ref, cache_dir, repo_root);
   // Presets may contain '-' themselves ("30b-a3b"), so match them as a prefix.
   std::string rest;
   for (const char* preset : {"tiny", "30b-a3b"}) {
@@ -61,7 +108,7 @@ Result<ModelSpec> resolve_model(const std::string& ref, const std::string& cache
   }
   const std::string grammar =
       "<preset>-[<arch>-]<quant>[-<N>l][-s<seed>] with preset tiny|30b-a3b, arch "
-      "qwen3moe|qwen3, quant f32|q8_0|q4_k_m (or a path to a .gguf file)";
+      "qwen3moe|qwen3, quant f32|q8_0|q4_k_m; or trained-<arch>-<quant>; or a path to a .gguf file";
   if (m.preset.empty()) return make_error("model '", ref, "': unknown model name; expected ", grammar);
   auto parts = split(rest, '-');
   size_t i = 0;
@@ -193,13 +240,20 @@ Status check_substitute(const std::string& name, const std::string& path, const 
 Status build_model(const ModelSpec& spec, const std::string& popper_exe, const std::string& log_path,
                    double timeout_s) {
   std::error_code ec;
+  if (!spec.quantize_from.empty() && !fs::exists(spec.quantize_from, ec))
+    return make_error("the trained model ", spec.quantize_from,
+                      " does not exist (the train branch commits it)");
   fs::create_directories(fs::path(spec.path).parent_path(), ec);
   if (ec) return make_error(spec.path, ": cannot create the model cache directory: ", ec.message());
   std::string tmp = spec.path + ".partial-" + std::to_string(::getpid()) + ".gguf";
   SpawnOptions o;
-  o.argv = {popper_exe, "synth"};
-  o.argv.insert(o.argv.end(), spec.synth_args.begin(), spec.synth_args.end());
-  o.argv.insert(o.argv.end(), {"-o", tmp});
+  if (spec.quantize_from.empty()) {
+    o.argv = {popper_exe, "synth"};
+    o.argv.insert(o.argv.end(), spec.synth_args.begin(), spec.synth_args.end());
+    o.argv.insert(o.argv.end(), {"-o", tmp});
+  } else {
+    o.argv = {popper_exe, "quantize", spec.quantize_from, tmp, "--type", spec.quant};
+  }
   o.stdout_path = log_path;
   o.stderr_path = log_path + ".err";
   o.timeout_s = timeout_s;
@@ -207,16 +261,10 @@ Status build_model(const ModelSpec& spec, const std::string& popper_exe, const s
   if (!r.exited_ok()) {
     fs::remove(tmp, ec);
     std::string tail = file_tail(o.stderr_path, 600);
-    return make_error(
-        "building model ", spec.name, " (popper synth ",
-        [&] {
-          std::string s;
-          for (const auto& a : spec.synth_args) s += a + " ";
-          return s;
-        }(),
-        ") failed: ", r.describe(), tail.empty() ? "" : ": " + tail);
+    return make_error("building model ", spec.name, " (", build_command(spec), ") failed: ", r.describe(),
+                      tail.empty() ? "" : ": " + tail);
   }
-  if (!fs::exists(tmp, ec)) return make_error("popper synth exited 0 but wrote no file at ", tmp);
+  if (!fs::exists(tmp, ec)) return make_error(build_command(spec), " exited 0 but wrote no file at ", tmp);
   fs::rename(tmp, spec.path, ec);
   if (ec) return make_error(spec.path, ": cannot move the built model into place: ", ec.message());
   return Status::success();

@@ -1,11 +1,19 @@
 // Models an item needs: a synthetic model named by preset (built on demand with `popper synth`
-// into a cache directory keyed by its arguments) or a GGUF path.
+// into a cache directory keyed by its arguments), a trained model (the committed file, or built on
+// demand from it with `popper quantize` into the cache, keyed by the file's sha256 and the type),
+// or a GGUF path.
 //
 // Names: <preset>-[<arch>-]<quant>[-<N>l][-s<seed>]
 //   tiny-qwen3moe-q4_k_m   -> popper synth --arch qwen3moe --preset tiny --quant q4_k_m
 //   tiny-qwen3-f32         -> popper synth --arch qwen3 --preset tiny --quant f32
-//   30b-a3b-q4_k_m         -> popper synth --arch qwen3moe --preset 30b-a3b --quant q4_k_m (48 layers, ~17
-//   GiB) 30b-a3b-q4_k_m-2l      -> ... --layers 2
+//   30b-a3b-q4_k_m         -> popper synth --arch qwen3moe --preset 30b-a3b --quant q4_k_m (48 layers,
+//                             ~17 GiB)
+//   30b-a3b-q4_k_m-2l      -> ... --layers 2
+// and trained-<arch>-<quant> (falsifiers/fixtures/trained, made by scripts/train_tiny.py):
+//   trained-qwen3moe-bf16   -> falsifiers/fixtures/trained/trained-qwen3moe-bf16.gguf (as committed;
+//                              -f32 names trained-qwen3moe-f32.gguf likewise)
+//   trained-qwen3moe-q4_k_m -> popper quantize <the committed f32 file, else the bf16 one> OUT
+//                              --type q4_k_m (also q8_0, q5_k_m, q6_k)
 // Anything containing '/' or ending in .gguf is a path (relative to the repository root).
 #pragma once
 
@@ -19,11 +27,17 @@
 
 namespace popper::harness {
 
+// Where the trained models live in the repository: <dir>/trained-<arch>-<bf16|f32>.gguf.
+inline constexpr const char* kTrainedModelDir = "falsifiers/fixtures/trained";
+
 struct ModelSpec {
-  std::string name;  // as written in the contract
-  bool is_path = false;
-  std::string path;                     // for paths: absolute; for synthetic: the cache file
-  std::vector<std::string> synth_args;  // arguments after `popper synth`, without -o
+  std::string name;                     // as written in the contract
+  bool is_path = false;                 // a file used as it is (paths, and trained-<arch>-f32)
+  std::string path;                     // for paths: absolute; for built models: the cache file
+  std::vector<std::string> synth_args;  // synthetic: arguments after `popper synth`, without -o
+  // Trained and quantised: `popper quantize <quantize_from> OUT --type <quant>`. When the source
+  // file is missing, path is empty and the item is inconclusive.
+  std::string quantize_from;
   std::string arch, preset, quant;
   std::optional<int> layers;
   std::optional<uint64_t> seed;
@@ -32,7 +46,9 @@ struct ModelSpec {
 };
 
 // Parses a model reference. Synthetic models resolve to <cache_dir>/<name>.<key>.gguf where
-// key is the first 12 hex digits of sha256 of the synth arguments.
+// key is the first 12 hex digits of sha256 of the synth arguments; quantised trained models to
+// the same with key from sha256 of "<source file's sha256> <quant>" (so a retrained file gets a
+// new cache entry). Reads only the trained source file, and only to hash it.
 Result<ModelSpec> resolve_model(const std::string& ref, const std::string& cache_dir,
                                 const std::string& repo_root);
 
@@ -52,11 +68,14 @@ Status check_substitute(const std::string& name, const std::string& path, const 
 // The default cache: $POPPER_MODEL_CACHE, else <repo_root>/.cache/models.
 std::string default_model_cache(const std::string& repo_root);
 
-// Builds a missing synthetic model by running `<popper_exe> synth <args> -o <tmp>` and renaming
-// the result into place (so an interrupted build never leaves a half file under the final name).
-// `log_path` receives the child's output.
+// Builds a missing model by running `<popper_exe> synth <args> -o <tmp>` (synthetic) or
+// `<popper_exe> quantize <source> <tmp> --type <quant>` (trained) and renaming the result into
+// place (so an interrupted build never leaves a half file under the final name). `log_path`
+// receives the child's output.
 Status build_model(const ModelSpec& spec, const std::string& popper_exe, const std::string& log_path,
                    double timeout_s);
+// The command that builds it, for logs and evidence: "popper synth --arch ...".
+std::string build_command(const ModelSpec& spec);
 
 // sha256 of a model file, cached in <file>.sha256 next to it (valid while size and mtime match),
 // so a 17 GiB model is hashed once.

@@ -179,7 +179,8 @@ class ItemRun {
     auto spec = resolve_model_for_run(b.model, opts_.model_cache, opts_.repo_root, opts_.model_overrides);
     if (!spec.ok()) return Decided{Verdict::kError, spec.message()};
     json mj{{"name", spec->name}, {"path", spec->path}};
-    if (!spec->is_path) mj["synth_args"] = spec->synth_args;
+    if (!spec->is_path && spec->quantize_from.empty()) mj["synth_args"] = spec->synth_args;
+    if (!spec->quantize_from.empty()) mj["quantize_from"] = spec->quantize_from;
     if (spec->substituted) mj["substituted"] = true;  // --model NAME=PATH
     if (!fs::exists(spec->path)) {
       r_.detail["model"] = mj;

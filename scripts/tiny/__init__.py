@@ -1,0 +1,1 @@
+"""Popper's tiny trained models: tasks, tokenizer, training, GGUF export, references."""
