@@ -16,14 +16,15 @@ Families (each generator takes a difficulty `level` in [0, 1]; held-out tasks us
   reverse "Reverse: q d t b k"  -> "k b t d q"     4-7 distinct letters (each " x" is one token;
           digits would split from their leading space and make the list irregular).
   count   "How many 3s are in: 3 1 3 8 3 2 9?" -> "3"   6-10 digits, 0-5 hits.
-  lookup  "Codes: lanu 41, teso 7, ... What is the code of teso?" -> "7"
-          6-16 pairs (a 50-110 token context: attention and the KV cache at depth); keys
-          come from KEYS, 2-syllable pseudo-words that the tokenizer holds as single tokens
-          (train_tiny.py tokenizer checks it), values have 1-2 digits.
+  lookup  "Codes: k 4, d 7, m 5, ... What is the code of d?" -> "7"
+          4-12 pairs (a 40-70 token prompt: associative recall by attention over the KV
+          cache); keys are distinct letters (each " x" one token), values single digits.
 
-The sizes are what the 3-4 layer models learn to >= 95% in a ~70-minute CPU run (one thread
-each); the first trained models (3-digit operands, 8-16 item lists, 10-30 lookup pairs, no
-scratchpad) reached 33% in a longer run.
+The sizes come from what the 3-4 layer models learned in a ~90-minute CPU run (one thread
+each): the first trained models (3-digit operands, 8-16 item lists, 10-30 lookup pairs, no
+scratchpad) reached 33%; lookup over 1400 pseudo-word keys with 1-2 digit values stayed at
+chance (10%) for 3500 steps while the other families learned, so run r3 switched lookup to
+letter keys and digit values at step 3400 (scripts/train_tiny.py's log shows the switch).
 
 Training draws the same generators at a level that rises over a curriculum (fewer items,
 fewer pairs first); the held-out set is level 1 only and never occurs in training.
@@ -130,11 +131,12 @@ KEYS = _make_keys()  # lookup keys: each " key" must be one token (tokenizer ste
 
 
 def gen_lookup(rng, level):
-    """Pairs from 2 (start of the curriculum) to 16; the held-out set has 6-16."""
-    lo = 6 if level >= 1.0 else 2
-    n = rng.randint(lo, _lerp(6, 16, level))
-    keys = rng.sample(KEYS, n)
-    values = [_number(rng, 2) for _ in keys]
+    """Pairs from 2 (start of the curriculum) to 12 distinct letter keys with digit values; the
+    held-out set has 4-12."""
+    lo = 4 if level >= 1.0 else 2
+    n = rng.randint(lo, _lerp(6, 12, level))
+    keys = rng.sample(_LETTERS, n)
+    values = [rng.randint(0, 9) for _ in keys]
     i = rng.randrange(n)
     pairs = ", ".join(f"{k} {v}" for k, v in zip(keys, values))
     return Task("lookup", f"Codes: {pairs}. What is the code of {keys[i]}?", str(values[i]))
