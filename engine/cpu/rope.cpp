@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "engine/core/faults.h"
+
 namespace popper::cpu {
 
 void rope_neox(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base,
@@ -11,6 +13,8 @@ void rope_neox(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, in
   // repeated multiplication (ggml's theta *= base^(-2/d)) instead accumulates one rounding per
   // pair, an error that grows with the position (on the first trained dense model it put a logit
   // 1.09e-4 from transformers' at the longest prompts; 2.1e-5 with this form).
+  // Fault rope_position_plus_one: every token is rotated one position too far.
+  if (fault_on(Fault::kRopePositionPlusOne)) pos0 += 1;
   const int64_t half = head_dim / 2;
   cos_sin.resize(size_t(3 * half));
   float* inv_freq = cos_sin.data();
