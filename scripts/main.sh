@@ -27,7 +27,7 @@ step "embedded default model"
 # tasks; the random synthetic models (`popper synth`) stay for shapes, sizes and speed.
 default_model="falsifiers/fixtures/trained/trained-qwen3moe-bf16.gguf"
 "$popper" inspect "$default_model" | sed -n '1,5p'
-question="Sort: 5 2 8 1 9 3"
+question="What is 47 + 38?"
 printf '\n$ popper generate --model %s --chat --prompt "%s"\n' "$default_model" "$question"
 "$popper" generate --model "$default_model" --chat --prompt "$question" --max-tokens 32 2>/dev/null |
   sed -n '/^text: /,/^finish: /p'

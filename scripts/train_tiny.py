@@ -47,8 +47,9 @@ def cmd_tokenizer(args):
     texts = []
     for _ in range(TOKENIZER_SAMPLE):
         t = stream.next(random.Random(len(texts)).random())
-        texts.append(chat.prompt_text(t.prompt) + chat.reply_text(t.answer))
+        texts.append(chat.prompt_text(t.prompt) + chat.reply_text(t.answer, t.thinking))
     tok = tokenizer.train_tokenizer(texts, args.vocab)
+    tokenizer.check_single_tokens(tok, [" " + k for k in tasks.KEYS] + [" " + c for c in tasks._LETTERS] + list(tasks._LETTERS))
     path = os.path.join(args.run_dir, "tokenizer.json")
     tok.save(path)
     print(f"tokenizer: {tok.get_vocab_size()} tokens -> {path}")
@@ -242,6 +243,8 @@ def main():
     p.add_argument("--aux-coef", type=float, default=0.01)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--family-weights", default="add=1,sub=1,sort=0.6,reverse=0.8,count=1,lookup=1.4",
+                   help="how often each family is drawn in training (relative)")
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--checkpoint-every", type=int, default=100)

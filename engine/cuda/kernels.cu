@@ -95,11 +95,11 @@ __global__ void add_rmsnorm_kernel(float* x, const float* y, const float* w, int
   rmsnorm_row(xr, w, n, eps, out + int64_t(blockIdx.x) * n);
 }
 
-// theta of pair i at position pos: repeated float multiplication, as the CPU does.
-__device__ __forceinline__ float rope_theta(int64_t pos, int64_t i, float theta_scale) {
-  float theta = float(pos);
-  for (int64_t j = 0; j < i; ++j) theta = __fmul_rn(theta, theta_scale);
-  return theta;
+// theta of pair i at position pos: pos * (1 / base^(2i/d)), one rounding per operation, as the
+// CPU (engine/cpu/rope.cpp) and transformers compute it.
+__device__ __forceinline__ float rope_theta(int64_t pos, int64_t i, int64_t head_dim, float freq_base) {
+  const float inv_freq = __fdiv_rn(1.0f, powf(freq_base, __fdiv_rn(float(2 * i), float(head_dim))));
+  return __fmul_rn(float(pos), inv_freq);
 }
 
 __device__ __forceinline__ void rope_pair(float* v, int64_t i, int64_t half, float theta) {
@@ -111,22 +111,23 @@ __device__ __forceinline__ void rope_pair(float* v, int64_t i, int64_t half, flo
 
 // One block per (token, head) row of head_dim: rmsnorm in place, then RoPE on the normed row.
 __global__ void rmsnorm_rope_kernel(float* x, const float* w, int64_t n_heads, int64_t head_dim, float eps,
-                                    const int32_t* pos0, float theta_scale) {
+                                    const int32_t* pos0, float freq_base) {
   float* v = x + int64_t(blockIdx.x) * head_dim;
   rmsnorm_row(v, w, head_dim, eps, v);
   __syncthreads();  // RoPE pairs elements other threads normed
   const int64_t half = head_dim / 2, t = int64_t(blockIdx.x) / n_heads;
-  for (int64_t i = threadIdx.x; i < half; i += blockDim.x) rope_pair(v, i, half, rope_theta(int64_t(*pos0) + t, i, theta_scale));
+  for (int64_t i = threadIdx.x; i < half; i += blockDim.x)
+    rope_pair(v, i, half, rope_theta(int64_t(*pos0) + t, i, head_dim, freq_base));
 }
 
 // One thread per (token, head, pair).
 __global__ void rope_kernel(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const int32_t* pos0,
-                            float theta_scale) {
+                            float freq_base) {
   const int64_t half = head_dim / 2;
   const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= n_tokens * n_heads * half) return;
   const int64_t i = idx % half, th = idx / half, t = th / n_heads;
-  rope_pair(x + th * head_dim, i, half, rope_theta(int64_t(*pos0) + t, i, theta_scale));
+  rope_pair(x + th * head_dim, i, half, rope_theta(int64_t(*pos0) + t, i, head_dim, freq_base));
 }
 
 // kSubtract: fault cuda_sign_flip (a separate instantiation, so the healthy kernel is unchanged).
@@ -382,9 +383,6 @@ void embed(GgmlType type, const void* table, int64_t row_bytes, int64_t n_embd, 
 
 namespace {
 int rmsnorm_threads(int64_t n) { return n >= 1024 ? 256 : 64; }
-float rope_theta_scale(int64_t head_dim, float freq_base) {
-  return std::pow(freq_base, -2.0f / float(head_dim));  // the same powf as the CPU
-}
 }  // namespace
 
 void rmsnorm(const float* x, const float* w, int64_t n_rows, int64_t n, float eps, float* y) {
@@ -403,15 +401,14 @@ void rmsnorm_rope(float* x, const float* w, int64_t n_tokens, int64_t n_heads, i
                   const int32_t* pos0, float freq_base) {
   if (n_tokens * n_heads == 0) return;
   POPPER_LAUNCH(unsigned(n_tokens * n_heads), rmsnorm_threads(head_dim), rmsnorm_rope_kernel)(
-      x, w, n_heads, head_dim, eps, pos0, rope_theta_scale(head_dim, freq_base));
+      x, w, n_heads, head_dim, eps, pos0, freq_base);
   POPPER_CUDA_LAUNCHED();
 }
 
 void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const int32_t* pos0, float freq_base) {
   const int64_t n = n_tokens * n_heads * (head_dim / 2);
   if (n == 0) return;
-  POPPER_LAUNCH(blocks_for(n, 256), 256, rope_kernel)(x, n_tokens, n_heads, head_dim, pos0,
-                                                        rope_theta_scale(head_dim, freq_base));
+  POPPER_LAUNCH(blocks_for(n, 256), 256, rope_kernel)(x, n_tokens, n_heads, head_dim, pos0, freq_base);
   POPPER_CUDA_LAUNCHED();
 }
 

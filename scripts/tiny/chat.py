@@ -2,9 +2,10 @@
 
 The template's jinja source is read out of engine/tokenizer/qwen3_template.cpp (the single
 copy in the repository), rendered with jinja2 the way transformers' apply_chat_template does.
-A training sequence is the generation prompt followed by the reply the model must produce: an
-empty think block then the answer, ended by <|im_end|> — token for token what the template
-renders for that assistant turn, and what Popper and llama.cpp feed the model at inference.
+A training sequence is the generation prompt followed by the reply the model must produce: a
+think block (the task's scratchpad, or empty) then the answer, ended by <|im_end|> — token for
+token what the template renders for that assistant turn (reasoning_content = the scratchpad),
+and what Popper and llama.cpp feed the model at inference.
 """
 import os
 import re
@@ -41,8 +42,10 @@ def prompt_text(user):
     return f"<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
 
 
-def reply_text(answer):
-    return f"{REPLY_PREFIX}{answer}<|im_end|>"
+def reply_text(answer, thinking=""):
+    """The assistant turn: '<think>\n' scratchpad '\n</think>\n\n' answer '<|im_end|>' (Qwen3's form;
+    an empty scratchpad gives the template's empty think block, REPLY_PREFIX)."""
+    return f"<think>\n{thinking}\n</think>\n\n{answer}<|im_end|>"
 
 
 def self_check():
@@ -53,3 +56,7 @@ def self_check():
     assert full == prompt_text(user) + reply_text(answer) + "\n", repr(full)
     no_think = render([{"role": "user", "content": user}], True, enable_thinking=False)
     assert no_think == prompt_text(user) + REPLY_PREFIX
+    thinking = "1+2+0=3 c0"
+    msg = {"role": "assistant", "content": answer, "reasoning_content": thinking}
+    full = render([{"role": "user", "content": user}, msg], False)
+    assert full == prompt_text(user) + reply_text(answer, thinking) + "\n", repr(full)

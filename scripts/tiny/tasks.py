@@ -1,20 +1,33 @@
 """The task families the tiny models are trained on, with exactly checkable answers.
 
-Every task is one user turn and one short assistant answer. `Task.answer` is the text the model
-must produce; `check(family, prompt, reply)` decides a reply (the same rules the C++ bench and
-falsifiers apply, see engine/serve/task_check.*): the answer parsed from the reply, after any
-<think>...</think> block, must equal the expected answer.
+Every task is one user turn and one assistant reply in Qwen3's thinking form: a think block, then
+the answer. `Task.thinking` is the scratchpad inside <think>...</think> (empty for the families
+a small model answers in one step); `Task.answer` is the text after </think>, the only part
+that is scored: `check(task, reply)` (the rule of engine/serve/task_check.*) parses the text
+after the last </think> and compares it with the answer, so a reply is right or wrong on its
+answer alone, as Popper, transformers and llama.cpp all score it.
 
 Families (each generator takes a difficulty `level` in [0, 1]; held-out tasks use level 1):
-  add     "What is 482 + 379?"                         -> "861"      1-3 digit operands
-  sub     "What is 731 - 286?"                         -> "445"      a >= b, 1-3 digits
-  sort    "Sort: 7 3 9 1 4 3"                          -> "1 3 3 4 7 9"   5-9 digits, repeats
-  reverse "Reverse: q 4 t b 7"                         -> "7 b t 4 q"     5-9 letters/digits
-  count   "How many 3s are in: 3 1 3 8 3 2 9?"         -> "3"        8-16 digits, 0-7 hits
-  lookup  "Codes: lanu 41, tesko 7, ... What is the code of tesko?" -> "7"
-          10-30 pairs (an 80-180 token context): attention and the KV cache at depth; keys
-          are pseudo-words of 2-3 syllables, so a key is often several tokens.
+  add     "What is 48 + 79?"  -> "127"   operands of 1-2 digits. Scratchpad: one line per
+          column from the right, "digit+digit+carry=digit c<carry out>" (8+9+0=7 c1), always
+          COLUMNS columns, so every step is local (two digits fetched, one carried).
+  sub     "What is 73 - 28?"  -> "45"   a >= b, 1-2 digits; lines "3-8-0=5 b1" (borrow out).
+  sort    "Sort: 7 3 9 1 4 3"   -> "1 3 3 4 7 9"   4-8 digits, repeats.
+  reverse "Reverse: q d t b k"  -> "k b t d q"     4-7 distinct letters (each " x" is one token;
+          digits would split from their leading space and make the list irregular).
+  count   "How many 3s are in: 3 1 3 8 3 2 9?" -> "3"   6-10 digits, 0-5 hits.
+  lookup  "Codes: k 4, d 7, m 5, ... What is the code of d?" -> "7"
+          4-12 pairs (a 40-70 token prompt: associative recall by attention over the KV
+          cache); keys are distinct letters (each " x" one token), values single digits.
 
+The sizes come from what the 3-4 layer models learned in a ~90-minute CPU run (one thread
+each): the first trained models (3-digit operands, 8-16 item lists, 10-30 lookup pairs, no
+scratchpad) reached 33%; lookup over 1400 pseudo-word keys with 1-2 digit values stayed at
+chance (10%) for 3500 steps while the other families learned, so run r3 switched lookup to
+letter keys and digit values at step 3400 (scripts/train_tiny.py's log shows the switch).
+
+Training draws the same generators at a level that rises over a curriculum (fewer items,
+fewer pairs first); the held-out set is level 1 only and never occurs in training.
 Digits are single tokens under the Qwen2 pre-tokenizer, so the model sees numbers digit by digit.
 """
 import random
@@ -25,13 +38,15 @@ FAMILIES = ("add", "sub", "sort", "reverse", "count", "lookup")
 _CONSONANTS = "bdfgklmnprstvz"
 _VOWELS = "aeiou"
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
+COLUMNS = 2  # add/sub scratchpads always work COLUMNS columns (operands have at most COLUMNS digits)
 
 
 @dataclass(frozen=True)
 class Task:
     family: str
     prompt: str  # the user turn
-    answer: str  # the exact answer text
+    answer: str  # the exact answer text (after </think>)
+    thinking: str = ""  # the scratchpad inside <think>...</think>
 
 
 def _lerp(lo, hi, level):
@@ -45,56 +60,83 @@ def _number(rng, max_digits):
     return rng.randint(lo, 10**digits - 1)
 
 
+def _digits_from_right(x):
+    return [(x // 10**i) % 10 for i in range(COLUMNS)]
+
+
+def add_scratchpad(a, b):
+    """Column addition from the right: '2+9+0=1 c1' per column (digit, carry in, carry out)."""
+    lines, carry = [], 0
+    for da, db in zip(_digits_from_right(a), _digits_from_right(b)):
+        s = da + db + carry
+        lines.append(f"{da}+{db}+{carry}={s % 10} c{s // 10}")
+        carry = s // 10
+    return "\n".join(lines)
+
+
+def sub_scratchpad(a, b):
+    """Column subtraction from the right: '1-6-0=5 b1' per column (digit, borrow in, borrow out)."""
+    lines, borrow = [], 0
+    for da, db in zip(_digits_from_right(a), _digits_from_right(b)):
+        d = da - db - borrow
+        out = int(d < 0)
+        lines.append(f"{da}-{db}-{borrow}={d % 10} b{out}")
+        borrow = out
+    return "\n".join(lines)
+
+
 def gen_add(rng, level):
-    d = _lerp(2, 3, level)
-    a, b = _number(rng, d), _number(rng, d)
-    return Task("add", f"What is {a} + {b}?", str(a + b))
+    a, b = _number(rng, COLUMNS), _number(rng, COLUMNS)
+    return Task("add", f"What is {a} + {b}?", str(a + b), add_scratchpad(a, b))
 
 
 def gen_sub(rng, level):
-    d = _lerp(2, 3, level)
-    a, b = _number(rng, d), _number(rng, d)
+    a, b = _number(rng, COLUMNS), _number(rng, COLUMNS)
     if a < b:
         a, b = b, a
-    return Task("sub", f"What is {a} - {b}?", str(a - b))
+    return Task("sub", f"What is {a} - {b}?", str(a - b), sub_scratchpad(a, b))
 
 
 def gen_sort(rng, level):
-    n = rng.randint(5, _lerp(6, 9, level))
+    n = rng.randint(_lerp(3, 4, level), _lerp(5, 8, level))
     xs = [rng.randint(0, 9) for _ in range(n)]
     return Task("sort", "Sort: " + " ".join(map(str, xs)), " ".join(map(str, sorted(xs))))
 
 
 def gen_reverse(rng, level):
-    n = rng.randint(5, _lerp(6, 9, level))
-    xs = [rng.choice(_LETTERS + "0123456789") for _ in range(n)]
+    n = rng.randint(_lerp(3, 4, level), _lerp(5, 7, level))
+    xs = rng.sample(_LETTERS, n)
     return Task("reverse", "Reverse: " + " ".join(xs), " ".join(reversed(xs)))
 
 
 def gen_count(rng, level):
-    n = rng.randint(8, _lerp(10, 16, level))
+    n = rng.randint(_lerp(4, 6, level), _lerp(7, 10, level))
     target = rng.randint(0, 9)
-    hits = min(rng.randint(0, 7), n)
+    hits = min(rng.randint(0, 5), n)
     others = [d for d in range(10) if d != target]
     xs = [target] * hits + [rng.choice(others) for _ in range(n - hits)]
     rng.shuffle(xs)
     return Task("count", f"How many {target}s are in: {' '.join(map(str, xs))}?", str(hits))
 
 
-def pseudo_word(rng):
-    return "".join(rng.choice(_CONSONANTS) + rng.choice(_VOWELS) for _ in range(rng.randint(2, 3)))
+def _make_keys(n=1400):
+    rng = random.Random("lookup-keys")
+    keys = set()
+    while len(keys) < n:
+        keys.add("".join(rng.choice(_CONSONANTS) + rng.choice(_VOWELS) for _ in range(2)))
+    return tuple(sorted(keys))
+
+
+KEYS = _make_keys()  # lookup keys: each " key" must be one token (tokenizer step checks)
 
 
 def gen_lookup(rng, level):
-    n = rng.randint(_lerp(4, 10, level), _lerp(12, 30, level))
-    keys = []
-    seen = set()
-    while len(keys) < n:
-        k = pseudo_word(rng)
-        if k not in seen:
-            seen.add(k)
-            keys.append(k)
-    values = [_number(rng, 3) for _ in keys]
+    """Pairs from 2 (start of the curriculum) to 12 distinct letter keys with digit values; the
+    held-out set has 4-12."""
+    lo = 4 if level >= 1.0 else 2
+    n = rng.randint(lo, _lerp(6, 12, level))
+    keys = rng.sample(_LETTERS, n)
+    values = [rng.randint(0, 9) for _ in keys]
     i = rng.randrange(n)
     pairs = ", ".join(f"{k} {v}" for k, v in zip(keys, values))
     return Task("lookup", f"Codes: {pairs}. What is the code of {keys[i]}?", str(values[i]))

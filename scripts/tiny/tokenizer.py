@@ -54,3 +54,10 @@ def train_tokenizer(texts, vocab_size):
 
 def load(path):
     return Tokenizer.from_file(path)
+
+
+def check_single_tokens(tok, texts):
+    """SystemExit naming the texts `tok` does not hold as one token (e.g. lookup keys)."""
+    split = [t for t in texts if len(tok.encode(t, add_special_tokens=False).ids) != 1]
+    if split:
+        raise SystemExit(f"tokenizer: {len(split)} texts are not single tokens: {split[:10]}")

@@ -21,7 +21,7 @@ from . import chat, tasks
 def encode_task(tok, task):
     """(ids, n_prompt): the generation prompt's tokens then the reply's."""
     prompt = tok.encode(chat.prompt_text(task.prompt), add_special_tokens=False).ids
-    reply = tok.encode(chat.reply_text(task.answer), add_special_tokens=False).ids
+    reply = tok.encode(chat.reply_text(task.answer, task.thinking), add_special_tokens=False).ids
     return prompt + reply, len(prompt)
 
 
@@ -109,7 +109,8 @@ def train(model, tok, held, args, log, checkpoint_path):
     `checkpoint_path` when it exists and saves it every args.checkpoint_every steps, so a run
     stopped on the shared machine goes on exactly where it was (same batches, same updates)."""
     pad_id = tok.token_to_id("<|endoftext|>")
-    stream = tasks.TrainStream(args.seed, [t.prompt for t in held])
+    weights = {f: float(w) for f, w in (kv.split("=") for kv in args.family_weights.split(","))}
+    stream = tasks.TrainStream(args.seed, [t.prompt for t in held], weights)
     batcher = Batcher(tok, stream, args.batch, 8, args.seed)
     decay, no_decay = [], []
     for n, p in model.named_parameters():
