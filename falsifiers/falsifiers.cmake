@@ -5,6 +5,7 @@ popper_falsifier(gguf_corruption_test LABEL gguf SOURCES gguf_corruption_test.cp
 popper_falsifier(synth_test LABEL synth SOURCES synth_test.cpp)
 popper_falsifier(quant_test LABEL quant SOURCES quant_test.cpp)
 popper_falsifier(vec_dot_test LABEL kernels SOURCES vec_dot_test.cpp)
+popper_falsifier(packed_matmul_test LABEL kernels SOURCES packed_matmul_test.cpp LAYERS popper_cpu)
 popper_falsifier(tokenizer_test LABEL tokenizer SOURCES tokenizer_test.cpp LIBS nlohmann_json::nlohmann_json)
 popper_falsifier(chat_template_test LABEL tokenizer SOURCES chat_template_test.cpp LIBS nlohmann_json::nlohmann_json)
 popper_falsifier(model_kv_cache_test LABEL model SOURCES model_kv_cache_test.cpp)

@@ -40,6 +40,19 @@ void vec_dot_q6_k_x4(int64_t n, const void* w, const void* const* a, float* out)
 void quantize_row_q8_k(const float* src, void* dst, int64_t n);
 void quantize_row_q8_0(const float* src, void* dst, int64_t n);
 
+// Packed-layout (repack.h) matmuls: n_groups groups of 8 weight rows, group g at
+// w + g * group_bytes (n / block_size x8 blocks), against n_tokens activation rows in the type's
+// vec_dot_type, token t at a + t * a_stride. Writes y[t * ldy + 8 * g + r]. Each output is
+// bit-identical to scalar::vec_dot_*(n, file row 8g + r, a row t).
+void packed_gemm_q4_k(int64_t n, const uint8_t* w, int64_t group_bytes, int64_t n_groups, const uint8_t* a,
+                      int64_t a_stride, int64_t n_tokens, float* y, int64_t ldy);
+void packed_gemm_q5_k(int64_t n, const uint8_t* w, int64_t group_bytes, int64_t n_groups, const uint8_t* a,
+                      int64_t a_stride, int64_t n_tokens, float* y, int64_t ldy);
+void packed_gemm_q6_k(int64_t n, const uint8_t* w, int64_t group_bytes, int64_t n_groups, const uint8_t* a,
+                      int64_t a_stride, int64_t n_tokens, float* y, int64_t ldy);
+void packed_gemm_q8_0(int64_t n, const uint8_t* w, int64_t group_bytes, int64_t n_groups, const uint8_t* a,
+                      int64_t a_stride, int64_t n_tokens, float* y, int64_t ldy);
+
 // Sums `bytes` (a multiple of 128) starting at p with 256-bit loads; the result only defeats
 // dead-code elimination. For the bandwidth probe.
 uint64_t read_stream(const uint8_t* p, int64_t bytes);
