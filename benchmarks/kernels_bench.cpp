@@ -234,6 +234,7 @@ void register_all() {
                   ->ArgNames({"tokens", "threads"})
                   ->UseRealTime();
   for (int tokens : {16, 64, 128, 512}) pmm->Args({tokens, 2});
+  pmm->Args({64, 1})->Args({512, 1});
   benchmark::RegisterBenchmark("BM_PackedMatmul_Q6_K", BM_Matmul<PackedLayout>, GgmlType::Q6_K)
       ->ArgNames({"tokens", "threads"})
       ->UseRealTime()
@@ -242,6 +243,7 @@ void register_all() {
                  ->ArgNames({"tokens", "threads"})
                  ->UseRealTime();
   for (int tokens : {16, 64, 128, 512}) mm->Args({tokens, 2});
+  mm->Args({64, 1})->Args({512, 1});
   benchmark::RegisterBenchmark("BM_Matmul_Q6_K", BM_Matmul<FileLayout>, GgmlType::Q6_K)
       ->ArgNames({"tokens", "threads"})
       ->UseRealTime()

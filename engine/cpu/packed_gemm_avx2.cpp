@@ -56,6 +56,10 @@ inline __m256i row_factor_i8(__m128i bytes8) {
 inline __m256i row_pair_u8(__m128i a, __m128i b) { return _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(a, b)); }
 inline __m256i row_pair_i8(__m128i a, __m128i b) { return _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, b)); }
 
+// The first of the 4 elements that unpacking step s (0..7) of a 32-element chunk holds: steps
+// 0..3 are the low nibbles (elements 4s..4s+3), 4..7 the high nibbles (elements 16 + 4(s-4)..).
+constexpr int step_offset(int s) { return s < 4 ? 4 * s : 16 + 4 * (s - 4); }
+
 // Decodes the x8 scale fields of a Q4_K/Q5_K packed block into sc[j * 8 + r], m[j * 8 + r].
 inline void decode_k4_scales(const uint8_t* scales_lo, const uint8_t* scales_hi, uint8_t* sc, uint8_t* m) {
   const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3);
@@ -96,7 +100,7 @@ inline void store8(float* y, __m256 v) { _mm256_storeu_ps(y, v); }
 template <int NT, class Block>
 void tile_k4_family(int64_t nb, const Block* w, const BlockQ8K* const* y, float* const* out) {
   constexpr bool kFifthBit = std::is_same_v<Block, BlockQ5Kx8>;
-  constexpr int kStepsPerSum = kFifthBit ? 2 : 4;  // q-steps (2 maddubs each) per int16 sum
+  constexpr int kStepsPerSum = kFifthBit ? 4 : 8;  // maddubs per int16 sum
   const __m256i m4 = _mm256_set1_epi8(0xF), bit = _mm256_set1_epi8(1);
   __m256 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
@@ -108,28 +112,31 @@ void tile_k4_family(int64_t nb, const Block* w, const BlockQ8K* const* y, float*
     __m256i isum[NT];
     for (int t = 0; t < NT; ++t) isum[t] = _mm256_setzero_si256();
     for (int j = 0; j < 8; ++j) {
+      // The sub-block's 8 unpacked vectors first, then token by token: the unpacking is shared
+      // and each token needs one int16 accumulator (GCC keeps it all in registers this way).
       const __m256i scale = row_factor_u8(load64(sc + 8 * j));
-      __m256i h = _mm256_setzero_si256();
-      if constexpr (kFifthBit) h = loadu(b.qh + 32 * j);
-      for (int q0 = 0; q0 < 4; q0 += kStepsPerSum) {
-        __m256i s16[NT];
-        for (int t = 0; t < NT; ++t) s16[t] = _mm256_setzero_si256();
-        for (int q = q0; q < q0 + kStepsPerSum; ++q) {
-          const __m256i v = loadu(b.qs + 128 * j + 32 * q);
-          __m256i lo = _mm256_and_si256(v, m4);
-          __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-          if constexpr (kFifthBit) {
-            lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, q), bit), 4));
-            hi =
-                _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, q + 4), bit), 4));
-          }
-          for (int t = 0; t < NT; ++t) {
-            const int8_t* a = y[t][i].qs + 32 * j + 4 * q;
-            s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(lo, bcast32(a)));
-            s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(hi, bcast32(a + 16)));
-          }
+      __m256i wv[8];
+      for (int q = 0; q < 4; ++q) {
+        const __m256i v = loadu(b.qs + 128 * j + 32 * q);
+        wv[q] = _mm256_and_si256(v, m4);
+        wv[q + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+      }
+      if constexpr (kFifthBit) {
+        const __m256i h = loadu(b.qh + 32 * j);
+        for (int s = 0; s < 8; ++s) {
+          wv[s] =
+              _mm256_or_si256(wv[s], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, s), bit), 4));
         }
-        for (int t = 0; t < NT; ++t) isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(s16[t], scale));
+      }
+      for (int t = 0; t < NT; ++t) {
+        const int8_t* a = y[t][i].qs + 32 * j;
+        for (int s0 = 0; s0 < 8; s0 += kStepsPerSum) {
+          __m256i s16 = _mm256_setzero_si256();
+          for (int s = s0; s < s0 + kStepsPerSum; ++s) {
+            s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(wv[s], bcast32(a + step_offset(s))));
+          }
+          isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(s16, scale));
+        }
       }
     }
     const __m256 xd = load_fp16x8(b.d), xdmin = load_fp16x8(b.dmin);
@@ -167,28 +174,24 @@ void tile_q6_k(int64_t nb, const BlockQ6Kx8* w, const BlockQ8K* const* y, float*
     }
     for (int c = 0; c < 8; ++c) {
       const __m256i h0 = loadu(b.qh + 64 * c), h1 = loadu(b.qh + 64 * c + 32);
-      const __m256i sc_a = row_factor_i8(load64(b.scales + 16 * c));      // sub-block 2c: steps 0..3
-      const __m256i sc_b = row_factor_i8(load64(b.scales + 16 * c + 8));  // sub-block 2c+1: steps 4..7
-      for (int pair = 0; pair < 2; ++pair) {  // 2 maddubs per int16 sum (headroom)
-        __m256i sa[NT], sb[NT];
-        for (int t = 0; t < NT; ++t) sa[t] = sb[t] = _mm256_setzero_si256();
-        for (int q = 2 * pair; q < 2 * pair + 2; ++q) {
-          const __m256i v = loadu(b.ql + 128 * c + 32 * q);
-          const __m256i lo =
-              _mm256_or_si256(_mm256_and_si256(v, m4),
-                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h0, 2 * q), m2), 4));
-          const __m256i hi =
-              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4),
-                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h1, 2 * q), m2), 4));
-          for (int t = 0; t < NT; ++t) {
-            const int8_t* a = y[t][i].qs + 32 * c + 4 * q;
-            sa[t] = _mm256_add_epi16(sa[t], _mm256_maddubs_epi16(lo, bcast32(a)));
-            sb[t] = _mm256_add_epi16(sb[t], _mm256_maddubs_epi16(hi, bcast32(a + 16)));
-          }
-        }
-        for (int t = 0; t < NT; ++t) {
-          isum[t] = _mm256_add_epi32(
-              isum[t], _mm256_add_epi32(_mm256_madd_epi16(sa[t], sc_a), _mm256_madd_epi16(sb[t], sc_b)));
+      __m256i wv[8];
+      for (int q = 0; q < 4; ++q) {
+        const __m256i v = loadu(b.ql + 128 * c + 32 * q);
+        wv[q] = _mm256_or_si256(_mm256_and_si256(v, m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h0, 2 * q), m2), 4));
+        wv[q + 4] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4),
+                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h1, 2 * q), m2), 4));
+      }
+      // Steps 0..3 are sub-block 2c, steps 4..7 sub-block 2c + 1; 2 maddubs per int16 sum.
+      const __m256i sc_a = row_factor_i8(load64(b.scales + 16 * c));
+      const __m256i sc_b = row_factor_i8(load64(b.scales + 16 * c + 8));
+      for (int t = 0; t < NT; ++t) {
+        const int8_t* a = y[t][i].qs + 32 * c;
+        for (int s0 = 0; s0 < 8; s0 += 2) {
+          const __m256i s16 =
+              _mm256_add_epi16(_mm256_maddubs_epi16(wv[s0], bcast32(a + step_offset(s0))),
+                               _mm256_maddubs_epi16(wv[s0 + 1], bcast32(a + step_offset(s0 + 1))));
+          isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(s16, s0 < 4 ? sc_a : sc_b));
         }
       }
     }
