@@ -11,6 +11,7 @@
 
 #include "engine/core/thread_pool.h"
 #include "engine/cpu/repack.h"
+#include "engine/cpu/swiglu.h"
 #include "engine/quant/blocks.h"
 #include "falsifiers/kernel_test_util.h"
 
@@ -168,6 +169,41 @@ TEST(PackedMatmul, ExtremeLevelsAndActivationsStayExact) {
       std::vector<float> got(want.size());
       packed_matmul_rows(w, x, got.data(), n_out, 0, n_out);
       ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float))) << ggml_type_name(type);
+    }
+  }
+}
+
+TEST(PackedSwiglu, FusedGateUpEqualsTwoMatmulsThenSiluTimesUpBitForBit) {
+  RecordProperty("falsification_id", "FALSIFY-KERNEL-PACKED-PARITY");
+  Rng rng(61);
+  const int64_t n_in = 512, n_ff = 768;  // three 256-row items, as a 30b-a3b expert
+  for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K}) {
+    const auto gate_file = random_matrix(type, n_in, n_ff, rng);
+    const auto up_file = random_matrix(type, n_in, n_ff, rng);
+    const auto gate_p = repacked(type, gate_file, n_in, n_ff), up_p = repacked(type, up_file, n_in, n_ff);
+    const PackedMatrix gate = PackedMatrix::make(type, gate_p.data(), n_in, n_ff);
+    const PackedMatrix up = PackedMatrix::make(type, up_p.data(), n_in, n_ff);
+    for (int64_t tokens : {1, 5}) {
+      const auto xf = gaussian(tokens * n_in, rng);
+      QuantizedActivations x;
+      x.quantize(xf.data(), tokens, n_in, n_in, GgmlType::Q8_K);
+      const auto g = reference(type, gate_file, n_in, n_ff, x, n_ff);
+      const auto u = reference(type, up_file, n_in, n_ff, x, n_ff);
+      std::vector<float> want(g.size());
+      for (size_t i = 0; i < g.size(); ++i) want[i] = silu(g[i]) * u[i];
+      QuantizedActivations want_q;
+      want_q.quantize(want.data(), tokens, n_ff, n_ff, GgmlType::Q8_K);
+      std::vector<float> got(want.size(), -1.0f);
+      QuantizedActivations got_q;
+      got_q.prepare(tokens, n_ff, GgmlType::Q8_K);
+      for (int64_t r = 0; r < n_ff; r += kSwigluChunk) {  // the work items, in any order
+        packed_swiglu_rows(gate, up, x, got.data(), n_ff, n_ff - kSwigluChunk - r, n_ff - r, &got_q);
+      }
+      ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float))) << ggml_type_name(type);
+      for (int64_t t = 0; t < tokens; ++t) {
+        ASSERT_EQ(0, std::memcmp(got_q.row(t), want_q.row(t), want_q.row_bytes()))
+            << "quantised down input, token " << t;
+      }
     }
   }
 }

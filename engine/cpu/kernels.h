@@ -9,6 +9,8 @@
 
 namespace popper::cpu {
 
+struct KvHeadView;  // flash_attention.h
+
 namespace scalar {
 float vec_dot_f32(int64_t n, const void* w, const void* a);
 float vec_dot_f16(int64_t n, const void* w, const void* a);
@@ -52,6 +54,10 @@ void packed_gemm_q6_k(int64_t n, const uint8_t* w, int64_t group_bytes, int64_t 
                       int64_t a_stride, int64_t n_tokens, float* y, int64_t ldy);
 void packed_gemm_q8_0(int64_t n, const uint8_t* w, int64_t group_bytes, int64_t n_groups, const uint8_t* a,
                       int64_t a_stride, int64_t n_tokens, float* y, int64_t ldy);
+
+// flash_attention.h's attention_head_group on AVX2 + FMA + F16C.
+void attention_head_group(const float* q, int64_t n_q, const KvHeadView& kv, int64_t n_kv, float scale,
+                          float* out);
 
 // Sums `bytes` (a multiple of 128) starting at p with 256-bit loads; the result only defeats
 // dead-code elimination. For the bandwidth probe.
