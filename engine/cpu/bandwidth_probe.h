@@ -7,9 +7,9 @@
 namespace popper::cpu {
 
 struct BandwidthResult {
-  double gb_per_s;  // best of the repetitions, 1e9 bytes per second
+  double gb_per_s;      // best of the repetitions, 1e9 bytes per second
   double median_gb_per_s;
-  int64_t bytes;  // buffer size read per repetition
+  int64_t bytes;        // buffer size read per repetition
   int threads;
 };
 
