@@ -48,6 +48,8 @@ class QuantizedActivations {
   int64_t n_cols() const { return n_cols_; }
   int64_t row_bytes() const { return row_bytes_; }
   const uint8_t* row(int64_t i) const { return bytes_.data() + i * row_bytes_; }
+  // For filling rows with bytes quantised elsewhere (a gather of already quantised rows).
+  uint8_t* mutable_row(int64_t i) { return bytes_.data() + i * row_bytes_; }
 
  private:
   GgmlType type_ = GgmlType::F32;
