@@ -25,13 +25,6 @@ NibbleSlot nibble_slot(int r, int e) {
 }
 
 // Levels (unsigned quants, one per element) of the file's blocks.
-void q4k_levels(const BlockQ4K& b, uint8_t* L) {
-  for (int e = 0; e < kQK_K; ++e) {
-    const int g = e / 64, w = e % 64;
-    const uint8_t byte = b.qs[32 * g + w % 32];
-    L[e] = w < 32 ? byte & 0xF : byte >> 4;
-  }
-}
 void q5k_levels(const BlockQ5K& b, uint8_t* L) {
   for (int e = 0; e < kQK_K; ++e) {
     const int g = e / 64, w = e % 64;
@@ -40,17 +33,6 @@ void q5k_levels(const BlockQ5K& b, uint8_t* L) {
     L[e] = static_cast<uint8_t>((w < 32 ? byte & 0xF : byte >> 4) | (hbit << 4));
   }
 }
-void q6k_levels(const BlockQ6K& b, uint8_t* L) {
-  for (int e = 0; e < kQK_K; ++e) {
-    const int half = e / 128, quarter = (e % 128) / 32, i = e % 32;
-    const uint8_t* ql = b.ql + 64 * half;
-    const uint8_t* qh = b.qh + 32 * half;
-    const uint8_t lo = quarter % 2 == 0 ? ql[i] : ql[i + 32];
-    const int low4 = quarter < 2 ? lo & 0xF : lo >> 4;
-    L[e] = static_cast<uint8_t>(low4 | (((qh[i] >> (2 * quarter)) & 3) << 4));
-  }
-}
-
 void q4k_from_levels(const uint8_t* L, BlockQ4K& b) {
   for (int g = 0; g < 4; ++g) {
     for (int l = 0; l < 32; ++l)
@@ -150,19 +132,30 @@ void for_each_packed(void* packed, int64_t n_in, int64_t n_rows, int64_t block_s
   }
 }
 
+// Load-time hot path (every Q4_K byte of a model passes here): the nibbles move directly. Packed
+// byte (j, q, r, k) takes element 32j + 4q + k (low) and 32j + 16 + 4q + k (high) of row r; in the
+// file both sit in the nibble (j odd: high) of qs[32 (j / 2) + 4q + k] and qs[... + 16].
 void repack_q4_k(const void* src, int64_t n_in, int64_t n_rows, void* dst) {
   const int64_t rb = ggml_row_size(GgmlType::Q4_K, n_in);
   for_each_packed<BlockQ4Kx8>(dst, n_in, n_rows, kQK_K, [&](int64_t g, int64_t i, BlockQ4Kx8& p) {
-    std::memset(&p, 0, sizeof(p));
-    uint8_t L[8][kQK_K];
+    std::memset(p.scales_hi, 0, sizeof(p.scales_hi));
     for (int r = 0; r < 8; ++r) {
       const BlockQ4K& b = block_at<BlockQ4K>(src, rb, 8 * g + r, i);
       p.d[r] = b.d;
       p.dmin[r] = b.dmin;
       pack_k4_scales(b.scales, r, p.scales_lo, p.scales_hi);
-      q4k_levels(b, L[r]);
+      for (int j = 0; j < 8; ++j) {
+        const uint8_t* q = b.qs + 32 * (j / 2);
+        const int shift = 4 * (j % 2);
+        uint8_t* out = p.qs + 128 * j + 4 * r;
+        for (int qq = 0; qq < 4; ++qq) {
+          for (int k = 0; k < 4; ++k) {
+            out[32 * qq + k] = static_cast<uint8_t>(((q[4 * qq + k] >> shift) & 0xF) |
+                                                    (((q[16 + 4 * qq + k] >> shift) & 0xF) << 4));
+          }
+        }
+      }
     }
-    weave_nibbles(L, p.qs, [](int, int, int, NibbleSlot, int) {});
   });
 }
 void unpack_q4_k(const void* src, int64_t n_in, int64_t n_rows, void* dst) {
@@ -218,20 +211,33 @@ void unpack_q5_k(const void* src, int64_t n_in, int64_t n_rows, void* dst) {
 
 int q6_qh_index(int c, NibbleSlot s, int r, int k) { return 64 * c + 32 * (s.step / 4) + 4 * r + k; }
 
+// Load-time hot path, as repack_q4_k: chunk c of the packed block is elements [32c, 32c + 32),
+// which the file keeps in half c / 4, quarter c % 4 (ql nibble and qh bit pair).
 void repack_q6_k(const void* src, int64_t n_in, int64_t n_rows, void* dst) {
   const int64_t rb = ggml_row_size(GgmlType::Q6_K, n_in);
   for_each_packed<BlockQ6Kx8>(dst, n_in, n_rows, kQK_K, [&](int64_t g, int64_t i, BlockQ6Kx8& p) {
-    std::memset(&p, 0, sizeof(p));
-    uint8_t L[8][kQK_K];
+    std::memset(p.qh, 0, sizeof(p.qh));
     for (int r = 0; r < 8; ++r) {
       const BlockQ6K& b = block_at<BlockQ6K>(src, rb, 8 * g + r, i);
       p.d[r] = b.d;
       for (int j = 0; j < 16; ++j) p.scales[j * 8 + r] = b.scales[j];
-      q6k_levels(b, L[r]);
+      for (int c = 0; c < 8; ++c) {
+        const int half = c / 4, quarter = c % 4;
+        const uint8_t* ql = b.ql + 64 * half + (quarter % 2 ? 32 : 0);
+        const uint8_t* qh = b.qh + 32 * half;
+        const int lshift = quarter < 2 ? 0 : 4, hshift = 2 * quarter;
+        auto low4 = [&](int w) { return (ql[w] >> lshift) & 0xF; };
+        auto high2 = [&](int w) { return (qh[w] >> hshift) & 3; };
+        for (int qq = 0; qq < 4; ++qq) {
+          for (int k = 0; k < 4; ++k) {
+            const int w_lo = 4 * qq + k, w_hi = 16 + 4 * qq + k;
+            p.ql[128 * c + 32 * qq + 4 * r + k] = static_cast<uint8_t>(low4(w_lo) | (low4(w_hi) << 4));
+            p.qh[64 * c + 4 * r + k] |= static_cast<uint8_t>(high2(w_lo) << (2 * qq));
+            p.qh[64 * c + 32 + 4 * r + k] |= static_cast<uint8_t>(high2(w_hi) << (2 * qq));
+          }
+        }
+      }
     }
-    weave_nibbles(L, p.ql, [&](int c, int r, int k, NibbleSlot s, int high2) {
-      p.qh[q6_qh_index(c, s, r, k)] |= static_cast<uint8_t>(high2 << (2 * (s.step % 4)));
-    });
   });
 }
 void unpack_q6_k(const void* src, int64_t n_in, int64_t n_rows, void* dst) {
