@@ -9,7 +9,9 @@
 #include <cstring>
 #include <vector>
 
+#include "engine/core/cpu_features.h"
 #include "engine/core/thread_pool.h"
+#include "engine/cpu/kernels.h"
 #include "engine/cpu/repack.h"
 #include "engine/cpu/swiglu.h"
 #include "engine/quant/blocks.h"
@@ -121,6 +123,39 @@ TEST(PackedMatmul, ThreadedRowSlicesEqualTheWholeMatrix) {
   packed_matmul_rows(part, x, sliced.data(), 40, 0, 40);
   for (int64_t t = 0; t < 6; ++t) {
     for (int64_t r = 0; r < 40; ++r) ASSERT_EQ(sliced[t * 40 + r], want[t * n_out + 16 + r]) << t << " " << r;
+  }
+}
+
+// The AVX-512 kernels, called directly (dispatch would fall back to AVX2 on a CPU without them):
+// bit for bit the scalar reference, every type, shape and token count of the test above.
+TEST(PackedMatmul, Avx512KernelsEqualTheScalarReferenceBitForBit) {
+  RecordProperty("falsification_id", "FALSIFY-KERNEL-PACKED-PARITY");
+  if (!cpu_features().has_avx512_vnni())
+    GTEST_SKIP() << "CPU lacks AVX-512 F/BW/VL/VNNI; the AVX-512 path cannot run here";
+  using Fn =
+      void (*)(int64_t, const uint8_t*, int64_t, int64_t, const uint8_t*, int64_t, int64_t, float*, int64_t);
+  const std::pair<GgmlType, Fn> kernels[] = {{GgmlType::Q4_K, avx512::packed_gemm_q4_k},
+                                             {GgmlType::Q5_K, avx512::packed_gemm_q5_k},
+                                             {GgmlType::Q6_K, avx512::packed_gemm_q6_k},
+                                             {GgmlType::Q8_0, avx512::packed_gemm_q8_0}};
+  Rng rng(67);
+  for (const auto& [type, fn] : kernels) {
+    for (int64_t n_in : {256, 768, 2048}) {
+      const int64_t n_out = 24;
+      const auto file = random_matrix(type, n_in, n_out, rng);
+      const auto packed = repacked(type, file, n_in, n_out);
+      for (int64_t tokens : {1, 2, 3, 4, 5, 7, 9}) {
+        const auto xf = gaussian(tokens * n_in, rng);
+        QuantizedActivations x;
+        x.quantize(xf.data(), tokens, n_in, n_in, quant_traits(type)->vec_dot_type);
+        const auto want = reference(type, file, n_in, n_out, x, n_out);
+        std::vector<float> got(want.size(), -1.0f);
+        fn(n_in, packed.data(), kPackRows * ggml_row_size(type, n_in), n_out / kPackRows, x.row(0),
+           x.row_bytes(), tokens, got.data(), n_out);
+        ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)))
+            << ggml_type_name(type) << " n_in " << n_in << " tokens " << tokens;
+      }
+    }
   }
 }
 

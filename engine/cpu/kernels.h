@@ -64,4 +64,18 @@ void attention_head_group(const float* q, int64_t n_q, const KvHeadView& kv, int
 uint64_t read_stream(const uint8_t* p, int64_t bytes);
 }  // namespace avx2
 
+// AVX-512 F + BW + VL + VNNI, defined in *_avx512.cpp. Call only when
+// cpu_features().has_avx512_vnni(). Same contracts as the avx2:: packed kernels (bit-identical
+// to the scalar reference).
+namespace avx512 {
+void packed_gemm_q4_k(int64_t n, const uint8_t* w, int64_t group_bytes, int64_t n_groups, const uint8_t* a,
+                      int64_t a_stride, int64_t n_tokens, float* y, int64_t ldy);
+void packed_gemm_q5_k(int64_t n, const uint8_t* w, int64_t group_bytes, int64_t n_groups, const uint8_t* a,
+                      int64_t a_stride, int64_t n_tokens, float* y, int64_t ldy);
+void packed_gemm_q6_k(int64_t n, const uint8_t* w, int64_t group_bytes, int64_t n_groups, const uint8_t* a,
+                      int64_t a_stride, int64_t n_tokens, float* y, int64_t ldy);
+void packed_gemm_q8_0(int64_t n, const uint8_t* w, int64_t group_bytes, int64_t n_groups, const uint8_t* a,
+                      int64_t a_stride, int64_t n_tokens, float* y, int64_t ldy);
+}  // namespace avx512
+
 }  // namespace popper::cpu
