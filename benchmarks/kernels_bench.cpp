@@ -13,6 +13,7 @@
 #include "engine/core/rng.h"
 #include "engine/core/thread_pool.h"
 #include "engine/cpu/bandwidth_probe.h"
+#include "engine/cpu/flash_attention.h"
 #include "engine/cpu/matmul.h"
 #include "engine/cpu/packed_matmul.h"
 #include "engine/cpu/repack.h"
@@ -175,6 +176,26 @@ void BM_Matmul(benchmark::State& state, GgmlType type) {
       benchmark::Counter(static_cast<double>(tokens * state.iterations()), benchmark::Counter::kIsRate);
 }
 
+// ---- attention of one kv head's query group over a cached depth (a decode step's inner op) ------
+void BM_Attention_F16(benchmark::State& state) {
+  const int64_t n_kv = state.range(0), group = state.range(1), hd = 128;
+  const SimdPath path = state.range(2) ? SimdPath::kAvx2 : SimdPath::kScalar;
+  Rng rng(7);
+  std::vector<uint16_t> k(static_cast<size_t>(n_kv * hd)), v(k.size());
+  for (auto& e : k) e = f32_to_fp16(rng.normal());
+  for (auto& e : v) e = f32_to_fp16(rng.normal());
+  std::vector<float> q(static_cast<size_t>(group * hd)), out(q.size());
+  for (auto& e : q) e = rng.normal();
+  const KvHeadView kv{GgmlType::F16, reinterpret_cast<const uint8_t*>(k.data()),
+                      reinterpret_cast<const uint8_t*>(v.data()), n_kv, hd};
+  for (auto _ : state) {
+    attention_head_group(q.data(), group, kv, n_kv, 0.088f, out.data(), path);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(state.iterations() * n_kv * hd * 2 * 2);  // K and V bytes
+  state.SetLabel(simd_path_name(path));
+}
+
 // ---- raw streaming read: the bound a decode step cannot beat -----------------------------------
 void BM_ReadBandwidth(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
@@ -248,6 +269,11 @@ void register_all() {
       ->ArgNames({"tokens", "threads"})
       ->UseRealTime()
       ->Args({64, 2});
+  benchmark::RegisterBenchmark("BM_Attention_F16", BM_Attention_F16)
+      ->ArgNames({"n_kv", "group", "simd"})
+      ->Args({512, 8, 1})
+      ->Args({4096, 8, 1})
+      ->Args({4096, 8, 0});
   benchmark::RegisterBenchmark("BM_ReadBandwidth", BM_ReadBandwidth)
       ->ArgName("threads")
       ->Arg(1)
