@@ -220,6 +220,15 @@ int64_t big_layers() {
   return env ? std::atoll(env) : 2;
 }
 
+// The 30b-a3b benchmarks' sessions: an f16 KV cache, as llama-bench's default (-ctk/-ctv f16),
+// so that depth costs the same bytes in every engine of the side-by-side.
+SessionOptions bench_session_options(int64_t capacity) {
+  SessionOptions so;
+  so.capacity = capacity;
+  so.kv_type = KvType::kF16;
+  return so;
+}
+
 const Model* big_model(benchmark::State& state) {
   std::string error;
   const Model* m = nullptr;
@@ -241,8 +250,7 @@ void BM_Prefill_30bA3bQ4KM(benchmark::State& state) {
   const Model* model = big_model(state);
   if (model == nullptr) return;
   const auto prompt = prompt_tokens(state.range(0), model->config().n_vocab);
-  SessionOptions so;
-  so.capacity = state.range(0);
+  SessionOptions so = bench_session_options(state.range(0));
   so.max_batch = state.range(0);
   Session session(*model, backend(), so);
   std::vector<float> logits(model->config().n_vocab);
@@ -265,9 +273,7 @@ void BM_Decode_30bA3bQ4KM(benchmark::State& state) {
   if (model == nullptr) return;
   const int64_t depth = state.range(0);
   constexpr int64_t kSteps = 64;
-  SessionOptions so;
-  so.capacity = depth + kSteps + 1;
-  Session session(*model, backend(), so);
+  Session session(*model, backend(), bench_session_options(depth + kSteps + 1));
   std::vector<float> logits(model->config().n_vocab);
   const auto prompt = prompt_tokens(depth + 1, model->config().n_vocab);
   Status s = session.forward(prompt, logits.data());
@@ -292,6 +298,50 @@ void BM_Decode_30bA3bQ4KM(benchmark::State& state) {
   state.counters["kv_cache_GB"] = double(session.cache().bytes()) / 1e9;
   memory_counters(state, *model);
 }
+// tg64 at depth 0 and at depth d, back to back in each iteration (one untimed prefill of d
+// tokens): slowdown = tok/s at depth 0 / tok/s at depth d, the cost of attending over d cached
+// positions. Two sessions, so that the shallow run never overwrites the deep one's prefix.
+void BM_DepthSlowdown_30bA3bQ4KM(benchmark::State& state) {
+  const Model* model = big_model(state);
+  if (model == nullptr) return;
+  const int64_t depth = state.range(0);
+  constexpr int64_t kSteps = 64;
+  const int64_t depths[2] = {0, depth};
+  std::vector<std::unique_ptr<Session>> sessions;
+  std::vector<float> logits(model->config().n_vocab);
+  for (int64_t d : depths) {
+    SessionOptions so = bench_session_options(d + kSteps + 1);
+    sessions.push_back(std::make_unique<Session>(*model, backend(), so));
+    Status s = sessions.back()->forward(prompt_tokens(d + 1, model->config().n_vocab), logits.data());
+    if (!s.ok()) return state.SkipWithError(s.message().c_str());
+  }
+  double seconds[2] = {0, 0};
+  for (auto _ : state) {
+    for (int at = 0; at < 2; ++at) {
+      Session& session = *sessions[at];
+      session.cache().truncate(depths[at] + 1);
+      const auto start = std::chrono::steady_clock::now();
+      for (int64_t i = 0; i < kSteps; ++i) {
+        const int32_t tok = argmax_token(logits);
+        Status s = session.forward({&tok, 1}, logits.data());
+        if (!s.ok()) return state.SkipWithError(s.message().c_str());
+      }
+      seconds[at] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
+  }
+  const double n = double(kSteps * state.iterations());
+  state.counters["tok_per_s_depth0"] = n / seconds[0];
+  state.counters["tok_per_s_depth"] = n / seconds[1];
+  state.counters["slowdown"] = seconds[1] / seconds[0];
+  state.counters["kv_cache_GB"] = double(sessions[1]->cache().bytes()) / 1e9;
+  state.counters["layers"] = double(model->config().n_layer);
+}
+BENCHMARK(BM_DepthSlowdown_30bA3bQ4KM)
+    ->Arg(4096)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(1);
+
 BENCHMARK(BM_Decode_30bA3bQ4KM)
     ->Arg(0)
     ->Arg(512)
