@@ -15,7 +15,7 @@
 #include "engine/model/backend_factory.h"
 #include "engine/serve/engine.h"
 #include "falsifiers/serve_test_util.h"
-#include "harness/process.h"
+#include "harness/run/process.h"
 
 namespace popper::testing {
 namespace {

@@ -7,9 +7,9 @@
 
 #include "engine/core/atomic_file.h"
 #include "falsifiers/harness_test_util.h"
-#include "harness/contract.h"
-#include "harness/evidence.h"
-#include "harness/process.h"
+#include "harness/contract/contract.h"
+#include "harness/evidence/evidence.h"
+#include "harness/run/process.h"
 
 namespace popper::harness {
 namespace {

@@ -10,9 +10,9 @@
 
 #include "engine/core/atomic_file.h"
 #include "falsifiers/harness_test_util.h"
-#include "harness/contract.h"
-#include "harness/contract_set.h"
-#include "harness/validate.h"
+#include "harness/contract/contract.h"
+#include "harness/contract/contract_set.h"
+#include "harness/contract/validate.h"
 
 namespace popper::harness {
 namespace {

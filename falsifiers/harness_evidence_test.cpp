@@ -14,9 +14,9 @@
 #include "engine/core/rng.h"
 #include "engine/core/sha256.h"
 #include "falsifiers/harness_test_util.h"
-#include "harness/evidence.h"
-#include "harness/gate.h"
-#include "harness/history.h"
+#include "harness/contract/history.h"
+#include "harness/evidence/evidence.h"
+#include "harness/evidence/gate.h"
 
 namespace popper::harness {
 namespace {

@@ -10,7 +10,7 @@
 
 #include "engine/core/atomic_file.h"
 #include "falsifiers/harness_test_util.h"
-#include "harness/process.h"
+#include "harness/run/process.h"
 
 namespace popper::harness::testing {
 

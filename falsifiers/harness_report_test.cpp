@@ -15,9 +15,9 @@
 
 #include "engine/core/atomic_file.h"
 #include "falsifiers/harness_repo_fixture.h"
-#include "harness/mann_whitney.h"
-#include "harness/process.h"
-#include "harness/report.h"
+#include "harness/report/report.h"
+#include "harness/run/process.h"
+#include "harness/stats/mann_whitney.h"
 
 namespace popper::harness {
 namespace {

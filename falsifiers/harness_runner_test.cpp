@@ -7,8 +7,8 @@
 #include <cstdlib>
 
 #include "falsifiers/harness_test_util.h"
-#include "harness/contract.h"
-#include "harness/runner.h"
+#include "harness/contract/contract.h"
+#include "harness/run/runner.h"
 
 namespace popper::harness {
 namespace {

@@ -12,8 +12,8 @@
 #include "engine/core/atomic_file.h"
 #include "engine/core/sha256.h"
 #include "falsifiers/harness_repo_fixture.h"
-#include "harness/evidence.h"
-#include "harness/shard.h"
+#include "harness/evidence/evidence.h"
+#include "harness/run/shard.h"
 
 namespace popper::harness {
 namespace {

@@ -7,8 +7,8 @@
 
 #include "engine/core/atomic_file.h"
 #include "falsifiers/harness_repo_fixture.h"
-#include "harness/signoff.h"
-#include "harness/signoff_crypto.h"
+#include "harness/signoff/crypto.h"
+#include "harness/signoff/signoff.h"
 
 namespace popper::harness {
 namespace {

@@ -5,7 +5,7 @@
 #include <cmath>
 
 #include "engine/core/rng.h"
-#include "harness/stats.h"
+#include "harness/stats/stats.h"
 
 namespace popper::harness {
 namespace {

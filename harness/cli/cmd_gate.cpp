@@ -7,10 +7,10 @@
 #include "engine/core/atomic_file.h"
 #include "harness/cli/commands.h"
 #include "harness/cli/harness_cli.h"
-#include "harness/contract_set.h"
-#include "harness/gate.h"
-#include "harness/provenance.h"
-#include "harness/targets.h"
+#include "harness/contract/contract_set.h"
+#include "harness/evidence/gate.h"
+#include "harness/evidence/provenance.h"
+#include "harness/run/targets.h"
 
 namespace popper::cli {
 namespace {

@@ -1,5 +1,5 @@
 // `popper merge DIR... [--evidence-dir OUT]`: combine the evidence directories of the shards of
-// one `popper run --shard K/N` into one run record per contract (harness/merge.h), written to
+// one `popper run --shard K/N` into one run record per contract (harness/evidence/merge.h), written to
 // OUT (default <repo>/evidence) with its MANIFEST line. Exit 0 merged, 1 refused (mixed
 // commits, contract versions, plans; a duplicate or missing shard), 2 usage.
 #include <cstdio>
@@ -7,9 +7,9 @@
 #include <memory>
 
 #include "harness/cli/commands.h"
-#include "harness/evidence.h"
-#include "harness/merge.h"
-#include "harness/targets.h"
+#include "harness/evidence/evidence.h"
+#include "harness/evidence/merge.h"
+#include "harness/run/targets.h"
 
 namespace popper::cli {
 namespace {

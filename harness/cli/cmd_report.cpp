@@ -6,9 +6,9 @@
 
 #include "engine/core/atomic_file.h"
 #include "harness/cli/commands.h"
-#include "harness/contract_set.h"
-#include "harness/report.h"
-#include "harness/targets.h"
+#include "harness/contract/contract_set.h"
+#include "harness/report/report.h"
+#include "harness/run/targets.h"
 
 namespace popper::cli {
 namespace {

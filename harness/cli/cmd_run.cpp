@@ -16,15 +16,15 @@
 #include "engine/core/atomic_file.h"
 #include "harness/cli/commands.h"
 #include "harness/cli/harness_cli.h"
-#include "harness/contract_set.h"
-#include "harness/evidence.h"
-#include "harness/history.h"
-#include "harness/models.h"
-#include "harness/process.h"
-#include "harness/provenance.h"
-#include "harness/runner.h"
-#include "harness/shard.h"
-#include "harness/targets.h"
+#include "harness/contract/contract_set.h"
+#include "harness/contract/history.h"
+#include "harness/evidence/evidence.h"
+#include "harness/evidence/provenance.h"
+#include "harness/run/models.h"
+#include "harness/run/process.h"
+#include "harness/run/runner.h"
+#include "harness/run/shard.h"
+#include "harness/run/targets.h"
 
 namespace popper::cli {
 namespace {
@@ -44,7 +44,7 @@ struct RunArgs {
   bool json = false;
   bool no_evidence = false;
   bool keep_logs = false;
-  std::string shard;           // "K/N" (harness/shard.h)
+  std::string shard;           // "K/N" (harness/run/shard.h)
   std::string durations_from;  // evidence directory whose durations balance the shards
 };
 

@@ -1,5 +1,5 @@
 // `popper signoff --release NAME [--key KEY.pem] [-o DIR] [--profile P]... [CONTRACTS]`: a
-// sign-off bundle (harness/signoff.h) when the tree is clean, the evidence verifies and every
+// sign-off bundle (harness/signoff/signoff.h) when the tree is clean, the evidence verifies and every
 // required item survived at this commit; otherwise exit 1 with every reason.
 #include <cstdio>
 #include <filesystem>
@@ -7,9 +7,9 @@
 
 #include "harness/cli/commands.h"
 #include "harness/cli/harness_cli.h"
-#include "harness/contract_set.h"
-#include "harness/signoff.h"
-#include "harness/targets.h"
+#include "harness/contract/contract_set.h"
+#include "harness/run/targets.h"
+#include "harness/signoff/signoff.h"
 
 namespace popper::cli {
 namespace {

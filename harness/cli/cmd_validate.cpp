@@ -3,9 +3,9 @@
 #include <memory>
 
 #include "harness/cli/commands.h"
-#include "harness/contract_set.h"
-#include "harness/targets.h"
-#include "harness/validate.h"
+#include "harness/contract/contract_set.h"
+#include "harness/contract/validate.h"
+#include "harness/run/targets.h"
 
 namespace popper::cli {
 namespace {

@@ -4,8 +4,8 @@
 #include <memory>
 
 #include "harness/cli/commands.h"
-#include "harness/evidence.h"
-#include "harness/targets.h"
+#include "harness/evidence/evidence.h"
+#include "harness/run/targets.h"
 
 namespace popper::cli {
 namespace {

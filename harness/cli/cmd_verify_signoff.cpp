@@ -5,7 +5,7 @@
 #include <memory>
 
 #include "harness/cli/commands.h"
-#include "harness/signoff.h"
+#include "harness/signoff/signoff.h"
 
 namespace popper::cli {
 namespace {

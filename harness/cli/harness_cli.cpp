@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "harness/validate.h"
+#include "harness/contract/validate.h"
 
 namespace popper::cli {
 

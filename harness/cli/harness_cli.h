@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "harness/contract_set.h"
-#include "harness/verdict.h"
+#include "harness/contract/contract_set.h"
+#include "harness/contract/verdict.h"
 
 namespace popper::cli {
 

@@ -1,0 +1,162 @@
+#include "harness/run/models.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+
+#include "engine/core/atomic_file.h"
+#include "engine/core/sha256.h"
+#include "engine/gguf/gguf_reader.h"
+#include "harness/run/process.h"
+
+namespace popper::harness {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  std::istringstream in(s);
+  while (std::getline(in, cur, sep)) out.push_back(cur);
+  return out;
+}
+
+bool all_digits(const std::string& s) {
+  return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
+}
+
+}  // namespace
+
+std::string default_model_cache(const std::string& repo_root) {
+  const char* env = std::getenv("POPPER_MODEL_CACHE");
+  if (env && *env) return env;
+  return (fs::path(repo_root) / ".cache" / "models").string();
+}
+
+Result<ModelSpec> resolve_model(const std::string& ref, const std::string& cache_dir,
+                                const std::string& repo_root) {
+  ModelSpec m;
+  m.name = ref;
+  if (ref.find('/') != std::string::npos || (ref.size() > 5 && ref.substr(ref.size() - 5) == ".gguf")) {
+    m.is_path = true;
+    fs::path p(ref);
+    m.path = (p.is_absolute() ? p : fs::path(repo_root) / p).lexically_normal().string();
+    return m;
+  }
+  // Presets may contain '-' themselves ("30b-a3b"), so match them as a prefix.
+  std::string rest;
+  for (const char* preset : {"tiny", "30b-a3b"}) {
+    std::string p = std::string(preset) + "-";
+    if (ref.rfind(p, 0) == 0) {
+      m.preset = preset;
+      rest = ref.substr(p.size());
+    }
+  }
+  const std::string grammar =
+      "<preset>-[<arch>-]<quant>[-<N>l][-s<seed>] with preset tiny|30b-a3b, arch "
+      "qwen3moe|qwen3, quant f32|q8_0|q4_k_m (or a path to a .gguf file)";
+  if (m.preset.empty()) return make_error("model '", ref, "': unknown model name; expected ", grammar);
+  auto parts = split(rest, '-');
+  size_t i = 0;
+  m.arch = "qwen3moe";
+  if (i < parts.size() && (parts[i] == "qwen3moe" || parts[i] == "qwen3")) m.arch = parts[i++];
+  if (i >= parts.size() || (parts[i] != "f32" && parts[i] != "q8_0" && parts[i] != "q4_k_m"))
+    return make_error("model '", ref, "': missing or unknown quant; expected ", grammar);
+  m.quant = parts[i++];
+  for (; i < parts.size(); ++i) {
+    const std::string& p = parts[i];
+    if (p.size() > 1 && p.back() == 'l' && all_digits(p.substr(0, p.size() - 1))) {
+      m.layers = std::stoi(p.substr(0, p.size() - 1));
+    } else if (p.size() > 1 && p[0] == 's' && all_digits(p.substr(1))) {
+      m.seed = std::stoull(p.substr(1));
+    } else {
+      return make_error("model '", ref, "': unexpected part '", p, "'; expected ", grammar);
+    }
+  }
+  m.synth_args = {"--arch", m.arch, "--preset", m.preset, "--quant", m.quant};
+  if (m.layers) m.synth_args.insert(m.synth_args.end(), {"--layers", std::to_string(*m.layers)});
+  if (m.seed) m.synth_args.insert(m.synth_args.end(), {"--seed", std::to_string(*m.seed)});
+  std::string key_text;
+  for (const auto& a : m.synth_args) key_text += a + " ";
+  m.large = m.preset != "tiny";
+  m.path = (fs::path(cache_dir) / (ref + "." + sha256_hex(key_text).substr(0, 12) + ".gguf")).string();
+  return m;
+}
+
+Status build_model(const ModelSpec& spec, const std::string& popper_exe, const std::string& log_path,
+                   double timeout_s) {
+  std::error_code ec;
+  fs::create_directories(fs::path(spec.path).parent_path(), ec);
+  if (ec) return make_error(spec.path, ": cannot create the model cache directory: ", ec.message());
+  std::string tmp = spec.path + ".partial-" + std::to_string(::getpid()) + ".gguf";
+  SpawnOptions o;
+  o.argv = {popper_exe, "synth"};
+  o.argv.insert(o.argv.end(), spec.synth_args.begin(), spec.synth_args.end());
+  o.argv.insert(o.argv.end(), {"-o", tmp});
+  o.stdout_path = log_path;
+  o.stderr_path = log_path + ".err";
+  o.timeout_s = timeout_s;
+  ProcessResult r = run_process(o);
+  if (!r.exited_ok()) {
+    fs::remove(tmp, ec);
+    std::string tail = file_tail(o.stderr_path, 600);
+    return make_error(
+        "building model ", spec.name, " (popper synth ",
+        [&] {
+          std::string s;
+          for (const auto& a : spec.synth_args) s += a + " ";
+          return s;
+        }(),
+        ") failed: ", r.describe(), tail.empty() ? "" : ": " + tail);
+  }
+  if (!fs::exists(tmp, ec)) return make_error("popper synth exited 0 but wrote no file at ", tmp);
+  fs::rename(tmp, spec.path, ec);
+  if (ec) return make_error(spec.path, ": cannot move the built model into place: ", ec.message());
+  return Status::success();
+}
+
+Result<std::string> model_sha256(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return make_error(path, ": cannot stat the model file");
+  std::ostringstream stamp;
+  stamp << st.st_size << " " << st.st_mtim.tv_sec << "." << st.st_mtim.tv_nsec;
+  const std::string cache = path + ".sha256";
+  if (auto text = read_file(cache); text.ok()) {
+    auto sp = text->find(' ');
+    if (sp == 64 && text->substr(sp + 1) == stamp.str() + "\n") return text->substr(0, 64);
+  }
+  auto sha = sha256_file(path);
+  if (!sha.ok()) return sha.error();
+  // Best effort: a read-only cache directory only costs a re-hash next time.
+  (void)write_file_atomic(cache, *sha + " " + stamp.str() + "\n");
+  return *sha;
+}
+
+Result<ModelFacts> read_model_facts(const std::string& path) {
+  auto file = GgufFile::open(path);
+  if (!file.ok()) return file.error();
+  ModelFacts f;
+  f.file_size = (*file)->file_size();
+  const GgufValue* arch = (*file)->find("general.architecture");
+  if (arch && arch->as_string()) f.arch = *arch->as_string();
+  std::ostringstream shape;
+  const char* keys[][2] = {{"block_count", "layers"},          {"embedding_length", "n_embd"},
+                           {"attention.head_count", "n_head"}, {"attention.head_count_kv", "n_head_kv"},
+                           {"expert_count", "n_expert"},       {"expert_used_count", "n_expert_used"}};
+  bool first = true;
+  for (auto& kv : keys) {
+    const GgufValue* v = (*file)->find(f.arch + "." + kv[0]);
+    if (!v || !v->as_u64()) continue;
+    shape << (first ? "" : ", ") << kv[1] << " " << *v->as_u64();
+    first = false;
+  }
+  shape << (first ? "" : ", ") << (*file)->tensors().size() << " tensors";
+  f.shape = shape.str();
+  return f;
+}
+
+}  // namespace popper::harness
