@@ -20,7 +20,7 @@
 #include "engine/model/model.h"
 #include "engine/synth/synth.h"
 #ifdef POPPER_HAVE_CUDA
-#include "engine/model/cuda_backend.h"
+#include "engine/cuda/cuda_backend.h"
 #endif
 
 namespace popper {
@@ -57,14 +57,14 @@ Loaded& loaded() {
       return r;
     }
     r.model = std::move(m.value());
-    auto b = make_backend(BackendKind::kCuda, 1, &r.model->weights());
+    auto b = make_backend(BackendKind::kCuda, 1, r.model.get());
     if (!b.ok()) {
       r.error = b.message();
       return r;
     }
     r.backend = std::move(b.value());
 #ifdef POPPER_HAVE_CUDA
-    r.peak_gb_per_s = static_cast<CudaBackend*>(r.backend.get())->device().peak_gb_per_s;
+    r.peak_gb_per_s = static_cast<CudaBackend*>(r.backend.get())->device_info().peak_gb_per_s;
 #endif
     return r;
   }();

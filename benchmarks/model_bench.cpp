@@ -37,7 +37,7 @@
 #include "engine/model/model.h"
 #include "engine/synth/synth.h"
 #ifdef POPPER_HAVE_CUDA
-#include "engine/model/cuda_backend.h"
+#include "engine/cuda/cuda_backend.h"
 #endif
 
 namespace popper {
@@ -66,18 +66,18 @@ Status make_bench_backend() {
   backend_slot() = std::move(b.value());
   benchmark::AddCustomContext("popper_backend", backend().name());
 #ifdef POPPER_HAVE_CUDA
-  if (auto* cuda = dynamic_cast<CudaBackend*>(&backend())) bench::set_device("cuda: " + cuda->device().name);
+  if (auto* cuda = dynamic_cast<CudaBackend*>(&backend()))
+    bench::set_device("cuda: " + cuda->device_info().name);
 #endif
   return Status();
 }
 [[maybe_unused]] const bool kBackendHookRegistered = bench::add_startup_hook(make_bench_backend);
 
-// A device backend gets a model's weights when the model is loaded, so that no timed iteration
-// pays for the upload (it would otherwise happen on first use, inside the first iteration).
-Status upload_to_backend([[maybe_unused]] const Model& model) {
-#ifdef POPPER_HAVE_CUDA
-  if (auto* cuda = dynamic_cast<CudaBackend*>(&backend())) return cuda->upload_weights(model.weights());
-#endif
+// The backend takes a model's weights when the model is loaded, so that no timed iteration pays
+// for preparing them (an upload to a device; it would otherwise happen in the first session).
+Status prepare_on_backend(const Model& model) {
+  auto w = model.weights_on(backend());
+  if (!w.ok()) return w.error();
   return Status();
 }
 
@@ -118,7 +118,7 @@ const Model* loaded_model(const std::string& path, std::string* error) {
     *error = m.message();
     return nullptr;
   }
-  if (Status s = upload_to_backend(*m.value()); !s.ok()) {
+  if (Status s = prepare_on_backend(*m.value()); !s.ok()) {
     *error = str_cat(backend().name(), " backend: ", s.message());
     return nullptr;
   }

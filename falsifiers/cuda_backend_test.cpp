@@ -11,9 +11,11 @@
 
 #include "engine/core/rng.h"
 #include "engine/model/backend_factory.h"
-#include "engine/model/cuda_backend.h"
 #include "engine/quant/traits.h"
 #include "falsifiers/model_test_util.h"
+#ifdef POPPER_HAVE_CUDA
+#include "engine/cuda/cuda_backend.h"  // the graph falsifier reads its replay count
+#endif
 
 namespace popper {
 namespace {
@@ -38,9 +40,7 @@ double nmse(const std::vector<float>& ref, const std::vector<float>& got) {
   return norm > 0 ? err / norm : err;
 }
 
-// A fresh CUDA backend, or nullptr with the reason to skip. Fresh per test: the backend keeps
-// weights on the device keyed by their host address (stable for a mapped GGUF file), and these
-// tests free and reuse host memory for their ad-hoc matrices.
+// A CUDA backend, or nullptr with the reason to skip.
 std::unique_ptr<Backend> cuda_backend(std::string* why) {
   if (!cuda_backend_compiled()) {
     *why = "this binary was built without the CUDA backend (POPPER_CUDA=OFF or no nvcc)";
@@ -67,11 +67,31 @@ std::vector<float> random_floats(int64_t n, uint64_t seed, float scale = 1.0f) {
   return v;
 }
 
-// A [n_in, n_out] matrix of `type` quantised from random floats (owned bytes + view).
+// A [n_in, n_out] matrix of `type` quantised from random floats (owned bytes + view). A backend
+// reads it through the handle prepared_on() gives.
 struct OwnedMatrix {
   std::vector<uint8_t> bytes;
   WeightMatrix w;
 };
+
+// `w` taken by backend b (its layout, its memory); aborts when b cannot hold it.
+std::unique_ptr<BackendWeight> prepared_on(Backend& b, const WeightMatrix& w,
+                                           WeightUse use = WeightUse::kMatmul) {
+  auto h = b.prepare_weight(w, 1, use);
+  POPPER_CHECK(h.ok(), "prepare_weight: ", h.ok() ? "" : h.message());
+  return std::move(h.value());
+}
+std::unique_ptr<BackendWeight> prepared_on(Backend& b, const NormWeight& w) {
+  auto h = b.prepare_norm(w);
+  POPPER_CHECK(h.ok(), "prepare_norm: ", h.ok() ? "" : h.message());
+  return std::move(h.value());
+}
+// The model's weights on backend b (Model::weights_on); aborts when b cannot hold them.
+const PreparedWeights& model_on(const Model& model, Backend& b) {
+  auto w = model.weights_on(b);
+  POPPER_CHECK(w.ok(), "weights_on: ", w.ok() ? "" : w.message());
+  return *w.value();
+}
 OwnedMatrix random_matrix(GgmlType type, int64_t n_in, int64_t n_out, uint64_t seed) {
   OwnedMatrix m;
   const int64_t row_bytes = ggml_row_size(type, n_in);
@@ -112,7 +132,8 @@ TEST_P(QuantMatmulParity, MatmulMatchesCpuWithinNmseBound) {
   auto run = [&](Backend& b) {
     const BackendArray<float> bx = in_backend(b, x);
     BackendArray<float> by(b, n_tokens * n_out);
-    const Projection p{&m.w, by.data()};
+    const auto w = prepared_on(b, m.w);
+    const Projection p{w.get(), by.data()};
     b.project({&p, 1}, bx.data(), n_tokens);
     return on_host(by);
   };
@@ -142,9 +163,13 @@ TEST(CudaOps, SharedInputProjectionsMatchCpu) {
       auto run = [&](Backend& b) {
         const BackendArray<float> bx = in_backend(b, x);
         std::vector<BackendArray<float>> ys;
+        std::vector<std::unique_ptr<BackendWeight>> ws;
         std::vector<Projection> ps;
-        for (const OwnedMatrix* m : set) ys.emplace_back(b, n_tokens * m->w.n_out);
-        for (size_t i = 0; i < set.size(); ++i) ps.push_back({&set[i]->w, ys[i].data()});
+        for (const OwnedMatrix* m : set) {
+          ys.emplace_back(b, n_tokens * m->w.n_out);
+          ws.push_back(prepared_on(b, m->w));
+        }
+        for (size_t i = 0; i < set.size(); ++i) ps.push_back({ws[i].get(), ys[i].data()});
         b.project(ps, bx.data(), n_tokens);
         std::vector<std::vector<float>> out;
         for (const auto& y : ys) out.push_back(on_host(y));
@@ -176,7 +201,7 @@ TEST(CudaOps, RmsnormRopeAddEmbedMatchCpu) {
   auto rmsnorm = [&](Backend& b) {
     const BackendArray<float> bx = in_backend(b, x);
     BackendArray<float> by(b, rows * n);
-    b.rmsnorm(bx.data(), w, rows, 1e-6f, by.data());
+    b.rmsnorm(bx.data(), *prepared_on(b, w), rows, 1e-6f, by.data());
     return on_host(by);
   };
   EXPECT_LE(nmse(rmsnorm(cpu), rmsnorm(*gpu)), kNmseDefault) << "rmsnorm";
@@ -200,7 +225,7 @@ TEST(CudaOps, RmsnormRopeAddEmbedMatchCpu) {
     BackendArray<float> bx = in_backend(b, x);
     const BackendArray<float> by = in_backend(b, random_floats(rows * n, 8));
     BackendArray<float> out(b, rows * n);
-    b.add_rmsnorm(bx.data(), by.data(), w, rows, 1e-6f, out.data());
+    b.add_rmsnorm(bx.data(), by.data(), *prepared_on(b, w), rows, 1e-6f, out.data());
     std::vector<float> both = on_host(bx), normed = on_host(out);
     both.insert(both.end(), normed.begin(), normed.end());
     return both;
@@ -210,23 +235,20 @@ TEST(CudaOps, RmsnormRopeAddEmbedMatchCpu) {
   const NormWeight head_w{hw.data(), 64};
   auto rmsnorm_rope = [&](Backend& b) {
     BackendArray<float> bx = in_backend(b, x);  // 3 tokens x 4 heads x 64
-    b.rmsnorm_rope(bx.data(), head_w, 3, 4, 1e-6f, 2500, 1e6f);
+    b.rmsnorm_rope(bx.data(), *prepared_on(b, head_w), 3, 4, 1e-6f, 2500, 1e6f);
     return on_host(bx);
   };
   EXPECT_LE(nmse(rmsnorm_rope(cpu), rmsnorm_rope(*gpu)), kNmseDefault) << "rmsnorm_rope";
-  // Every table stays alive until the end: the backend caches uploads by host address
-  // (cuda_backend.h), so a freed table's address reused by the next one would read the old upload.
-  std::vector<OwnedMatrix> tables;
-  tables.reserve(7);
+  // Each table is freed before the next is made: a backend's copy belongs to its handle, so a
+  // reused host address cannot bring back an old table's bytes.
   const std::vector<int32_t> tokens = {9, 0, 4};
   for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K,
                      GgmlType::Q6_K}) {
-    tables.push_back(random_matrix(t, 256, 10, 5));
-    const OwnedMatrix& table = tables.back();
+    const OwnedMatrix table = random_matrix(t, 256, 10, 5);
     auto embed = [&](Backend& b) {
       const BackendArray<int32_t> bt = in_backend(b, tokens);
       BackendArray<float> bx(b, 3 * 256);
-      b.embed(table.w, bt.data(), 3, bx.data());
+      b.embed(*prepared_on(b, table.w, WeightUse::kRowLookup), bt.data(), 3, bx.data());
       return on_host(bx);
     };
     EXPECT_LE(nmse(embed(cpu), embed(*gpu)), kNmseDefault) << "embed " << ggml_type_name(t);
@@ -239,7 +261,9 @@ TEST(CudaOps, RmsnormRopeAddEmbedMatchCpu) {
 std::vector<float> attention_run(Backend& b, KvType kt, const AttentionShape& s, int64_t n0, int64_t n1) {
   const int64_t kv_dim = s.n_head_kv * s.head_dim, q_dim = s.n_head * s.head_dim;
   const int64_t n_decode = 3, n_all = n0 + n1 + n_decode;
-  KvCache cache(1, s.n_head_kv, s.head_dim, n_all + 5, kt);
+  auto made = b.make_kv_cache({1, s.n_head_kv, s.head_dim, n_all + 5, kt});
+  POPPER_CHECK(made.ok(), "make_kv_cache: ", made.ok() ? "" : made.message());
+  KvCache& cache = *made.value();
   const auto k = random_floats(n_all * kv_dim, 21), v = random_floats(n_all * kv_dim, 22);
   const auto q = random_floats(n_all * q_dim, 23, 2.0f);
   const BackendArray<float> bk = in_backend(b, k), bv = in_backend(b, v), bq = in_backend(b, q);
@@ -253,9 +277,7 @@ std::vector<float> attention_run(Backend& b, KvType kt, const AttentionShape& s,
     cache.commit(pos + n);
     pos += n;
   }
-  std::vector<float> host = on_host(out);
-  b.release(nullptr, &cache);
-  return host;
+  return on_host(out);
 }
 
 TEST(CudaOps, AttentionOverTheCacheMatchesCpuForF32AndF16) {
@@ -276,7 +298,6 @@ TEST(CudaOps, MoeRoutingAndExpertFfnMatchCpuOnTinyQ4KM) {
   REQUIRE_CUDA(gpu);
   const Model& model = tiny_model({SynthArch::kQwen3Moe, SynthQuant::kQ4_K_M});
   const ModelConfig& c = model.config();
-  const LayerWeights& L = model.weights().layers[0];
   CpuBackend cpu(1);
   // 1 and 5 tokens take the GPU's host-free path (group-count bounds), 9 and 40 the exact one;
   // at 300 tokens the busiest experts' groups reach the 16-token tiles.
@@ -288,11 +309,13 @@ TEST(CudaOps, MoeRoutingAndExpertFfnMatchCpuOnTinyQ4KM) {
       std::vector<float> weights, ffn;
     };
     auto run = [&](Backend& b) {
+      const PreparedLayer& L = model_on(model, b).layers[0];
       const BackendArray<float> bx = in_backend(b, x);
       BackendArray<int32_t> ids(b, n * k);
       BackendArray<float> weights(b, n * k), out(b, n * c.n_embd);
-      b.moe_route(L.ffn_gate_inp, bx.data(), n, k, ids.data(), weights.data());
-      b.moe_ffn(L, bx.data(), n, ids.data(), weights.data(), k, out.data());
+      b.moe_route(*L.ffn_gate_inp, bx.data(), n, k, ids.data(), weights.data());
+      b.moe_ffn({L.ffn_gate_exps, L.ffn_up_exps, L.ffn_down_exps}, bx.data(), n, ids.data(), weights.data(),
+                k, out.data());
       return Out{on_host(ids), on_host(weights), on_host(out)};
     };
     const Out a = run(cpu), b = run(*gpu);
@@ -306,13 +329,10 @@ TEST(CudaErrors, AKvCacheTooBigForTheDeviceIsAnErrorNamingTheBytes) {
   RecordProperty("falsification_id", "FALSIFY-CUDA_BACKEND_PARITY_V1_003");
   REQUIRE_CUDA(gpu);
   // 2^27 positions x 8 heads x 128 x 4 bytes = 512 GiB for K alone: past any device.
-  KvCache cache(1, 8, 128, int64_t(1) << 27, KvType::kF32);
-  BackendArray<float> kv(*gpu, 8 * 128);
-  const Status st = gpu->store_kv(cache, 0, 0, 1, kv.data(), kv.data());
-  ASSERT_FALSE(st.ok());
-  EXPECT_NE(st.message().find("bytes"), std::string::npos) << st.message();
-  EXPECT_NE(st.message().find("free"), std::string::npos) << st.message();
-  gpu->release(nullptr, &cache);
+  const auto cache = gpu->make_kv_cache({1, 8, 128, int64_t(1) << 27, KvType::kF32});
+  ASSERT_FALSE(cache.ok());
+  EXPECT_NE(cache.message().find("bytes"), std::string::npos) << cache.message();
+  EXPECT_NE(cache.message().find("free"), std::string::npos) << cache.message();
 }
 
 TEST(CudaErrors, SessionBuffersTooBigForTheDeviceAreAnErrorNotACrash) {

@@ -35,7 +35,8 @@ add_dependencies(backend_select_test popper)
 popper_falsifier(cuda_backend_test LABEL cuda SOURCES cuda_backend_test.cpp)
 # The same falsifiers on the CPU emulation of the CUDA layer (engine/cuda/emulation): they run
 # everywhere, checking the kernels' logic and the backend's orchestration, not GPU arithmetic.
-if(TARGET popper_model_emu)
+# Linked whole, like popper_cuda: the backend registers itself with the factory at start-up.
+if(TARGET popper_cuda_emu)
   popper_falsifier(cuda_backend_emu_test LABEL cuda-emulated PREFIX "emulated." SOURCES cuda_backend_test.cpp
-                   LAYERS popper_model_emu popper_synth)
+                   LAYERS "$<LINK_LIBRARY:WHOLE_ARCHIVE,popper_cuda_emu>" popper_model popper_synth)
 endif()

@@ -380,6 +380,35 @@ TEST(GgufWriter, WriteToDiskEqualsInMemoryBytesAndOpenMapsThem) {
   EXPECT_EQ(opened.value()->metadata().size(), parsed->metadata().size());
 }
 
+// A backend that copied the weights (repacked, uploaded) hands the file's pages back; the bytes
+// must still read as the file's, mapped or held in memory. Negative control: madvise on the
+// in-memory image (what release_pages skips) zeroes it, and the comparison below fails.
+TEST(GgufReader, ReleasedPagesStillReadAsTheFilesBytes) {
+  TempDir dir;
+  GgufWriter w;
+  w.add_kv("general.architecture", GgufValue::string("x"));
+  w.add_tensor("big", GgmlType::F32, {256, 256}, pattern_filler(7));  // 256 KiB: many whole pages
+  w.add_tensor("small", GgmlType::F32, {3}, pattern_filler(8));
+  const std::string path = (dir.path() / "m.gguf").string();
+  ASSERT_TRUE(w.write(path).ok());
+  auto mem = w.write_to_bytes();
+  ASSERT_TRUE(mem.ok());
+  auto mapped = GgufFile::open(path);
+  ASSERT_TRUE(mapped.ok()) << mapped.message();
+  auto held = GgufFile::parse("m.gguf", *mem);
+  ASSERT_TRUE(held.ok()) << held.message();
+  for (const GgufFile* f : {mapped.value().get(), held.value().get()}) {
+    std::vector<std::vector<uint8_t>> before;
+    for (const auto& t : f->tensors()) before.emplace_back(f->tensor_data(t), f->tensor_data(t) + t.n_bytes);
+    for (const auto& t : f->tensors()) f->release_pages(f->tensor_data(t), t.n_bytes);
+    for (size_t i = 0; i < f->tensors().size(); ++i) {
+      const auto& t = f->tensors()[i];
+      EXPECT_EQ(std::memcmp(f->tensor_data(t), before[i].data(), t.n_bytes), 0)
+          << t.name << (f == mapped.value().get() ? " (mapped)" : " (in memory)");
+    }
+  }
+}
+
 TEST(GgufWriter, FillerErrorLeavesNoFileAndNoTempFile) {
   TempDir dir;
   GgufWriter w;

@@ -17,6 +17,8 @@
 #include "harness/contract/history.h"
 #include "harness/evidence/evidence.h"
 #include "harness/evidence/gate.h"
+#include "harness/evidence/record.h"
+#include "harness/report/gate_outputs.h"
 
 namespace popper::harness {
 namespace {
@@ -235,7 +237,8 @@ TEST(Gate, ExitCodesFollowTheVerdicts) {
   auto gate_with = [&](Verdict v, bool allow_inconclusive, const std::string& head) {
     testing::TempDir dir;
     EXPECT_TRUE(write_evidence(dir.path(), evidence_for(c, v)).ok());
-    return evaluate_gate({&c}, {dir.path(), head, allow_inconclusive});
+    return evaluate_gate(
+        {&c}, {.evidence_dir = dir.path(), .head_commit = head, .allow_inconclusive = allow_inconclusive});
   };
   const std::string head = "0123456789abcdef0123";
   EXPECT_EQ(gate_with(Verdict::kSurvived, false, head).exit_code, 0);
@@ -247,7 +250,7 @@ TEST(Gate, ExitCodesFollowTheVerdicts) {
   EXPECT_EQ(other.exit_code, 1);
   EXPECT_NE(other.contracts[0].problem.find("is from commit 0123456789ab"), std::string::npos);
   testing::TempDir empty;
-  GateReport none = evaluate_gate({&c}, {empty.path(), head, false});
+  GateReport none = evaluate_gate({&c}, {.evidence_dir = empty.path(), .head_commit = head});
   EXPECT_EQ(none.exit_code, 1);
   EXPECT_NE(none.contracts[0].problem.find("no evidence"), std::string::npos);
 }
@@ -257,11 +260,11 @@ TEST(Gate, StaleEvidenceFailsAndHistoryOnlyChangesDoNot) {
   Contract c = parse(kContract);
   ASSERT_TRUE(write_evidence(dir.path(), evidence_for(c, Verdict::kSurvived)).ok());
   Contract recorded = parse(append_history_text(c, {"1.3.0", "2026-01-06", "c", "s", "e/f.json"}).value());
-  EXPECT_EQ(evaluate_gate({&recorded}, {dir.path(), "", false}).exit_code, 0);
+  EXPECT_EQ(evaluate_gate({&recorded}, {.evidence_dir = dir.path()}).exit_code, 0);
   std::string changed = kContract;
   changed.replace(changed.find("Fixture.AlsoPasses"), 18, "Fixture.Passes");
   Contract edited = parse(changed);
-  GateReport rep = evaluate_gate({&edited}, {dir.path(), "", false});
+  GateReport rep = evaluate_gate({&edited}, {.evidence_dir = dir.path()});
   EXPECT_EQ(rep.exit_code, 1);
   EXPECT_NE(rep.contracts[0].problem.find("stale evidence"), std::string::npos);
 }
@@ -279,7 +282,7 @@ TEST(Gate, OptionalItemsNeverBlockAndReportsNameEveryItem) {
   ASSERT_TRUE(
       write_evidence(dir.path(), make_evidence(c, rs, prov, RunInfo{"2026-01-06T10:00:00Z", "", {}, {}, ""}))
           .ok());
-  GateReport rep = evaluate_gate({&c}, {dir.path(), "", false});
+  GateReport rep = evaluate_gate({&c}, {.evidence_dir = dir.path()});
   EXPECT_EQ(rep.exit_code, 0);
   std::string junit = render_junit(rep);
   EXPECT_NE(junit.find("name=\"FALSIFY-RECORD_DEMO_V1_002\""), std::string::npos);

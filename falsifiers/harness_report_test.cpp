@@ -15,6 +15,7 @@
 
 #include "engine/core/atomic_file.h"
 #include "falsifiers/harness_repo_fixture.h"
+#include "harness/report/format.h"
 #include "harness/report/report.h"
 #include "harness/run/process.h"
 #include "harness/stats/mann_whitney.h"
@@ -57,6 +58,15 @@ double brute_force_p(const std::vector<double>& a, const std::vector<double>& b)
     ge += u >= u_obs - 1e-9;
   } while (std::next_permutation(mask.begin(), mask.end()));
   return std::min(1.0, 2 * std::min(le, ge) / total);
+}
+
+TEST(Durations, ArePrintedAsPeopleReadThem) {
+  EXPECT_EQ(format_duration(2.545e-05), "25 µs");
+  EXPECT_EQ(format_duration(0.34), "340 ms");
+  EXPECT_EQ(format_duration(1.234), "1.2 s");
+  EXPECT_EQ(format_duration(184), "3 min 4 s");
+  EXPECT_EQ(format_duration(7500), "2 h 5 min");
+  EXPECT_EQ(format_duration(-1), "?");
 }
 
 TEST(MannWhitney, ExactPEqualsABruteForceCountOfEverySplit) {

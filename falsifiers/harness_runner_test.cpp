@@ -8,6 +8,8 @@
 
 #include "falsifiers/harness_test_util.h"
 #include "harness/contract/contract.h"
+#include "harness/run/controls.h"
+#include "harness/run/fingerprint.h"
 #include "harness/run/runner.h"
 
 namespace popper::harness {
@@ -28,9 +30,7 @@ Contract contract_with(const std::string& binding, const std::string& item_extra
 
 class Runner : public ::testing::Test {
  protected:
-  ItemResult run(const std::string& binding, const std::string& item_extra = "",
-                 std::optional<std::string> profile = {}) {
-    Contract c = contract_with(binding, item_extra);
+  RunOptions options(std::optional<std::string> profile = {}) {
     RunOptions o;
     o.build_dir = testing::build_dir();
     o.repo_root = POPPER_SOURCE_DIR;
@@ -40,7 +40,20 @@ class Runner : public ::testing::Test {
     o.profile = profile;
     o.gpu.present = false;
     o.gpu.how = "test: no GPU";
-    return run_item(c, c.items[0], o);
+    return o;
+  }
+  // The item's own run and then its control.
+  std::pair<ItemResult, std::optional<ControlResult>> run_with_control(const std::string& binding,
+                                                                       const std::string& item_extra) {
+    Contract c = contract_with(binding, item_extra);
+    RunOptions o = options();
+    ItemResult own = run_item(c, c.items[0], o);
+    return {own, run_control(c, c.items[0], own, o)};
+  }
+  ItemResult run(const std::string& binding, const std::string& item_extra = "",
+                 std::optional<std::string> profile = {}) {
+    Contract c = contract_with(binding, item_extra);
+    return run_item(c, c.items[0], options(profile));
   }
   testing::TempDir dir_;
 };
@@ -209,6 +222,70 @@ TEST_F(Runner, CommandExitCodesMapToVerdicts) {
       "{kind: command, command: [/bin/sh, -c, \"echo '{\\\"metrics\\\": {\\\"pass_rate\\\": [1.0]}}' > "
       "$POPPER_METRICS_OUT\"], thresholds: [{metric: pass_rate, op: \">\", value: 0, statistic: exact}]}");
   EXPECT_EQ(metrics.verdict, Verdict::kSurvived) << metrics.reason;
+}
+
+TEST_F(Runner, AControlWhoseFaultTheCheckNoticesIsFalsified) {
+  RecordProperty("falsification_id", "harness: a control under a fault its check notices is falsified");
+  auto [own, control] =
+      run_with_control(gtest_binding("Fixture.NoticesTheStaleKvFault"), "    control: kv_stale_position\n");
+  EXPECT_EQ(own.verdict, Verdict::kSurvived) << own.reason;
+  ASSERT_TRUE(control);
+  EXPECT_TRUE(control->ran);
+  EXPECT_EQ(control->verdict, Verdict::kFalsified) << control->reason;
+  EXPECT_NE(control->reason.find("the KV cache read a stale position"), std::string::npos) << control->reason;
+  EXPECT_FALSE(control->unfalsifiable());
+  EXPECT_EQ(control->detail["env"]["POPPER_FAULTS"], "kv_stale_position");
+  bool fail_fast = false;
+  for (const auto& a : control->detail["argv"]) fail_fast |= a == "--gtest_fail_fast";
+  EXPECT_TRUE(fail_fast) << "a control needs one counterexample: --gtest_fail_fast";
+  EXPECT_FALSE(own.detail["env"].contains("POPPER_FAULTS")) << "the item's own run has no fault";
+}
+
+TEST_F(Runner, ACheckThatIgnoresItsControlFaultIsUnfalsifiable) {
+  RecordProperty("falsification_id", "harness: a check that passes under its control fault is unfalsifiable");
+  auto [own, control] = run_with_control(gtest_binding("Fixture.Passes"), "    control: kv_stale_position\n");
+  EXPECT_EQ(own.verdict, Verdict::kSurvived);
+  ASSERT_TRUE(control);
+  EXPECT_EQ(control->verdict, Verdict::kSurvived);
+  EXPECT_TRUE(control->unfalsifiable());
+}
+
+TEST_F(Runner, AControlRunsOnlyForASurvivedItemAndItsFilterNarrowsTheRun) {
+  auto [failed, none] =
+      run_with_control(gtest_binding("Fixture.FailsWithMessage"), "    control: kv_stale_position\n");
+  EXPECT_EQ(failed.verdict, Verdict::kFalsified);
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(none->ran);
+  EXPECT_NE(none->reason.find("not run: the item is falsified"), std::string::npos) << none->reason;
+  auto [own, narrowed] = run_with_control(
+      gtest_binding("Fixture.Passes:Fixture.NoticesTheStaleKvFault"),
+      "    control: {faults: [kv_stale_position], filter: Fixture.NoticesTheStaleKvFault, note: n}\n");
+  EXPECT_EQ(own.reason, "2 tests passed");
+  ASSERT_TRUE(narrowed && narrowed->ran);
+  EXPECT_EQ(narrowed->verdict, Verdict::kFalsified);
+  EXPECT_EQ(narrowed->detail["counts"]["ran"], 1) << "only the control's filter runs";
+  auto [skipped, no_item_control] = run_with_control(gtest_binding("Fixture.SkipsWithReason"), "");
+  EXPECT_FALSE(no_item_control) << "no control declared: nothing to run";
+}
+
+TEST_F(Runner, EvidenceFingerprintNamesTheItemTheFalsifierBinaryAndTheProfile) {
+  Contract c = contract_with(gtest_binding("Fixture.Passes"));
+  RunOptions o = options();
+  ItemResult r = run_item(c, c.items[0], o);
+  Fingerprint then = Fingerprint::from_json(r.detail["fingerprint"]);
+  EXPECT_EQ(then.item_sha256, c.items[0].text_sha256);
+  EXPECT_EQ(then.falsifier_sha256.size(), 64u);
+  EXPECT_NE(then.falsifier.find("harness_fixture_gtest"), std::string::npos);
+  EXPECT_TRUE(stale_reasons(then, current_fingerprint(c.items[0], o)).empty());
+  // The same item with other text is another claim.
+  Contract edited = contract_with(gtest_binding("Fixture.Passes"), "    test: rewritten\n");
+  auto why = stale_reasons(then, current_fingerprint(edited.items[0], o));
+  ASSERT_EQ(why.size(), 1u);
+  EXPECT_EQ(why[0], "item text changed");
+  Fingerprint rebuilt = then;
+  rebuilt.falsifier_sha256[0] = rebuilt.falsifier_sha256[0] == '0' ? '1' : '0';
+  EXPECT_EQ(stale_reasons(rebuilt, current_fingerprint(c.items[0], o)),
+            std::vector<std::string>{"falsifier rebuilt since"});
 }
 
 }  // namespace

@@ -189,5 +189,89 @@ TEST_F(Signoff, EvidenceOfAnotherCommitOrEditedEvidenceRefusesSignoff) {
   EXPECT_FALSE(fs::exists(repo_.outside("bundle")));
 }
 
+const char* kWaivable = R"(metadata: {version: 1.0.0, created: 2026-01-01, updated: 2026-01-01}
+name: waiver-demo-v1
+version: 1.0.0
+description: waiver fixture
+falsification:
+  - id: FALSIFY-WAIVER_DEMO_V1_001
+    description: passes
+    falsifier: {kind: gtest, target: harness_fixture_gtest, filter: "Fixture.Passes"}
+  - id: FALSIFY-WAIVER_DEMO_V1_002
+    description: needs a GPU this machine lacks
+    falsifier: {kind: gtest, target: harness_fixture_gtest, filter: "Fixture.SkipsWithReason"}
+status_history:
+  - {version: 1.0.0, date: 2026-01-01, summary: seed}
+)";
+
+class Waivers : public ::testing::Test {
+ protected:
+  void SetUp() override { repo_.init({{"waiver-demo-v1", kWaivable}}); }
+  Cmd signoff(const std::string& bundle, const std::vector<std::string>& extra) {
+    std::vector<std::string> args{"signoff", "--release", "r1", "-o", bundle};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return repo_.popper(args);
+  }
+  TempRepo repo_;
+};
+
+TEST_F(Waivers, AnInconclusiveItemIsSignedWaivedAndTheWaiverIsInTheStatementAndVerified) {
+  RecordProperty("falsification_id",
+                 "signoff: a waiver signs an inconclusive item and shows in verify-signoff");
+  ASSERT_EQ(repo_.popper({"run", testing::build_flag()}).code, 0);
+  Cmd refused = signoff(repo_.outside("b0"), {});
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_NE(refused.err.find("FALSIFY-WAIVER_DEMO_V1_002 is inconclusive"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("--waive FALSIFY-WAIVER_DEMO_V1_002 --reason TEXT"), std::string::npos)
+      << refused.err;
+
+  const std::string bundle = repo_.outside("bundle");
+  Cmd s =
+      signoff(bundle, {"--waive", "FALSIFY-WAIVER_DEMO_V1_002", "--reason", "no GPU on the release machine"});
+  ASSERT_EQ(s.code, 0) << s.err;
+  EXPECT_NE(s.err.find("1 waived item(s) in the statement"), std::string::npos) << s.err;
+  auto statement = nlohmann::json::parse(read_file(bundle + "/statement.json").value());
+  const auto& w = statement["predicate"]["waivers"];
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0]["id"], "FALSIFY-WAIVER_DEMO_V1_002");
+  EXPECT_EQ(w[0]["reason"], "no GPU on the release machine");
+  EXPECT_EQ(w[0]["replaces"]["verdict"], "inconclusive");
+  EXPECT_EQ(w[0]["replaces"]["reason"], "skipped: fixture needs a GPU");
+  EXPECT_EQ(statement["predicate"]["contracts"][0]["items"][1]["waived"]["reason"],
+            "no GPU on the release machine");
+  Cmd v = repo_.popper({"verify-signoff", bundle});
+  ASSERT_EQ(v.code, 0) << v.err;
+  EXPECT_NE(v.out.find("waiver: FALSIFY-WAIVER_DEMO_V1_002 (waiver-demo-v1) waived, replacing inconclusive: "
+                       "skipped: fixture needs a GPU — reason: no GPU on the release machine"),
+            std::string::npos)
+      << v.out;
+}
+
+TEST_F(Waivers, ASurvivedItemNeedsNoWaiverAndAFalsifiedOneCanNeverBeWaived) {
+  ASSERT_EQ(repo_.popper({"run", testing::build_flag()}).code, 0);
+  Cmd nothing = signoff(repo_.outside("b1"), {"--waive", "FALSIFY-WAIVER_DEMO_V1_001", "--reason", "x"});
+  EXPECT_EQ(nothing.code, 2);
+  EXPECT_NE(nothing.err.find("there is nothing to waive"), std::string::npos) << nothing.err;
+  Cmd unpaired = signoff(repo_.outside("b2"), {"--waive", "FALSIFY-WAIVER_DEMO_V1_002"});
+  EXPECT_EQ(unpaired.code, 2);
+  EXPECT_NE(unpaired.err.find("come in pairs"), std::string::npos) << unpaired.err;
+  Cmd unknown = signoff(repo_.outside("b3"), {"--waive", "FALSIFY-WAIVER_DEMO_V1_009", "--reason", "x"});
+  EXPECT_EQ(unknown.code, 2);
+
+  std::string bad = kWaivable;
+  bad.replace(bad.find("Fixture.Passes"), 14, "Fixture.FailsWithMessage");
+  ASSERT_TRUE(write_file_atomic(repo_ / "contracts/waiver-demo-v1.yaml", bad).ok());
+  repo_.commit_all("falsify");
+  ASSERT_EQ(repo_.popper({"run", testing::build_flag()}).code, 1);
+  Cmd falsified =
+      signoff(repo_.outside("b4"), {"--waive", "FALSIFY-WAIVER_DEMO_V1_001", "--reason", "ship it", "--waive",
+                                    "FALSIFY-WAIVER_DEMO_V1_002", "--reason", "no GPU"});
+  EXPECT_EQ(falsified.code, 1);
+  EXPECT_NE(falsified.err.find("FALSIFY-WAIVER_DEMO_V1_001 is falsified"), std::string::npos)
+      << falsified.err;
+  EXPECT_NE(falsified.err.find("a falsified item can never be waived"), std::string::npos) << falsified.err;
+  EXPECT_FALSE(fs::exists(repo_.outside("b4")));
+}
+
 }  // namespace
 }  // namespace popper::harness

@@ -10,10 +10,10 @@
 namespace popper::harness {
 namespace {
 
-Threshold floor_of(double v, const std::string& statistic = "median") {
+Threshold floor_of(double v, Statistic statistic = Statistic::kMedian) {
   Threshold t;
   t.metric = "tokens_per_second";
-  t.op = ">=";
+  t.op = ThresholdOp::kGe;
   t.value = v;
   t.statistic = statistic;
   return t;
@@ -58,7 +58,7 @@ TEST(Stats, ClearlyAboveSurvivesClearlyBelowIsFalsified) {
   EXPECT_EQ(judge_threshold(floor_of(5), noisy(rng, 9, 8, 0.2)).verdict, ThresholdVerdict::kSurvived);
   EXPECT_EQ(judge_threshold(floor_of(5), noisy(rng, 9, 3, 0.2)).verdict, ThresholdVerdict::kFalsified);
   Threshold ceiling = floor_of(5);
-  ceiling.op = "<=";
+  ceiling.op = ThresholdOp::kLe;
   EXPECT_EQ(judge_threshold(ceiling, noisy(rng, 9, 3, 0.2)).verdict, ThresholdVerdict::kSurvived);
   EXPECT_EQ(judge_threshold(ceiling, noisy(rng, 9, 8, 0.2)).verdict, ThresholdVerdict::kFalsified);
 }
@@ -67,7 +67,7 @@ TEST(Stats, NeverJudgesOnOneSample) {
   auto j = judge_threshold(floor_of(5), {100});
   EXPECT_EQ(j.verdict, ThresholdVerdict::kInconclusive);
   EXPECT_NE(j.reason.find("too few"), std::string::npos) << j.reason;
-  EXPECT_EQ(judge_threshold(floor_of(5, "mean"), {100}).verdict, ThresholdVerdict::kInconclusive);
+  EXPECT_EQ(judge_threshold(floor_of(5, Statistic::kMean), {100}).verdict, ThresholdVerdict::kInconclusive);
 }
 
 TEST(Stats, NoisySamplesAroundTheThresholdDoNotFlipFlop) {
@@ -77,7 +77,7 @@ TEST(Stats, NoisySamplesAroundTheThresholdDoNotFlipFlop) {
   // decisive verdict may only come at the confidence interval's error rate (2.5% per side).
   constexpr int kRuns = 400;
   constexpr double kMaxDecisiveShare = 0.06;  // 2 x 2.5% plus slack for 400 draws
-  for (const char* statistic : {"median", "mean"}) {
+  for (Statistic statistic : {Statistic::kMedian, Statistic::kMean}) {
     Rng rng(2024);
     int decisive = 0, flips = 0, single_sample_flips = 0;
     ThresholdVerdict prev = ThresholdVerdict::kInconclusive;
@@ -94,8 +94,9 @@ TEST(Stats, NoisySamplesAroundTheThresholdDoNotFlipFlop) {
       prev = v;
       prev_single = single;
     }
-    EXPECT_LE(decisive, kMaxDecisiveShare * kRuns) << statistic;
-    EXPECT_LE(flips, 3) << statistic << ": consecutive runs flip between survived and falsified";
+    EXPECT_LE(decisive, kMaxDecisiveShare * kRuns) << statistic_name(statistic);
+    EXPECT_LE(flips, 3) << statistic_name(statistic)
+                        << ": consecutive runs flip between survived and falsified";
     EXPECT_GT(single_sample_flips, kRuns / 4) << "control: judging one sample does flip-flop";
   }
 }
@@ -109,8 +110,8 @@ TEST(Stats, SmallMarginWithLowNoiseIsDecisive) {
 
 TEST(Stats, ExactStatisticJudgesTheWorstSample) {
   Threshold t = floor_of(0);
-  t.op = ">";
-  t.statistic = "exact";
+  t.op = ThresholdOp::kGt;
+  t.statistic = Statistic::kExact;
   EXPECT_EQ(judge_threshold(t, {0.85}).verdict, ThresholdVerdict::kSurvived);
   EXPECT_EQ(judge_threshold(t, {0.85, 0}).verdict, ThresholdVerdict::kFalsified);
   EXPECT_EQ(judge_threshold(t, {}).verdict, ThresholdVerdict::kInconclusive);

@@ -5,7 +5,7 @@
 #include <set>
 
 #include "engine/core/fp16.h"
-#include "engine/model/router.h"
+#include "engine/cpu/moe_route.h"
 #include "falsifiers/model_test_util.h"
 
 namespace popper {
@@ -72,7 +72,7 @@ TEST(Router, SoftmaxIsFiniteOnExtremeLogits) {
       {big, -big, 0.0f, 1e30f}, {-big, -big, -big, -big}, {1e30f, 1e30f, -1e30f, 88.0f}, {-1e-45f, 1e-45f, 0, 0}};
   for (const auto& logits : cases) {
     std::vector<float> p(logits.size());
-    router_softmax(logits.data(), int64_t(logits.size()), p.data());
+    cpu::router_softmax(logits.data(), int64_t(logits.size()), p.data());
     double sum = 0;
     for (float v : p) {
       EXPECT_TRUE(std::isfinite(v));
@@ -91,10 +91,10 @@ TEST(Router, TopKReturnsTheLargestWithRenormalisedWeights) {
     const int64_t k = 1 + int64_t(rng.below(8));
     std::vector<float> logits(n), p(n);
     for (auto& v : logits) v = rng.normal() * 4.0f;
-    router_softmax(logits.data(), n, p.data());
+    cpu::router_softmax(logits.data(), n, p.data());
     std::vector<int32_t> ids(k);
     std::vector<float> w(k);
-    router_top_k(p.data(), n, k, ids.data(), w.data());
+    cpu::router_top_k(p.data(), n, k, ids.data(), w.data());
     std::vector<float> sorted = p;
     std::sort(sorted.begin(), sorted.end(), std::greater<>());
     double sum = 0;
@@ -111,10 +111,10 @@ TEST(Router, UniformLogitsGiveOneOverKAndTheLowestIds) {
   RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_FORWARD_V1_002");
   for (int64_t k : {1, 2, 8}) {
     std::vector<float> logits(128, 0.25f), p(128);
-    router_softmax(logits.data(), 128, p.data());
+    cpu::router_softmax(logits.data(), 128, p.data());
     std::vector<int32_t> ids(k);
     std::vector<float> w(k);
-    router_top_k(p.data(), 128, k, ids.data(), w.data());
+    cpu::router_top_k(p.data(), 128, k, ids.data(), w.data());
     for (int64_t s = 0; s < k; ++s) {
       EXPECT_EQ(ids[s], s) << "ties go to the lower index";
       EXPECT_NEAR(w[s], 1.0 / double(k), kRouterSumTolerance);
@@ -153,6 +153,48 @@ TEST(Router, ExpertChoicesSpreadOverTheExpertsOnSyntheticModels) {
       }
     }
   }
+}
+
+// --- the backend seam ----------------------------------------------------------------------
+
+// A model's weights are taken once per device: every CpuBackend (a server's per-slot backends)
+// reads the one prepared copy, so a repacked layout would not be made once per slot.
+TEST(BackendSeam, EveryCpuBackendSharesTheModelsPreparedWeights) {
+  const Model& model = tiny_model({SynthArch::kQwen3Moe, SynthQuant::kQ4_K_M});
+  CpuBackend a(1), b(2);
+  auto wa = model.weights_on(a);
+  auto wb = model.weights_on(b);
+  ASSERT_TRUE(wa.ok() && wb.ok());
+  EXPECT_EQ(wa.value(), wb.value());
+  EXPECT_EQ(&wa.value()->device(), &a.device());
+  // Every bound tensor has a handle of the file's shape; the MoE model has no dense FFN.
+  const PreparedLayer& L = wa.value()->layers[0];
+  const LayerWeights& F = model.weights().layers[0];
+  EXPECT_EQ(L.ffn_gate, nullptr);
+  ASSERT_NE(L.ffn_up_exps, nullptr);
+  EXPECT_EQ(L.ffn_up_exps->n_expert(), F.ffn_up_exps.n_expert);
+  EXPECT_EQ(L.ffn_up_exps->n_out(), F.ffn_up_exps.n_out);
+  EXPECT_EQ(L.ffn_up_exps->n_in(), F.ffn_up_exps.all.n_in);
+  EXPECT_EQ(L.attn_q_norm->n_in(), model.config().head_dim);
+}
+
+// A handle is read only by the device that made it: another device's handle is a bug the
+// backend stops at (an always-on check), not a pointer it dereferences as its own.
+TEST(BackendSeam, AWeightOfAnotherDeviceAborts) {
+  static constexpr BackendDevice kElsewhere{"elsewhere"};
+  struct ForeignWeight final : BackendWeight {
+    ForeignWeight() : BackendWeight(kElsewhere, GgmlType::F32, 64, 1, 1) {}
+    bool views_file() const override { return false; }
+  };
+  const ForeignWeight foreign;
+  std::vector<float> x(64, 1.0f), y(64);
+  CpuBackend backend(1);
+  EXPECT_DEATH(backend.rmsnorm(x.data(), foreign, 1, 1e-6f, y.data()), "prepared for elsewhere");
+  std::vector<float> w(64, 1.0f);
+  auto own = backend.prepare_norm({w.data(), 64});
+  ASSERT_TRUE(own.ok());
+  backend.rmsnorm(x.data(), *own.value(), 1, 1e-6f, y.data());  // its own: runs
+  EXPECT_FLOAT_EQ(y[0], 1.0f / std::sqrt(1.0f + 1e-6f));
 }
 
 // --- attention / RoPE ---------------------------------------------------------------------
@@ -199,7 +241,9 @@ TEST(Attention, BatchedGqaEqualsAPlainPerHeadLoop) {
   for (KvType type : {KvType::kF32, KvType::kF16}) {
     for (int threads : {1, 2}) {
       CpuBackend backend(threads);
-      KvCache cache(1, n_head_kv, hd, 48, type);
+      auto made = backend.make_kv_cache({1, n_head_kv, hd, 48, type});
+      ASSERT_TRUE(made.ok()) << made.message();
+      KvCache& cache = *made.value();
       const AttentionShape shape{n_head, n_head_kv, hd, 1.0f / std::sqrt(float(hd))};
       // A prefix of 30 positions as one batch, then 7 more in a second batch at pos0 = 30.
       std::vector<float> out(total * n_head * hd);
@@ -215,10 +259,13 @@ TEST(Attention, BatchedGqaEqualsAPlainPerHeadLoop) {
 
 TEST(Attention, StoreRefusesPositionsPastCapacity) {
   RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_KVCACHE_V1_003");
-  KvCache cache(2, 2, 64, 8, KvType::kF32);
+  CpuBackend backend(1);
+  auto made = backend.make_kv_cache({2, 2, 64, 8, KvType::kF32});
+  ASSERT_TRUE(made.ok()) << made.message();
+  KvCache& cache = *made.value();
   std::vector<float> kv(3 * 128, 1.0f);
-  EXPECT_TRUE(cache.store(1, 5, 3, kv.data(), kv.data()).ok());
-  Status s = cache.store(1, 6, 3, kv.data(), kv.data());
+  EXPECT_TRUE(backend.store_kv(cache, 1, 5, 3, kv.data(), kv.data()).ok());
+  Status s = backend.store_kv(cache, 1, 6, 3, kv.data(), kv.data());
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("capacity 8"), std::string::npos) << s.message();
 }

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -427,6 +429,48 @@ TEST(ServeLimits, SigtermFinishesTheInFlightRequestAndExits0) {
   EXPECT_NE(server.log().find("SIGTERM: no new connections; finishing 1 in-flight request(s)"),
             std::string::npos)
       << server.log();
+}
+
+// A server with a fault on (a negative control's) must never pass for the real one: every
+// response carries the warning headers and every log line the banner.
+TEST(ServeFaults, AFaultedServerWarnsOnEveryResponseHeaderAndLogLine) {
+  ::setenv("POPPER_FAULTS", "serve_wrong_role", 1);
+  ServerProcess server(moe_model_path());
+  ::unsetenv("POPPER_FAULTS");
+  ASSERT_TRUE(server.ok()) << server.log();
+  auto c = server.client();
+  auto health = c->Get("/health");
+  auto missing = c->Get("/no/such/route");
+  auto r = post_json(*c, kChat, chat_body("Hello.", 4));
+  for (const auto* res : {&health, &missing, &r}) {
+    ASSERT_TRUE(*res);
+    EXPECT_EQ((*res)->get_header_value("X-Popper-Faults"), "serve_wrong_role") << (*res)->status;
+    EXPECT_NE((*res)->get_header_value("Warning").find("fault injection active: serve_wrong_role"),
+              std::string::npos)
+        << (*res)->status;
+  }
+  EXPECT_EQ(missing->status, 404);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["choices"][0]["message"]["role"], "user") << "the fault itself, at work";
+  std::istringstream log(server.log());
+  int lines = 0;
+  for (std::string line; std::getline(log, line);) {
+    if (line.rfind("popper ", 0) != 0 || line.rfind("popper: ", 0) == 0) continue;  // "popper info: ..."
+    ++lines;
+    EXPECT_NE(line.find("[FAULTS serve_wrong_role]"), std::string::npos) << line;
+  }
+  EXPECT_GE(lines, 2) << server.log();  // "listening on", the request lines
+  EXPECT_NE(server.log().find("WARNING: fault injection active (POPPER_FAULTS=serve_wrong_role)"),
+            std::string::npos);
+}
+
+TEST(ServeFaults, AHealthyServerSendsNoFaultHeaders) {
+  ServerProcess server(moe_model_path());
+  ASSERT_TRUE(server.ok()) << server.log();
+  auto health = server.client()->Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_FALSE(health->has_header("X-Popper-Faults"));
+  EXPECT_EQ(server.log().find("FAULTS"), std::string::npos) << server.log();
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <mutex>
 
+#include "engine/core/faults.h"
+
 namespace popper {
 namespace {
 
@@ -31,7 +33,14 @@ void log_line(LogLevel level, const std::string& message) {
   static std::mutex mu;
   static const char* kTags[] = {"error", "warn", "info", "debug"};
   std::lock_guard<std::mutex> lock(mu);
-  std::fprintf(stderr, "popper %s: %s\n", kTags[static_cast<int>(level)], message.c_str());
+  // While a fault is on (engine/core/faults.h) every line says so: its output is a negative
+  // control, not the engine's behaviour.
+  const std::string& faults = active_faults_text();
+  if (faults.empty())
+    std::fprintf(stderr, "popper %s: %s\n", kTags[static_cast<int>(level)], message.c_str());
+  else
+    std::fprintf(stderr, "popper %s [FAULTS %s]: %s\n", kTags[static_cast<int>(level)], faults.c_str(),
+                 message.c_str());
   std::fflush(stderr);
 }
 

@@ -1,6 +1,6 @@
 // The CUDA layer's plain C++ API: device memory, copies and the forward pass's kernels, with no
 // CUDA type in sight (device memory is a `void*` / `float*` the caller never dereferences).
-// Only engine/cuda/*.cu include CUDA headers; engine/model/cuda_backend.cpp calls this API.
+// Only engine/cuda/*.cu include CUDA headers; the backend (engine/cuda/cuda_backend.cpp) calls this API.
 //
 // Everything runs in order on one stream owned by the layer. Copies to host return when the data
 // is there. Kernels that depend on the position in the sequence read it from device memory

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "engine/core/faults.h"
 #include "engine/cuda/common.cuh"
 #include "engine/cuda/cuda_ops.h"
 
@@ -128,9 +129,16 @@ __global__ void rope_kernel(float* x, int64_t n_tokens, int64_t n_heads, int64_t
   rope_pair(x + th * head_dim, i, half, rope_theta(int64_t(*pos0) + t, i, theta_scale));
 }
 
+// kSubtract: fault cuda_sign_flip (a separate instantiation, so the healthy kernel is unchanged).
+template <bool kSubtract>
 __global__ void add_kernel(float* x, const float* y, int64_t n) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < n) x[i] += y[i];
+  if (i < n) {
+    if constexpr (kSubtract)
+      x[i] -= y[i];
+    else
+      x[i] += y[i];
+  }
 }
 
 // silu(g) * u, the CPU's formula.
@@ -409,7 +417,10 @@ void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const i
 
 void add(float* x, const float* y, int64_t n) {
   if (n == 0) return;
-  POPPER_LAUNCH(blocks_for(n, 256), 256, add_kernel)(x, y, n);
+  if (fault_on(Fault::kCudaSignFlip))
+    POPPER_LAUNCH(blocks_for(n, 256), 256, add_kernel<true>)(x, y, n);
+  else
+    POPPER_LAUNCH(blocks_for(n, 256), 256, add_kernel<false>)(x, y, n);
   POPPER_CUDA_LAUNCHED();
 }
 

@@ -355,6 +355,16 @@ Result<std::unique_ptr<GgufFile>> GgufFile::parse(std::string name, std::span<co
   return parse_mapped(std::move(file));
 }
 
+void GgufFile::release_pages(const void* p, uint64_t n_bytes) const {
+  if (!mapped_ || p == nullptr || n_bytes == 0) return;
+  const auto* begin = static_cast<const uint8_t*>(p);
+  POPPER_CHECK(begin >= base_ && begin + n_bytes <= base_ + size_, "release_pages of bytes outside ", path_);
+  const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const uintptr_t first = (uintptr_t(begin) + page - 1) / page * page;  // whole pages only: the ends
+  const uintptr_t last = (uintptr_t(begin) + n_bytes) / page * page;    // may hold other tensors' bytes
+  if (first < last) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 const GgufValue* GgufFile::find(std::string_view key) const {
   for (const auto& kv : metadata_) {
     if (kv.key == key) return &kv.value;

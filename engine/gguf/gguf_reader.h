@@ -84,6 +84,12 @@ class GgufFile {
   const GgufTensorInfo* find_tensor(std::string_view name) const;  // nullptr when absent
   // Pointer to a tensor's bytes inside the mapping (valid while this object lives).
   const uint8_t* tensor_data(const GgufTensorInfo& info) const;
+  // Hands the pages wholly inside [p, p + n_bytes) (a range of this file's bytes) back to the
+  // kernel, when nothing needs them resident any more: a backend copied the tensors there
+  // (repacked, uploaded). The bytes stay valid: the mapping is read-only and private, so a later
+  // read brings the pages back from the file, at the cost of reading them again. A no-op for an
+  // image held in memory (parse) and on systems without madvise.
+  void release_pages(const void* p, uint64_t n_bytes) const;
 
  private:
   GgufFile() = default;

@@ -1,9 +1,32 @@
 #include "engine/model/backend_factory.h"
 
 #include "engine/model/cpu_backend.h"
-#include "engine/model/cuda_backend.h"
 
 namespace popper {
+namespace {
+
+// The registered CUDA factory (null: none linked in). A function-local static, so a registration
+// during another library's static initialisation finds it constructed.
+BackendFactory& cuda_factory() {
+  static BackendFactory factory = nullptr;
+  return factory;
+}
+
+Result<std::unique_ptr<Backend>> make_cuda(int n_threads, const Model* model) {
+  if (cuda_factory() == nullptr) {
+    return make_error(
+        "the CUDA backend is not built into this binary (configure with -DPOPPER_CUDA=ON and nvcc)");
+  }
+  auto b = cuda_factory()(n_threads);
+  if (!b.ok()) return b.error();
+  if (model != nullptr) {
+    auto w = model->weights_on(*b.value());
+    if (!w.ok()) return w.error();
+  }
+  return b;
+}
+
+}  // namespace
 
 Result<BackendKind> parse_backend_kind(const std::string& name) {
   if (name == "cpu") return BackendKind::kCpu;
@@ -12,37 +35,27 @@ Result<BackendKind> parse_backend_kind(const std::string& name) {
   return make_error("--backend: want cpu, cuda or auto, got '", name, "'");
 }
 
-bool cuda_backend_compiled() {
-#ifdef POPPER_HAVE_CUDA
+bool cuda_backend_compiled() { return cuda_factory() != nullptr; }
+
+bool register_backend(BackendKind kind, BackendFactory factory) {
+  POPPER_CHECK(kind == BackendKind::kCuda && factory != nullptr, "only a CUDA backend registers");
+  POPPER_CHECK(cuda_factory() == nullptr, "two CUDA backends linked into one binary");
+  cuda_factory() = factory;
   return true;
-#else
-  return false;
-#endif
 }
 
-namespace {
-
-Result<std::unique_ptr<Backend>> make_cuda([[maybe_unused]] const ModelWeights* weights) {
-#ifdef POPPER_HAVE_CUDA
-  auto b = CudaBackend::create();
-  if (!b.ok()) return b.error();
-  if (weights != nullptr) POPPER_RETURN_IF_ERROR(b.value()->upload_weights(*weights));
-  return std::unique_ptr<Backend>(std::move(b.value()));
-#else
-  return make_error("the CUDA backend is not built into this binary (configure with -DPOPPER_CUDA=ON and nvcc)");
-#endif
-}
-
-}  // namespace
-
-Result<std::unique_ptr<Backend>> make_backend(BackendKind kind, int n_threads, const ModelWeights* weights) {
-  if (kind == BackendKind::kCpu) return std::unique_ptr<Backend>(new CpuBackend(n_threads));
-  if (kind == BackendKind::kCuda) return make_cuda(weights);
-  if (cuda_backend_compiled()) {
-    auto b = make_cuda(weights);
+Result<std::unique_ptr<Backend>> make_backend(BackendKind kind, int n_threads, const Model* model) {
+  if (kind == BackendKind::kCuda) return make_cuda(n_threads, model);
+  if (kind == BackendKind::kAuto && cuda_backend_compiled()) {
+    auto b = make_cuda(n_threads, model);
     if (b.ok()) return b;
   }
-  return std::unique_ptr<Backend>(new CpuBackend(n_threads));
+  auto cpu = std::unique_ptr<Backend>(new CpuBackend(n_threads));
+  if (model != nullptr) {
+    auto w = model->weights_on(*cpu);
+    if (!w.ok()) return w.error();
+  }
+  return cpu;
 }
 
 }  // namespace popper

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <optional>
 
+#include "engine/core/faults.h"
+
 namespace popper {
 namespace {
 
@@ -58,6 +60,8 @@ Result<GenerateResult> generate(const Model& model, Backend& backend, std::span<
     return Status::success();
   };
 
+  // Fault generate_context_off_by_one: one position too many counted as used.
+  const int64_t ctx_limit = r.n_ctx - (fault_on(Fault::kGenerateContextOffByOne) ? 1 : 0);
   auto t0 = std::chrono::steady_clock::now();
   POPPER_RETURN_IF_ERROR(run(prompt));
   r.prefill_seconds = seconds_since(t0);
@@ -75,7 +79,7 @@ Result<GenerateResult> generate(const Model& model, Backend& backend, std::span<
       break;
     }
     // The new token needs a position of its own before it can be run.
-    if (r.n_prompt + int64_t(r.tokens.size()) >= r.n_ctx) {
+    if (r.n_prompt + int64_t(r.tokens.size()) >= ctx_limit) {
       r.finish = FinishReason::kContextFull;
       break;
     }

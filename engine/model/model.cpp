@@ -1,7 +1,9 @@
 #include "engine/model/model.h"
 
 #include <cmath>
+#include <set>
 #include <type_traits>
+#include <utility>
 
 #include "engine/core/log.h"
 #include "engine/model/ffn_guard.h"
@@ -22,18 +24,64 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path) {
   return m;
 }
 
+Result<const PreparedWeights*> Model::weights_on(Backend& backend) const {
+  const std::lock_guard<std::mutex> lock(placements_mu_);
+  for (const auto& p : placements_) {
+    if (&p->device() == &backend.device()) return p.get();
+  }
+  auto prepared = backend.prepare(weights_);
+  if (!prepared.ok()) return prepared.error();
+  placements_.push_back(std::move(prepared.value()));
+  release_unviewed_pages();
+  return placements_.back().get();
+}
+
+void Model::release_unviewed_pages() const {
+  // A file range is released when no placement's handle views it in place.
+  auto bytes_of = [](const auto& view) -> std::pair<const void*, uint64_t> {
+    using View = std::decay_t<decltype(view)>;
+    if constexpr (std::is_same_v<View, NormWeight>) {
+      return {view.data, uint64_t(view.n) * 4};
+    } else if constexpr (std::is_same_v<View, ExpertWeights>) {
+      return {view.all.data, uint64_t(view.all.n_out) * uint64_t(view.all.row_bytes)};
+    } else {
+      return {view.data, uint64_t(view.n_out) * uint64_t(view.row_bytes)};
+    }
+  };
+  std::set<const void*> viewed;
+  for (const auto& p : placements_) {
+    p->for_each_with_file(weights_, [&](WeightRef h, const auto& view) {
+      if (h != nullptr && h->views_file()) viewed.insert(bytes_of(view).first);
+    });
+  }
+  for (const auto& p : placements_) {
+    p->for_each_with_file(weights_, [&](WeightRef h, const auto& view) {
+      const auto [data, n] = bytes_of(view);
+      if (h != nullptr && viewed.count(data) == 0) file_->release_pages(data, n);
+    });
+  }
+}
+
 Session::Session(const Model& model, Backend& backend, const SessionOptions& options)
-    : model_(model),
-      backend_(backend),
-      options_(options),
-      cache_(model.config().n_layer, model.config().n_head_kv, model.config().head_dim, options.capacity,
-             options.kv_type) {
+    : model_(model), backend_(backend), options_(options) {
   POPPER_CHECK(options.max_batch > 0, "max_batch");
   const ModelConfig& c = model.config();
   const int64_t b = std::min(options.max_batch, options.capacity);
   options_.max_batch = b;
-  // The workspace, in the backend's memory. A backend too small for it makes every forward()
-  // return the allocation's error instead of crashing here.
+  // The weights, the cache and the workspace, in the backend's memory. A backend too small for one
+  // of them makes every forward() return the error instead of crashing here.
+  auto weights = model.weights_on(backend);
+  if (weights.ok()) {
+    weights_ = weights.value();
+  } else {
+    buffers_ = make_error("the model's weights on the ", backend.name(), " backend: ", weights.message());
+  }
+  auto cache = backend.make_kv_cache({c.n_layer, c.n_head_kv, c.head_dim, options.capacity, options.kv_type});
+  if (cache.ok()) {
+    cache_ = std::move(cache.value());
+  } else if (buffers_.ok()) {
+    buffers_ = cache.error();
+  }
   auto take = [&](auto& array, int64_t n) {
     if (!buffers_.ok()) return;
     auto a = std::remove_reference_t<decltype(array)>::make(backend, n);
@@ -62,9 +110,20 @@ Session::Session(const Model& model, Backend& backend, const SessionOptions& opt
     routing_.ids.resize(c.n_layer);
     routing_.weights.resize(c.n_layer);
   }
+  step_record_ = backend.make_step_record();
 }
 
-Session::~Session() { backend_.release(this, &cache_); }
+Session::~Session() = default;
+
+KvCache& Session::cache() {
+  POPPER_CHECK(cache_ != nullptr, "the session has no KV cache: ", buffers_.message());
+  return *cache_;
+}
+
+const KvCache& Session::cache() const {
+  POPPER_CHECK(cache_ != nullptr, "the session has no KV cache: ", buffers_.message());
+  return *cache_;
+}
 
 Status Session::forward(std::span<const int32_t> tokens, float* logits, std::vector<float>* all_logits) {
   const ModelConfig& c = model_.config();
@@ -73,12 +132,12 @@ Status Session::forward(std::span<const int32_t> tokens, float* logits, std::vec
       return make_error("token ", i, ": id ", tokens[i], " is outside the vocabulary [0, ", c.n_vocab, ")");
     }
   }
-  if (int64_t(tokens.size()) > cache_.free_positions()) {
-    return make_error("KV cache full: ", tokens.size(), " tokens need positions [", cache_.n_pos(), ", ",
-                      cache_.n_pos() + int64_t(tokens.size()), ") but the capacity is ", cache_.capacity());
+  if (!buffers_.ok()) return buffers_;
+  if (int64_t(tokens.size()) > cache_->free_positions()) {
+    return make_error("KV cache full: ", tokens.size(), " tokens need positions [", cache_->n_pos(), ", ",
+                      cache_->n_pos() + int64_t(tokens.size()), ") but the capacity is ", cache_->capacity());
   }
   if (tokens.empty()) return make_error("forward: no tokens");
-  if (!buffers_.ok()) return buffers_;
   if (c.is_moe() && options_.force_dense_ffn) {
     // The guard: the serve contract greps for this exact line. Nothing has run.
     log_error(kDenseFfnOnMoeGuardMessage);
@@ -107,34 +166,35 @@ Status Session::forward(std::span<const int32_t> tokens, float* logits, std::vec
 
 Status Session::issue_layers(int64_t n, int64_t pos0) {
   const ModelConfig& c = model_.config();
-  const ModelWeights& w = model_.weights();
+  const PreparedWeights& w = *weights_;
   const AttentionShape shape{c.n_head, c.n_head_kv, c.head_dim, 1.0f / std::sqrt(float(c.head_dim))};
   const int64_t k = c.n_expert_used;
-  backend_.embed(w.token_embd, tokens_.data(), n, x_.data());
-  backend_.rmsnorm(x_.data(), w.layers[0].attn_norm, n, c.rms_eps, xn_.data());
+  backend_.embed(*w.token_embd, tokens_.data(), n, x_.data());
+  backend_.rmsnorm(x_.data(), *w.layers[0].attn_norm, n, c.rms_eps, xn_.data());
   for (int64_t il = 0; il < c.n_layer; ++il) {
-    const LayerWeights& L = w.layers[il];
+    const PreparedLayer& L = w.layers[il];
     // xn = attn_norm(x) here (before the loop, or fused with the previous layer's residual add).
-    const Projection qkv[3] = {{&L.wq, q_.data()}, {&L.wk, k_.data()}, {&L.wv, v_.data()}};
+    const Projection qkv[3] = {{L.wq, q_.data()}, {L.wk, k_.data()}, {L.wv, v_.data()}};
     backend_.project(qkv, xn_.data(), n);
-    backend_.rmsnorm_rope(q_.data(), L.attn_q_norm, n, c.n_head, c.rms_eps, pos0, c.rope_freq_base);
-    backend_.rmsnorm_rope(k_.data(), L.attn_k_norm, n, c.n_head_kv, c.rms_eps, pos0, c.rope_freq_base);
-    POPPER_RETURN_IF_ERROR(backend_.store_kv(cache_, il, pos0, n, k_.data(), v_.data()));
-    backend_.attention(cache_, il, q_.data(), n, pos0, shape, attn_.data());
-    const Projection o{&L.wo, proj_.data()};
+    backend_.rmsnorm_rope(q_.data(), *L.attn_q_norm, n, c.n_head, c.rms_eps, pos0, c.rope_freq_base);
+    backend_.rmsnorm_rope(k_.data(), *L.attn_k_norm, n, c.n_head_kv, c.rms_eps, pos0, c.rope_freq_base);
+    POPPER_RETURN_IF_ERROR(backend_.store_kv(*cache_, il, pos0, n, k_.data(), v_.data()));
+    backend_.attention(*cache_, il, q_.data(), n, pos0, shape, attn_.data());
+    const Projection o{L.wo, proj_.data()};
     backend_.project({&o, 1}, attn_.data(), n);
-    backend_.add_rmsnorm(x_.data(), proj_.data(), L.ffn_norm, n, c.rms_eps, xn_.data());
+    backend_.add_rmsnorm(x_.data(), proj_.data(), *L.ffn_norm, n, c.rms_eps, xn_.data());
     if (c.is_moe()) {
       const int64_t at = options_.record_routing ? il * options_.max_batch * k : 0;
       int32_t* ids = expert_ids_.data() + at;
       float* weights = expert_weights_.data() + at;
-      backend_.moe_route(L.ffn_gate_inp, xn_.data(), n, k, ids, weights);
-      backend_.moe_ffn(L, xn_.data(), n, ids, weights, k, proj_.data());
+      backend_.moe_route(*L.ffn_gate_inp, xn_.data(), n, k, ids, weights);
+      backend_.moe_ffn({L.ffn_gate_exps, L.ffn_up_exps, L.ffn_down_exps}, xn_.data(), n, ids, weights, k,
+                       proj_.data());
     } else {
-      backend_.dense_ffn(L, xn_.data(), n, proj_.data());
+      backend_.dense_ffn({L.ffn_gate, L.ffn_up, L.ffn_down}, xn_.data(), n, proj_.data());
     }
     if (il + 1 < c.n_layer) {
-      backend_.add_rmsnorm(x_.data(), proj_.data(), w.layers[il + 1].attn_norm, n, c.rms_eps, xn_.data());
+      backend_.add_rmsnorm(x_.data(), proj_.data(), *w.layers[il + 1].attn_norm, n, c.rms_eps, xn_.data());
     } else {
       backend_.add(x_.data(), proj_.data(), n * c.n_embd);
     }
@@ -158,9 +218,9 @@ void Session::record_routing(int64_t n) {
 
 Status Session::forward_chunk(const int32_t* tokens, int64_t n, float* logits_out, bool all) {
   const ModelConfig& c = model_.config();
-  const ModelWeights& w = model_.weights();
-  const int64_t pos0 = cache_.n_pos();
-  POPPER_RETURN_IF_ERROR(cache_.check_range(pos0, n));
+  const PreparedWeights& w = *weights_;
+  const int64_t pos0 = cache_->n_pos();
+  POPPER_RETURN_IF_ERROR(cache_->check_range(pos0, n));
   const int64_t rows = all ? n : 1;
   if (logits_out != nullptr && logits_.size() < rows * c.n_vocab) {  // before anything runs
     auto grown = BackendArray<float>::make(backend_, rows * c.n_vocab);
@@ -168,16 +228,16 @@ Status Session::forward_chunk(const int32_t* tokens, int64_t n, float* logits_ou
     logits_ = std::move(grown.value());
   }
   tokens_.upload(tokens, n);
-  const Backend::Step step{this, n, pos0, !options_.record_routing};
+  const Backend::Step step{step_record_.get(), n, pos0, !options_.record_routing};
   POPPER_RETURN_IF_ERROR(backend_.run_step(step, [&] { return issue_layers(n, pos0); }));
   // One count per layer per forward call, here rather than in the step: a replayed step does
   // not run host code.
   (c.is_moe() ? model_.counters().moe : model_.counters().dense).fetch_add(uint64_t(c.n_layer),
                                                                           std::memory_order_relaxed);
   if (options_.record_routing && c.is_moe()) record_routing(n);
-  cache_.commit(pos0 + n);
+  cache_->commit(pos0 + n);
   if (logits_out != nullptr) {
-    backend_.output_logits(w.output_norm, w.output, x_.data() + (n - rows) * c.n_embd, rows, c.rms_eps,
+    backend_.output_logits(*w.output_norm, *w.output, x_.data() + (n - rows) * c.n_embd, rows, c.rms_eps,
                            logits_.data());
     logits_.download(logits_out, rows * c.n_vocab);
   }

@@ -7,10 +7,15 @@
 // then logits = output · rms(x). Both the cached path and the full-recompute reference
 // (forward_full) run this same code on the same backend ops; they differ only in what the KV
 // cache already holds.
+//
+// Ownership: the Model owns the file, its bound views and the weights each backend device
+// prepared from them (weights_on); a Session owns its KV cache, its workspace and what the
+// backend records of its steps, all made by its backend and freed with the session.
 #pragma once
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -20,6 +25,7 @@
 #include "engine/model/backend.h"
 #include "engine/model/kv_cache.h"
 #include "engine/model/model_config.h"
+#include "engine/model/prepared_weights.h"
 #include "engine/model/weights.h"
 
 namespace popper {
@@ -37,16 +43,33 @@ class Model {
   static Result<std::unique_ptr<Model>> load(const std::string& path);
 
   const ModelConfig& config() const { return config_; }
+  // The file's views of every bound tensor (names, shapes, types, bytes).
   const ModelWeights& weights() const { return weights_; }
   const GgufFile& file() const { return *file_; }
   FfnDispatchCounters& counters() const { return counters_; }
 
+  // The weights as `backend`'s device holds them: prepared by that backend the first time
+  // (Backend::prepare: a CPU view or repack, a device upload — the costly step, which a caller
+  // that wants it out of its first request runs here, right after making the backend), then
+  // kept for the model's life and shared by every backend of the same device. Once prepared,
+  // the file's pages behind tensors that no device reads in place are handed back to the kernel
+  // (GgufFile::release_pages): a repacked or uploaded copy replaces the file's bytes instead of
+  // doubling the memory. Error (nothing kept) when the backend cannot hold them; the message
+  // names the bytes. Thread-safe.
+  Result<const PreparedWeights*> weights_on(Backend& backend) const;
+
  private:
   Model() = default;
+  // Hands back the pages of every tensor that no placement views in place.
+  void release_unviewed_pages() const;
+
   std::unique_ptr<GgufFile> file_;
   ModelConfig config_;
   ModelWeights weights_;
   mutable FfnDispatchCounters counters_;
+  mutable std::mutex placements_mu_;
+  // One per device, each freed (with the backend's copies) before the file it may view.
+  mutable std::vector<std::unique_ptr<PreparedWeights>> placements_;
 };
 
 struct SessionOptions {
@@ -73,15 +96,18 @@ class Session {
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
+  // The model's weights on the backend (Model::weights_on), the KV cache and the workspace are
+  // taken here; when the backend cannot hold one of them, every forward() returns why.
   // Runs `tokens` at positions [cache().n_pos(), + n) in chunks of max_batch, appending to the
   // cache. logits: [n_vocab] of the last token, or when all_logits is non-null, every token's
   // logits appended there ([n, n_vocab]). Errors: a token id out of range, not enough cache
   // positions (nothing is written then), the dense-FFN guard, and a backend that could not hold
-  // this session's buffers (the message names the bytes).
+  // this session's weights, cache or buffers (the message names the bytes).
   Status forward(std::span<const int32_t> tokens, float* logits, std::vector<float>* all_logits = nullptr);
 
-  KvCache& cache() { return cache_; }
-  const KvCache& cache() const { return cache_; }
+  // The session's cache (aborts when the backend could not make it: forward() says why).
+  KvCache& cache();
+  const KvCache& cache() const;
   const RoutingTrace& routing() const { return routing_; }
   const Model& model() const { return model_; }
 
@@ -95,8 +121,9 @@ class Session {
   const Model& model_;
   Backend& backend_;
   SessionOptions options_;
-  Status buffers_;  // why the workspace could not be allocated, if it could not
-  KvCache cache_;
+  Status buffers_;  // why the weights, cache or workspace could not be taken, if one could not
+  const PreparedWeights* weights_ = nullptr;  // the model's, on this backend's device
+  std::unique_ptr<KvCache> cache_;            // made by the backend
   RoutingTrace routing_;
   // Workspace for max_batch (B) tokens in the backend's memory, allocated once.
   BackendArray<int32_t> tokens_;                          // [B]
@@ -104,6 +131,9 @@ class Session {
   BackendArray<int32_t> expert_ids_;                      // [n_layer (record_routing) or 1, B, n_expert_used]
   BackendArray<float> expert_weights_;                    // same shape
   BackendArray<float> logits_;                            // [rows, n_vocab], grown on demand
+  // What the backend keeps of this session's steps (a recorded decode step); last, so it goes
+  // first: a record may point at everything above.
+  std::unique_ptr<Backend::StepRecord> step_record_;
 };
 
 // The reference path: no cache carried between calls — every call recomputes all of `tokens`

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/core/faults.h"
 #include "engine/core/result.h"
 #include "engine/core/rng.h"
 
@@ -27,7 +28,9 @@ int32_t argmax_token(std::span<const float> logits);
 
 class Sampler {
  public:
-  explicit Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
+  // Fault sampler_ignores_seed: every sampler starts from seed 0.
+  explicit Sampler(const SamplingParams& params)
+      : params_(params), rng_(fault_on(Fault::kSamplerIgnoresSeed) ? 0 : params.seed) {}
 
   // Greedy when temperature <= 0. Otherwise: logits / T, keep the top_k largest (ties to the lower
   // id), softmax, keep the smallest prefix whose mass reaches top_p, draw with the RNG.

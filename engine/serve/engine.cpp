@@ -84,9 +84,10 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& o) {
   so.kv_type = o.kv_type;
   so.force_dense_ffn = o.force_dense_ffn;
   // The first backend decides: a CpuBackend (asked for, or what kAuto fell back to) is made once
-  // per slot; anything else is shared by all slots, its weights uploaded here once.
+  // per slot; anything else is shared by all slots. Either way the model's weights are prepared
+  // here, once per device (per-slot CPU backends share the host's copy).
   // per-slot CPU backends split the threads; a shared one runs one forward at a time with them all.
-  auto first = make_backend(o.backend, o.share_backend ? total_threads : per_slot, &e->model_->weights());
+  auto first = make_backend(o.backend, o.share_backend ? total_threads : per_slot, e->model_.get());
   if (!first.ok()) return make_error("--backend: ", first.message());
   const bool per_slot_backends = dynamic_cast<CpuBackend*>(first.value().get()) != nullptr;
   if (!per_slot_backends || o.share_backend) e->shared_backend_ = std::move(first.value());

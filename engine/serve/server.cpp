@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "engine/core/atomic_file.h"
+#include "engine/core/faults.h"
 #include "engine/core/log.h"
 #include "engine/model/ffn_guard.h"
 #include "engine/serve/api.h"
@@ -31,6 +32,9 @@ void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
   res.set_content(dump(e.to_json()), "application/json");
 }
+
+// The role of a chat answer. Fault serve_wrong_role: "user".
+const char* answer_role() { return fault_on(Fault::kServeWrongRole) ? "user" : "assistant"; }
 
 std::string endpoint_label(const std::string& path) {
   for (const char* known : {"/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics"}) {
@@ -148,7 +152,7 @@ void HttpServer::handle_completion(const httplib::Request& req, httplib::Respons
     metrics_.add_tokens(o.n_prompt, o.n_generated);
     json choice = {{"index", 0}, {"finish_reason", run_finish_name(o.finish)}, {"logprobs", nullptr}};
     if (chat) {
-      choice["message"] = {{"role", "assistant"}, {"content", sanitize_utf8(o.text)}};
+      choice["message"] = {{"role", answer_role()}, {"content", sanitize_utf8(o.text)}};
     } else {
       choice["text"] = sanitize_utf8(o.text);
     }
@@ -186,7 +190,7 @@ void HttpServer::handle_completion(const httplib::Request& req, httplib::Respons
           const std::string line = "data: " + dump(event) + "\n\n";
           return sink.write(line.data(), line.size());
         };
-        if (chat && !send(chunk(json{{"role", "assistant"}, {"content", ""}}, nullptr))) return false;
+        if (chat && !send(chunk(json{{"role", answer_role()}, {"content", ""}}, nullptr))) return false;
         auto r = engine_.run(prompt, params, [&](const std::string& text) {
           const std::string clean = sanitize_utf8(text);
           return send(chunk(chat ? json{{"content", clean}} : json(clean), nullptr));
@@ -229,6 +233,13 @@ int HttpServer::run() {
   const int n_threads = engine_.parallel() + engine_.queue_limit() + kExtraHttpThreads;
   svr_.new_task_queue = [n_threads] { return new httplib::ThreadPool(size_t(n_threads)); };
   svr_.set_payload_max_length(options_.max_body_bytes);
+  // A deliberately broken server says so on every response (and log.cpp on every log line), so
+  // nobody mistakes a negative control's answers for the engine's.
+  if (any_fault_on()) {
+    svr_.set_default_headers({{"X-Popper-Faults", active_faults_text()},
+                              {"Warning", "199 popper \"fault injection active: " + active_faults_text() +
+                                              "; responses are deliberately wrong\""}});
+  }
   svr_.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
     handle_completion(req, res, true);
   });

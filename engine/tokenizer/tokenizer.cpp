@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "engine/core/faults.h"
 #include "engine/gguf/gguf_reader.h"
 #include "engine/tokenizer/byte_level.h"
 #include "engine/tokenizer/pre_tokenizer.h"
@@ -152,7 +153,8 @@ Result<Tokenizer> Tokenizer::from_gguf(const GgufFile& f) {
   t.merge_slots_.assign(cap, MergeSlot{kEmptyKey, Merge{0, 0}});
   t.merge_mask_ = cap - 1;
   std::string joined;
-  for (int64_t r = 0; r < t.n_merges_; ++r) {
+  // Fault tokenizer_drops_merge: an off-by-one start skips the highest-priority merge.
+  for (int64_t r = fault_on(Fault::kTokenizerDropsMerge) ? 1 : 0; r < t.n_merges_; ++r) {
     const std::string& m = merges->strings[r];
     const size_t space = m.find(' ', 1);  // llama.cpp splits at the first space after index 0
     if (space == std::string::npos) {

@@ -10,6 +10,9 @@
 #include "harness/contract/contract_set.h"
 #include "harness/evidence/gate.h"
 #include "harness/evidence/provenance.h"
+#include "harness/report/gate_outputs.h"
+#include "harness/run/fingerprint.h"
+#include "harness/run/models.h"
 #include "harness/run/targets.h"
 
 namespace popper::cli {
@@ -24,6 +27,10 @@ struct GateArgs {
   std::string markdown;
   bool allow_inconclusive = false;
   bool any_commit = false;
+  bool require_controls = false;
+  bool fresh = false;
+  std::string build_dir;
+  std::string profile;
 };
 
 int run_gate(const GateArgs& a) {
@@ -34,6 +41,11 @@ int run_gate(const GateArgs& a) {
   GateOptions opts;
   opts.evidence_dir = a.evidence_dir.empty() ? (fs::path(root) / "evidence").string() : a.evidence_dir;
   opts.allow_inconclusive = a.allow_inconclusive;
+  opts.require_controls = a.require_controls;
+  const RunOptions now = options_now(root, a.build_dir, "", a.profile);  // for --fresh
+  if (a.fresh) {
+    opts.fingerprint_now = [&now](const Item& item) { return current_fingerprint(item, now); };
+  }
   if (!a.any_commit) {
     GitState git = read_git_state(root, "");
     if (git.available) opts.head_commit = git.commit;
@@ -48,9 +60,13 @@ int run_gate(const GateArgs& a) {
     std::printf("%s %s%s%s\n", c.name.c_str(), c.version.c_str(), c.evidence.empty() ? "" : "  (",
                 c.evidence.empty() ? "" : (c.evidence + ")").c_str());
     if (!c.problem.empty()) std::printf("  ! %s\n", c.problem.c_str());
-    for (const auto& i : c.items)
-      std::printf("  %s %s %s%s\n", i.blocks ? "✗" : " ", verdict_label(i.verdict, color).c_str(),
-                  i.id.c_str(), i.required ? "" : "  (optional)");
+    for (const auto& i : c.items) {
+      std::string control = i.control.present ? "  control " + i.control.label() : "";
+      std::printf("  %s %s %s%s%s\n", i.blocks ? "✗" : " ", verdict_label(i.verdict, color).c_str(),
+                  i.id.c_str(), i.required ? "" : "  (optional)", control.c_str());
+      if (!i.blocked_by.empty()) std::printf("      %s\n", i.blocked_by.c_str());
+    }
+    if (c.controls_ran) std::printf("  sensitivity: %s\n", sensitivity_text(c).c_str());
   }
   for (const auto& [path, text] :
        {std::pair{a.junit, render_junit(rep)}, std::pair{a.markdown, render_markdown(rep)}}) {
@@ -72,8 +88,9 @@ int run_gate(const GateArgs& a) {
   if (inconclusive_required == 0)
     std::printf("gate: PASS (every required item survived)\n");
   else
-    std::printf("gate: PASS (no required item falsified or errored; %d required item%s inconclusive, allowed)\n",
-                inconclusive_required, inconclusive_required == 1 ? "" : "s");
+    std::printf(
+        "gate: PASS (no required item falsified or errored; %d required item%s inconclusive, allowed)\n",
+        inconclusive_required, inconclusive_required == 1 ? "" : "s");
   return rep.exit_code;
 }
 
@@ -90,6 +107,14 @@ void register_gate(CLI::App& app) {
   cmd->add_flag("--allow-inconclusive", a->allow_inconclusive,
                 "Let inconclusive required items pass (still listed)");
   cmd->add_flag("--any-commit", a->any_commit, "Accept evidence produced from another commit");
+  cmd->add_flag("--require-controls", a->require_controls,
+                "Fail a survived required item whose evidence shows no control run (popper run --controls)");
+  cmd->add_flag(
+      "--fresh", a->fresh,
+      "Fail required items whose verdict is stale: the item, its falsifier binary, its model or its "
+      "profile changed since (popper status lists them)");
+  cmd->add_option("--build-dir", a->build_dir, "Build directory for --fresh (default: this popper's)");
+  cmd->add_option("--profile", a->profile, "Profile --fresh compares with (default: each item's first)");
 }
 
 }  // namespace

@@ -116,7 +116,7 @@ int run_generate(const GenerateFlags& f) {
     return 2;
   }
   // Made after the model so that a device backend uploads its weights once, here.
-  auto backend = make_backend(backend_kind.value(), f.threads, &model.value()->weights());
+  auto backend = make_backend(backend_kind.value(), f.threads, model.value().get());
   if (!backend.ok()) {
     std::fprintf(stderr, "popper generate: --backend %s: %s\n", f.backend.c_str(), backend.message().c_str());
     return 2;

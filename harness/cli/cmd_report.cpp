@@ -6,8 +6,11 @@
 
 #include "engine/core/atomic_file.h"
 #include "harness/cli/commands.h"
+#include "harness/cli/harness_cli.h"
 #include "harness/contract/contract_set.h"
 #include "harness/report/report.h"
+#include "harness/run/fingerprint.h"
+#include "harness/run/models.h"
 #include "harness/run/targets.h"
 
 namespace popper::cli {
@@ -20,6 +23,7 @@ struct ReportArgs {
   std::string out_dir;
   std::vector<std::string> contracts;
   bool no_contracts = false;
+  std::string build_dir;
 };
 
 int run_report(const ReportArgs& a) {
@@ -45,7 +49,12 @@ int run_report(const ReportArgs& a) {
       }
     }
   }
-  auto rep = build_report(evidence, set.contracts());
+  // Items of known contracts are checked for staleness against this build (popper status).
+  const RunOptions now = options_now(root, a.build_dir, "", "");
+  std::function<Fingerprint(const Item&)> fingerprint_now;
+  if (!set.contracts().empty())
+    fingerprint_now = [&now](const Item& item) { return current_fingerprint(item, now); };
+  auto rep = build_report(evidence, set.contracts(), fingerprint_now);
   if (!rep.ok()) {
     std::fprintf(stderr, "popper report: %s\n", rep.message().c_str());
     return 2;
@@ -67,14 +76,19 @@ int run_report(const ReportArgs& a) {
       return 2;
     }
   }
-  int regressions = 0, unstable = 0;
-  for (const auto& c : rep->contracts)
+  int regressions = 0, unstable = 0, stale = 0;
+  for (const auto& c : rep->contracts) {
     for (const auto& s : c.series) {
       regressions += s.change && s.change->kind == ChangeKind::kRegression && !s.unstable;
       unstable += s.unstable;
     }
-  std::fprintf(stderr, "popper report: %zu contracts, %d regression%s, %d unstable series; markdown %s\n",
-               rep->contracts.size(), regressions, regressions == 1 ? "" : "s", unstable, md.c_str());
+    for (const auto& row : c.items) stale += !row.stale.empty();
+  }
+  std::fprintf(
+      stderr,
+      "popper report: %zu contracts, %d regression%s, %d unstable series, %d stale verdict%s; markdown %s\n",
+      rep->contracts.size(), regressions, regressions == 1 ? "" : "s", unstable, stale, stale == 1 ? "" : "s",
+      md.c_str());
   std::printf("%s\n", html.c_str());
   return 0;
 }
@@ -91,6 +105,8 @@ void register_report(CLI::App& app) {
       "--contracts", a->contracts,
       "Contracts to list even without evidence (default: <repo>/contracts when --evidence is not given)");
   cmd->add_flag("--no-contracts", a->no_contracts, "Report the evidence alone");
+  cmd->add_option("--build-dir", a->build_dir,
+                  "Build directory whose falsifiers decide what is stale (default: this popper's)");
 }
 
 }  // namespace

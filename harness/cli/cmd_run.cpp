@@ -1,29 +1,28 @@
 // `popper run [PATHS] [--id ID...] [--profile P] [--record]`: run every bound falsifier, print a
 // verdict per item as it finishes, write evidence, optionally append status_history.
+// The work is harness/run/plan.h (which items), harness/run/session.h (running them) and
+// harness/evidence/record.h (what each contract leaves); this file wires flags to them.
 #include <stdlib.h>
-#include <unistd.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <map>
 #include <memory>
-#include <numeric>
 #include <optional>
 #include <set>
 
 #include "engine/core/atomic_file.h"
 #include "harness/cli/commands.h"
 #include "harness/cli/harness_cli.h"
+#include "harness/cli/progress.h"
 #include "harness/contract/contract_set.h"
-#include "harness/contract/history.h"
 #include "harness/evidence/evidence.h"
 #include "harness/evidence/provenance.h"
+#include "harness/evidence/record.h"
 #include "harness/run/models.h"
+#include "harness/run/plan.h"
 #include "harness/run/process.h"
-#include "harness/run/runner.h"
-#include "harness/run/shard.h"
+#include "harness/run/session.h"
 #include "harness/run/targets.h"
 
 namespace popper::cli {
@@ -46,6 +45,8 @@ struct RunArgs {
   bool keep_logs = false;
   std::string shard;           // "K/N" (harness/run/shard.h)
   std::string durations_from;  // evidence directory whose durations balance the shards
+  bool controls = false;
+  std::vector<std::string> models;  // NAME=PATH
 };
 
 // The command line as typed, for the evidence file.
@@ -65,51 +66,6 @@ std::vector<std::string> own_argv() {
   return out;
 }
 
-// One line per item: "[2/7] FALSIFY-..._003  survived      1.2 s  reason". On a terminal the
-// line shows the running item and its elapsed time until the verdict replaces it.
-class Progress {
- public:
-  Progress(int total, size_t id_width)
-      : total_(total), id_width_(id_width), tty_(::isatty(STDERR_FILENO)), color_(use_color(STDERR_FILENO)) {}
-
-  void start(const std::string& id) {
-    ++index_;
-    id_ = id;
-    last_draw_ = -1;
-    if (tty_) draw(0);
-  }
-  void tick(double elapsed) {
-    if (tty_ && elapsed - last_draw_ >= 0.2) draw(elapsed);
-  }
-  void finish(const ItemResult& r) {
-    std::string reason = r.reason;
-    if (reason.size() > 240) reason = reason.substr(0, 237) + "...";
-    std::fprintf(stderr, "%s%s %-*s  %s %8s  %s\n", tty_ ? "\r\033[K" : "", prefix().c_str(),
-                 static_cast<int>(id_width_), r.id.c_str(), verdict_label(r.verdict, color_).c_str(),
-                 format_duration(r.duration_s).c_str(), reason.c_str());
-    std::fflush(stderr);
-  }
-
- private:
-  std::string prefix() const {
-    std::string i = std::to_string(index_), t = std::to_string(total_);
-    return "[" + std::string(t.size() - std::min(t.size(), i.size()), ' ') + i + "/" + t + "]";
-  }
-  void draw(double elapsed) {
-    last_draw_ = elapsed;
-    std::fprintf(stderr, "\r\033[K%s %-*s  running %8s", prefix().c_str(), static_cast<int>(id_width_),
-                 id_.c_str(), format_duration(elapsed).c_str());
-    std::fflush(stderr);
-  }
-
-  int total_;
-  size_t id_width_;
-  bool tty_, color_;
-  int index_ = 0;
-  std::string id_;
-  double last_draw_ = -1;
-};
-
 std::string relative_to(const std::string& path, const std::string& base) {
   std::error_code ec;
   auto rel = fs::relative(path, base, ec);
@@ -117,83 +73,188 @@ std::string relative_to(const std::string& path, const std::string& base) {
   return rel.string();
 }
 
+// "controls: 6 of 8 falsified, 1 UNFALSIFIABLE, 1 not run" for the closing summary.
+std::string controls_text(const std::vector<ItemResult>& results) {
+  int falsified = 0, unfalsifiable = 0, other = 0, not_run = 0, none = 0;
+  for (const auto& r : results) {
+    if (!r.control) {
+      ++none;
+    } else if (!r.control->ran) {
+      ++not_run;
+    } else if (r.control->verdict == Verdict::kFalsified) {
+      ++falsified;
+    } else if (r.control->unfalsifiable()) {
+      ++unfalsifiable;
+    } else {
+      ++other;
+    }
+  }
+  std::string s =
+      "controls: " + std::to_string(falsified) + " of " + std::to_string(results.size()) + " falsified";
+  if (unfalsifiable) s += ", " + std::to_string(unfalsifiable) + " UNFALSIFIABLE";
+  if (other) s += ", " + std::to_string(other) + " inconclusive or broken";
+  if (not_run) s += ", " + std::to_string(not_run) + " not run";
+  if (none) s += ", " + std::to_string(none) + " without a control";
+  return s;
+}
+
+// The terminal side of a run: progress per item, and per contract its evidence written and the
+// closing summary line collected.
+class RunView final : public RunObserver {
+ public:
+  RunView(const RunPlan& plan, RecordSettings settings, bool write)
+      : progress_(static_cast<int>(plan.total), plan.id_width),
+        settings_(std::move(settings)),
+        write_(write) {}
+
+  void item_started(const Item& item) override { progress_.start(item.id); }
+  void tick(double elapsed) override { progress_.tick(elapsed); }
+  void item_finished(const ItemResult& r) override { progress_.finish(r); }
+  void control_started(const Item& item) override { progress_.start_control(item); }
+  void control_finished(const Item&, const ControlResult& c) override { progress_.finish_control(c); }
+  void interrupted(const Contract& c, const Item& item) override {
+    std::fprintf(stderr, "\npopper run: interrupted; %s was stopped, no evidence written for %s\n",
+                 item.id.c_str(), c.name.c_str());
+  }
+
+  void contract_finished(const PlannedContract& pc, const std::vector<ItemResult>& results,
+                         const RunInfo& info) override {
+    const Contract& c = *pc.contract;
+    std::map<Verdict, int> counts;
+    for (const auto& r : results) counts[r.verdict]++;
+    std::string line = c.name + " " + c.version + ": " + std::to_string(counts[Verdict::kSurvived]) +
+                       " survived, " + std::to_string(counts[Verdict::kFalsified]) + " falsified, " +
+                       std::to_string(counts[Verdict::kInconclusive]) + " inconclusive, " +
+                       std::to_string(counts[Verdict::kError]) + " error";
+    if (settings_.controls) line += "; " + controls_text(results);
+    nlohmann::json cj{{"contract", c.name}, {"version", c.version}, {"path", c.path}};
+    if (write_) {
+      RecordedRun rec = record_contract_run(pc, results, info, settings_);
+      if (!rec.evidence_error.empty()) {
+        std::fprintf(stderr, "popper run: writing evidence failed: %s\n", rec.evidence_error.c_str());
+        harness_failure_ = true;
+      } else {
+        line += "\n    evidence: " + rec.evidence;
+        cj["evidence"] = rec.evidence;
+        if (!rec.record_error.empty()) {
+          std::fprintf(stderr, "popper run --record: %s\n", rec.record_error.c_str());
+          harness_failure_ = true;
+        } else if (settings_.record) {
+          line += "\n    recorded: " + c.path + " -> " + rec.recorded_version;
+          cj["recorded_version"] = rec.recorded_version;
+        }
+      }
+    }
+    nlohmann::json ij = nlohmann::json::array();
+    for (const auto& r : results) {
+      nlohmann::json j{{"id", r.id},           {"verdict", verdict_name(r.verdict)},
+                       {"reason", r.reason},   {"required", r.required},
+                       {"profile", r.profile}, {"duration_s", r.duration_s}};
+      if (r.control)
+        j["control"] = {{"faults", r.control->faults},
+                        {"ran", r.control->ran},
+                        {"verdict", r.control->ran ? verdict_name(r.control->verdict) : "not run"},
+                        {"unfalsifiable", r.control->unfalsifiable()},
+                        {"reason", r.control->reason},
+                        {"duration_s", r.control->duration_s}};
+      ij.push_back(j);
+    }
+    cj["items"] = ij;
+    summary_json_.push_back(cj);
+    closing_.push_back(line);
+  }
+
+  const std::vector<std::string>& closing() const { return closing_; }
+  const nlohmann::json& summary_json() const { return summary_json_; }
+  bool harness_failure() const { return harness_failure_; }
+
+ private:
+  Progress progress_;
+  RecordSettings settings_;
+  bool write_;
+  bool harness_failure_ = false;
+  std::vector<std::string> closing_;
+  nlohmann::json summary_json_ = nlohmann::json::array();
+};
+
+// --model NAME=PATH: each NAME is a model some planned item names, and PATH fits it (arch and
+// shape); checked before anything runs.
+Result<std::map<std::string, std::string>> model_overrides(const RunArgs& a, const RunPlan& plan,
+                                                           const std::string& root) {
+  std::map<std::string, std::string> out;
+  std::set<std::string> named;
+  std::optional<std::string> profile;
+  if (!a.profile.empty()) profile = a.profile;
+  for (const auto& pc : plan.contracts)
+    for (const Item* it : pc.items)
+      if (it->falsifier) {
+        std::string m = effective_binding(*it->falsifier, profile).binding.model;
+        if (!m.empty()) named.insert(m);
+      }
+  for (const auto& spec : a.models) {
+    auto eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
+      return make_error("--model ", spec, ": expected NAME=PATH (a model a contract names, and a GGUF file)");
+    std::string name = spec.substr(0, eq), path = spec.substr(eq + 1);
+    if (!named.count(name)) {
+      std::string list;
+      for (const auto& n : named) list += (list.empty() ? "" : ", ") + n;
+      return make_error("--model ", spec, ": no item of this run names model ", name,
+                        list.empty() ? std::string(" (none names a model)") : " (they name: " + list + ")");
+    }
+    if (out.count(name)) return make_error("--model ", name, ": given twice");
+    std::error_code ec;
+    path = fs::absolute(path, ec).lexically_normal().string();
+    Status fits = check_substitute(name, path, root);
+    if (!fits.ok()) return fits.error();
+    out[name] = path;
+  }
+  return out;
+}
+
 int run_run(const RunArgs& a) {
   const std::string root = find_repo_root(".");
+  if (const char* f = std::getenv("POPPER_FAULTS"); f != nullptr && *f != '\0') {
+    std::fprintf(
+        stderr,
+        "popper run: POPPER_FAULTS=%s is set; verdicts of a deliberately broken engine mean nothing. "
+        "Unset it: --controls switches each item's faults on for its control run only.\n",
+        f);
+    return 2;
+  }
   auto loaded = cli::load_checked_contracts(a.paths, root, "run", "; fix them (see `popper validate`)");
   if (!loaded) return 2;
   const ContractSet& set = *loaded;
 
-  // Which items run.
-  std::set<std::string> wanted(a.ids.begin(), a.ids.end()), matched;
-  std::vector<std::pair<const Contract*, std::vector<const Item*>>> plan;
-  bool profile_known = a.profile.empty();
-  size_t total = 0, id_width = 0;
-  for (const Contract* c : set.contracts()) {
-    std::vector<const Item*> items;
-    for (const Item& it : c->items) {
-      if (it.falsifier)
-        for (const auto& p : it.falsifier->profiles) profile_known = profile_known || p.name == a.profile;
-      if (!wanted.empty() && !wanted.count(it.id)) continue;
-      matched.insert(it.id);
-      items.push_back(&it);
-      id_width = std::max(id_width, it.id.size());
-    }
-    total += items.size();
-    if (!items.empty()) plan.emplace_back(c, items);
-  }
-  for (const auto& id : wanted) {
-    if (!matched.count(id)) {
-      std::fprintf(stderr, "popper run: --id %s: no such item in the contracts given\n", id.c_str());
-      return 2;
-    }
-  }
-  if (!profile_known) {
-    std::fprintf(stderr, "popper run: --profile %s: no item defines this profile\n", a.profile.c_str());
-    return 2;
-  }
-  // --shard K/N: keep this shard's items; every contract stays in the plan (possibly with no
-  // items) so each shard writes evidence for every contract and `popper merge` can count them.
-  std::optional<ShardSpec> shard;
-  std::string shard_plan_sha;
-  std::map<std::string, std::vector<std::string>> contract_items;  // the full list, per contract
+  PlanRequest request;
+  request.ids = a.ids;
+  request.profile = a.profile;
   if (!a.shard.empty()) {
     auto spec = parse_shard(a.shard);
     if (!spec.ok()) {
       std::fprintf(stderr, "popper run: %s\n", spec.message().c_str());
       return 2;
     }
-    shard = *spec;
+    request.shard = *spec;
     std::vector<std::string> names;
     for (const Contract* c : set.contracts()) names.push_back(c->name);
-    auto durations = recorded_durations(
+    request.durations = recorded_durations(
         a.durations_from.empty() ? (fs::path(root) / "evidence").string() : a.durations_from, names);
-    std::vector<ShardItem> all;
-    for (const auto& [c, items] : plan)
-      for (const Item* it : items) {
-        contract_items[c->name].push_back(it->id);
-        auto d = durations.find(it->id);
-        all.push_back({it->id, d == durations.end() ? std::nullopt : std::optional<double>(d->second)});
-      }
-    for (const Contract* c : set.contracts())
-      if (!contract_items.count(c->name) && wanted.empty()) {
-        contract_items[c->name] = {};
-        plan.emplace_back(c, std::vector<const Item*>{});
-      }
-    ShardPlan sp = plan_shards(all, shard->count);
-    shard_plan_sha = sp.sha256;
-    size_t k = 0;
-    total = 0;
-    for (auto& [c, items] : plan) {
-      std::vector<const Item*> mine;
-      for (const Item* it : items)
-        if (sp.shard_of[k++] == shard->index) mine.push_back(it);
-      items = mine;
-      total += items.size();
-    }
+  }
+  auto plan = plan_run(set.contracts(), request);
+  if (!plan.ok()) {
+    std::fprintf(stderr, "popper run: %s\n", plan.message().c_str());
+    return 2;
+  }
+  if (plan->shard)
     std::fprintf(stderr, "popper run: shard %d/%d: %zu of %zu items (estimated %.1f s of %.1f s)\n",
-                 shard->index, shard->count, total, all.size(),
-                 sp.load_s[static_cast<size_t>(shard->index - 1)],
-                 std::accumulate(sp.load_s.begin(), sp.load_s.end(), 0.0));
+                 plan->shard->index, plan->shard->count, plan->total, plan->shard_items_total,
+                 plan->shard_load_s, plan->load_s);
+
+  auto overrides = model_overrides(a, *plan, root);
+  if (!overrides.ok()) {
+    std::fprintf(stderr, "popper run: %s\n", overrides.message().c_str());
+    return 2;
   }
 
   GitState git = read_git_state(
@@ -219,120 +280,59 @@ int run_run(const RunArgs& a) {
   if (!a.profile.empty()) opts.profile = a.profile;
   opts.build_models = a.build_models;
   opts.gpu = detect_gpu();
+  opts.controls = a.controls;
+  opts.model_overrides = *overrides;
   char tmpl[] = "/tmp/popper-run-XXXXXX";
   if (!::mkdtemp(tmpl)) {
     std::fprintf(stderr, "popper run: cannot create a scratch directory in /tmp\n");
     return 2;
   }
   opts.work_dir = tmpl;
-  const std::string evidence_dir =
-      a.evidence_dir.empty() ? (fs::path(root) / "evidence").string() : a.evidence_dir;
-  nlohmann::json provenance = collect_provenance(git, opts.gpu, opts.build_dir);
+
+  RecordSettings settings;
+  settings.evidence_dir = a.evidence_dir.empty() ? (fs::path(root) / "evidence").string() : a.evidence_dir;
+  settings.repo_root = root;
+  settings.provenance = collect_provenance(git, opts.gpu, opts.build_dir);
+  settings.record = a.record;
+  settings.commit = git.commit;
+  settings.plan = &*plan;
+  settings.controls = a.controls;
+  RunInfo info;
+  info.controls = a.controls;
+  info.argv = own_argv();
+  if (!a.profile.empty()) info.profile = a.profile;
+  info.build_dir = opts.build_dir;
 
   install_interrupt_handler();
-  Progress progress(static_cast<int>(total), id_width);
-  opts.on_tick = [&](double el) { progress.tick(el); };
-  std::fprintf(stderr, "popper run: %zu item%s from %zu contract%s (build %s%s%s)\n", total,
-               total == 1 ? "" : "s", plan.size(), plan.size() == 1 ? "" : "s",
+  RunView view(*plan, settings, !a.no_evidence);
+  std::fprintf(stderr, "popper run: %zu item%s from %zu contract%s (build %s%s%s)\n", plan->total,
+               plan->total == 1 ? "" : "s", plan->contracts.size(), plan->contracts.size() == 1 ? "" : "s",
                relative_to(opts.build_dir, fs::current_path().string()).c_str(),
                opts.gpu.present ? ", GPU " : ", no GPU", opts.gpu.present ? opts.gpu.name.c_str() : "");
+  RunTotals totals = execute_plan(*plan, opts, info, view);
 
-  nlohmann::json summary_json = nlohmann::json::array();
-  std::map<Verdict, int> totals;
-  bool harness_failure = false;
-  std::vector<std::string> closing;
-  for (const auto& [c, items] : plan) {
-    RunInfo info;
-    info.started_at = utc_timestamp_iso();
-    info.argv = own_argv();
-    if (!a.profile.empty()) info.profile = a.profile;
-    info.build_dir = opts.build_dir;
-    std::vector<ItemResult> results;
-    for (const Item* it : items) {
-      if (interrupted()) break;
-      progress.start(it->id);
-      ItemResult r = run_item(*c, *it, opts);
-      if (interrupted()) {
-        std::fprintf(stderr, "\npopper run: interrupted; %s was stopped, no evidence written for %s\n",
-                     it->id.c_str(), c->name.c_str());
-        break;
-      }
-      progress.finish(r);
-      totals[r.verdict]++;
-      results.push_back(std::move(r));
-    }
-    if (interrupted()) break;
-    info.finished_at = utc_timestamp_iso();
-    std::map<Verdict, int> counts;
-    for (const auto& r : results) counts[r.verdict]++;
-    std::string line = c->name + " " + c->version + ": " + std::to_string(counts[Verdict::kSurvived]) +
-                       " survived, " + std::to_string(counts[Verdict::kFalsified]) + " falsified, " +
-                       std::to_string(counts[Verdict::kInconclusive]) + " inconclusive, " +
-                       std::to_string(counts[Verdict::kError]) + " error";
-    nlohmann::json cj{{"contract", c->name}, {"version", c->version}, {"path", c->path}};
-    if (!a.no_evidence) {
-      nlohmann::json doc = make_evidence(*c, results, provenance, info);
-      if (shard) {
-        std::vector<std::string> mine;
-        for (const auto& r : results) mine.push_back(r.id);
-        doc["run"]["shard"] = {{"index", shard->index},
-                               {"count", shard->count},
-                               {"plan_sha256", shard_plan_sha},
-                               {"items", mine},
-                               {"contract_items", contract_items[c->name]}};
-      }
-      auto rel = write_evidence(evidence_dir, doc);
-      if (!rel.ok()) {
-        std::fprintf(stderr, "popper run: writing evidence failed: %s\n", rel.message().c_str());
-        harness_failure = true;
-      } else {
-        std::string shown = relative_to((fs::path(evidence_dir) / *rel).string(), root);
-        line += "\n    evidence: " + shown;
-        cj["evidence"] = shown;
-        if (a.record) {
-          auto v = record_run(*c, results, git.commit, shown, root);
-          if (!v.ok()) {
-            std::fprintf(stderr, "popper run --record: %s\n", v.message().c_str());
-            harness_failure = true;
-          } else {
-            line += "\n    recorded: " + c->path + " -> " + *v;
-            cj["recorded_version"] = *v;
-          }
-        }
-      }
-    }
-    nlohmann::json ij = nlohmann::json::array();
-    for (const auto& r : results)
-      ij.push_back({{"id", r.id},
-                    {"verdict", verdict_name(r.verdict)},
-                    {"reason", r.reason},
-                    {"required", r.required},
-                    {"profile", r.profile},
-                    {"duration_s", r.duration_s}});
-    cj["items"] = ij;
-    summary_json.push_back(cj);
-    closing.push_back(line);
-  }
   if (!a.keep_logs) {
     std::error_code ec;
     fs::remove_all(opts.work_dir, ec);
   }
   FILE* out = a.json ? stderr : stdout;
   std::fprintf(out, "\n");
-  for (const auto& l : closing) std::fprintf(out, "%s\n", l.c_str());
+  for (const auto& l : view.closing()) std::fprintf(out, "%s\n", l.c_str());
   if (a.keep_logs) std::fprintf(out, "logs kept in %s\n", opts.work_dir.c_str());
   if (a.json) {
-    nlohmann::json j{{"contracts", summary_json},
+    nlohmann::json j{{"contracts", view.summary_json()},
                      {"summary",
-                      {{"survived", totals[Verdict::kSurvived]},
-                       {"falsified", totals[Verdict::kFalsified]},
-                       {"inconclusive", totals[Verdict::kInconclusive]},
-                       {"error", totals[Verdict::kError]}}}};
+                      {{"survived", totals.verdicts[Verdict::kSurvived]},
+                       {"falsified", totals.verdicts[Verdict::kFalsified]},
+                       {"inconclusive", totals.verdicts[Verdict::kInconclusive]},
+                       {"error", totals.verdicts[Verdict::kError]}}}};
     std::printf("%s\n", j.dump(2).c_str());
   }
-  if (interrupted()) return 130;
-  if (harness_failure) return 2;
-  return totals[Verdict::kFalsified] + totals[Verdict::kError] > 0 ? 1 : 0;
+  if (totals.interrupted) return 130;
+  if (view.harness_failure()) return 2;
+  // A control that did not falsify (survived: unfalsifiable; broke) fails the run like a verdict.
+  const int bad_controls = totals.controls[Verdict::kSurvived] + totals.controls[Verdict::kError];
+  return totals.verdicts[Verdict::kFalsified] + totals.verdicts[Verdict::kError] + bad_controls > 0 ? 1 : 0;
 }
 
 void register_run(CLI::App& app) {
@@ -360,6 +360,12 @@ void register_run(CLI::App& app) {
       "Run shard K of N (K/N): a deterministic, duration-balanced subset; combine with `popper merge`");
   cmd->add_option("--durations-from", a->durations_from,
                   "Evidence directory whose recorded durations balance --shard (default: <repo>/evidence)");
+  cmd->add_flag("--controls", a->controls,
+                "After each item that survives, rerun its check under its control faults: it must come out "
+                "falsified, or the item is unfalsifiable");
+  cmd->add_option("--model", a->models,
+                  "NAME=PATH: judge the items that name model NAME on this GGUF file instead (repeatable); a "
+                  "file whose arch or shape does not fit is refused before anything runs");
 }
 
 }  // namespace

@@ -23,6 +23,7 @@ struct SignoffArgs {
   std::string out_dir;
   std::string evidence_dir;
   std::vector<std::string> profiles;
+  std::vector<std::string> waive, reasons;
 };
 
 int run_signoff(const SignoffArgs& a) {
@@ -45,6 +46,13 @@ int run_signoff(const SignoffArgs& a) {
   o.key_path = a.key;
   o.profiles = a.profiles;
   o.contracts = set.contracts();
+  if (a.waive.size() != a.reasons.size()) {
+    std::fprintf(stderr,
+                 "popper signoff: --waive ID and --reason TEXT come in pairs (%zu --waive, %zu --reason)\n",
+                 a.waive.size(), a.reasons.size());
+    return 2;
+  }
+  for (size_t i = 0; i < a.waive.size(); ++i) o.waivers.push_back({a.waive[i], a.reasons[i]});
   SignoffOutcome out = create_signoff(o);
   if (out.exit_code != 0) {
     for (const auto& p : out.problems) std::fprintf(stderr, "popper signoff: %s\n", p.c_str());
@@ -53,9 +61,12 @@ int run_signoff(const SignoffArgs& a) {
                    out.problems.size() == 1 ? "" : "s");
     return out.exit_code;
   }
-  std::fprintf(stderr, "popper signoff: %s: %zu files, %s\n", a.release.c_str(), out.files.size(),
+  std::fprintf(stderr, "popper signoff: %s: %zu files, %s%s\n", a.release.c_str(), out.files.size(),
                out.keyid.empty() ? "unsigned (pass --key to sign)"
-                                 : ("signed, keyid " + out.keyid.substr(0, 16)).c_str());
+                                 : ("signed, keyid " + out.keyid.substr(0, 16)).c_str(),
+               o.waivers.empty()
+                   ? ""
+                   : (", " + std::to_string(o.waivers.size()) + " waived item(s) in the statement").c_str());
   std::printf("%s\n", o.out_dir.c_str());
   return 0;
 }
@@ -73,6 +84,11 @@ void register_signoff(CLI::App& app) {
   cmd->add_option("--evidence-dir", a->evidence_dir, "Evidence directory (default: <repo>/evidence)");
   cmd->add_option("--profile", a->profiles,
                   "Required profile (repeatable); default: each item's default profile");
+  cmd->add_option("--waive", a->waive,
+                  "Sign with this item waived (repeatable, each with its --reason): inconclusive, errored or "
+                  "unfalsifiable items only, never a falsified one");
+  cmd->add_option("--reason", a->reasons,
+                  "Why the matching --waive item may ship (goes into the signed statement)");
 }
 
 }  // namespace

@@ -19,6 +19,7 @@ int run_verify_signoff(const std::string& bundle, const std::string& pubkey) {
   harness::VerifySignoffOutcome out = harness::verify_signoff(bundle, pubkey);
   for (const auto& p : out.problems) std::fprintf(stderr, "%s/%s\n", bundle.c_str(), p.c_str());
   for (const auto& n : out.notes) std::fprintf(stderr, "note: %s\n", n.c_str());
+  for (const auto& w : out.waivers) std::printf("waiver: %s\n", w.c_str());
   if (!out.problems.empty()) {
     std::printf("%s: FAILED, %zu problem%s in %d file%s checked\n", bundle.c_str(), out.problems.size(),
                 out.problems.size() == 1 ? "" : "s", out.files_checked, out.files_checked == 1 ? "" : "s");

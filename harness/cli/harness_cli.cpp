@@ -6,6 +6,8 @@
 #include <cstdlib>
 
 #include "harness/contract/validate.h"
+#include "harness/run/models.h"
+#include "harness/run/targets.h"
 
 namespace popper::cli {
 
@@ -25,13 +27,14 @@ std::string verdict_label(harness::Verdict v, bool color) {
   return std::string("\033[") + code + "m" + name + "\033[0m" + std::string(12 - name.size(), ' ');
 }
 
-std::string format_duration(double s) {
-  char buf[48];
-  if (s < 60)
-    std::snprintf(buf, sizeof buf, "%.1f s", s);
-  else
-    std::snprintf(buf, sizeof buf, "%d min %d s", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
-  return buf;
+harness::RunOptions options_now(const std::string& root, const std::string& build_dir,
+                                const std::string& model_cache, const std::string& profile) {
+  harness::RunOptions o;
+  o.build_dir = build_dir.empty() ? harness::default_build_dir() : build_dir;
+  o.repo_root = root;
+  o.model_cache = model_cache.empty() ? harness::default_model_cache(root) : model_cache;
+  if (!profile.empty()) o.profile = profile;
+  return o;
 }
 
 std::optional<harness::ContractSet> load_checked_contracts(const std::vector<std::string>& paths,

@@ -8,6 +8,7 @@
 
 #include "harness/contract/contract_set.h"
 #include "harness/contract/verdict.h"
+#include "harness/run/runner.h"
 
 namespace popper::cli {
 
@@ -18,8 +19,10 @@ bool use_color(int fd);
 // to the widest verdict so columns line up.
 std::string verdict_label(harness::Verdict v, bool color);
 
-// "1.2 s", "3 min 4 s".
-std::string format_duration(double s);
+// What a verdict would be decided by now (run/fingerprint.h): this build (or `build_dir`), the
+// repository's model cache (or `model_cache`), each item's default profile (or `profile`).
+harness::RunOptions options_now(const std::string& root, const std::string& build_dir,
+                                const std::string& model_cache, const std::string& profile);
 
 // The contracts `paths` name (all of <root>/contracts when empty), loaded and validated without
 // checking their bindings (a missing target is an inconclusive verdict, not a refusal), the

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "engine/core/faults.h"
 #include "harness/cli/commands.h"
 
 #ifndef POPPER_VERSION
@@ -17,6 +18,17 @@ struct Registered {
   CLI::App* command;
   CommandBody body;
 };
+
+// `popper --list-faults`: every fault of this build, where it sits and what it breaks.
+void print_faults() {
+  std::printf(
+      "%zu faults (POPPER_FAULTS=name[,name]; %s)\n", kFaultCount,
+      fault_sites_compiled() ? "sites compiled in" : "this build has no fault sites: POPPER_FAULT_SITES=OFF");
+  for (size_t i = 0; i < kFaultCount; ++i) {
+    const FaultInfo& f = fault_table()[i];
+    std::printf("  %-28s %s\n  %-28s   at %s\n", f.name, f.effect, "", f.site);
+  }
+}
 
 std::vector<Registered>& bodies() {
   static std::vector<Registered> v;
@@ -47,7 +59,11 @@ int main(int argc, char** argv) {
   using namespace popper::cli;
   CLI::App app{"Popper: contract-driven falsification harness with an embedded Qwen3 / Qwen3-MoE engine"};
   app.set_version_flag("--version", POPPER_VERSION);
-  app.require_subcommand(1);
+  bool list_faults = false;
+  app.add_flag(
+      "--list-faults", list_faults,
+      "List the engine's named faults (POPPER_FAULTS=name[,name]; a contract item's control: names them)");
+  app.require_subcommand(0, 1);
   auto& regs = registrars();
   std::stable_sort(regs.begin(), regs.end(), [](auto& a, auto& b) { return a.first < b.first; });
   for (auto& [order, registrar] : regs) registrar(app);
@@ -57,8 +73,13 @@ int main(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }
+  if (list_faults) {
+    print_faults();
+    return 0;
+  }
   for (auto& r : bodies()) {
     if (r.command->parsed()) return r.body();
   }
+  std::fprintf(stderr, "popper: a subcommand is required\n%s", app.help().c_str());
   return 2;
 }

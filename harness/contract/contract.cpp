@@ -182,19 +182,23 @@ class Reader {
     }
     check_keys(n, where, {"metric", "op", "value", "statistic", "confidence", "profile"});
     t.metric = str(n, "metric", where, true);
-    t.op = str(n, "op", where, true);
-    if (!t.op.empty() && t.op != ">=" && t.op != ">" && t.op != "<=" && t.op != "<")
-      error(n["op"], where + ".op", "expected one of >=, >, <=, <; found '" + t.op + "'");
+    const std::string op = str(n, "op", where, true);
+    if (auto parsed = parse_threshold_op(op))
+      t.op = *parsed;
+    else if (!op.empty())
+      error(n["op"], where + ".op", "expected one of >=, >, <=, <; found '" + op + "'");
     if (n["value"].IsDefined()) {
       if (auto v = number(n["value"], where + ".value")) t.value = *v;
     } else {
       error(n, where + ".value", "missing required field 'value'");
     }
     if (n["statistic"].IsDefined()) {
-      t.statistic = str(n, "statistic", where, false);
-      if (t.statistic != "median" && t.statistic != "mean" && t.statistic != "exact")
+      const std::string statistic = str(n, "statistic", where, false);
+      if (auto parsed = parse_statistic(statistic))
+        t.statistic = *parsed;
+      else
         error(n["statistic"], where + ".statistic",
-              "expected median, mean or exact; found '" + t.statistic + "'");
+              "expected median, mean or exact; found '" + statistic + "'");
     }
     if (n["confidence"].IsDefined()) {
       if (auto c = number(n["confidence"], where + ".confidence")) {
@@ -238,13 +242,15 @@ class Reader {
     check_keys(n, where,
                {"kind", "target", "filter", "command", "requires", "model", "timeout_s", "repetitions",
                 "seed", "env", "thresholds", "profiles"});
-    b.kind = str(n, "kind", where, true);
-    if (!b.kind.empty() && b.kind != "gtest" && b.kind != "benchmark" && b.kind != "command")
-      error(n["kind"], where + ".kind", "expected gtest, benchmark or command; found '" + b.kind + "'");
-    b.target = str(n, "target", where, b.kind == "gtest" || b.kind == "benchmark", &b.target_pos);
+    const std::string kind = str(n, "kind", where, true);
+    b.kind = parse_binding_kind(kind);
+    if (!b.kind && !kind.empty())
+      error(n["kind"], where + ".kind", "expected gtest, benchmark or command; found '" + kind + "'");
+    b.target =
+        str(n, "target", where, b.is(BindingKind::kGtest) || b.is(BindingKind::kBenchmark), &b.target_pos);
     b.filter = str(n, "filter", where, false);
     if (n["command"].IsDefined()) b.command = str_list(n["command"], where + ".command");
-    if (b.kind == "command" && b.command.empty())
+    if (b.is(BindingKind::kCommand) && b.command.empty())
       error(n, where + ".command", "kind: command needs a command list");
     if (n["requires"].IsDefined()) b.requires_ = str_list(n["requires"], where + ".requires");
     b.model = str(n, "model", where, false);
@@ -293,6 +299,34 @@ class Reader {
     return b;
   }
 
+  // `control: fault`, `control: [a, b]` or `control: {faults: [a, b], filter: ..., note: ...}`.
+  Control control(const YAML::Node& n, const std::string& where) {
+    Control c;
+    c.pos = pos_of(n);
+    if (n.IsScalar()) {
+      c.faults.push_back(n.Scalar());
+    } else if (n.IsSequence()) {
+      c.faults = str_list(n, where);
+      if (n.size() == 0) error(n, where, "names no fault");
+    } else if (n.IsMap()) {
+      check_keys(n, where, {"faults", "filter", "note"});
+      if (n["faults"].IsDefined()) {
+        const YAML::Node& f = n["faults"];
+        c.faults = f.IsScalar() ? std::vector<std::string>{f.Scalar()} : str_list(f, where + ".faults");
+        if (f.IsSequence() && f.size() == 0) error(f, where + ".faults", "names no fault");
+      } else {
+        error(n, where + ".faults", "missing required field 'faults'");
+      }
+      c.filter = str(n, "filter", where, false);
+      c.note = str(n, "note", where, false);
+    } else {
+      error(n, where,
+            std::string("expected a fault name, a list of them or a mapping {faults, filter, note}, found ") +
+                type_name(n));
+    }
+    return c;
+  }
+
   Item item(const YAML::Node& n, const std::string& where) {
     Item it;
     it.pos = pos_of(n);
@@ -302,8 +336,9 @@ class Reader {
     }
     check_keys(n, where,
                {"id", "description", "test", "evidence", "prerequisite_status", "blocked_on",
-                "blocker_status", "required", "falsifier"},
+                "blocker_status", "required", "falsifier", "control"},
                &it.extra);
+    it.text_sha256 = sha256_hex(to_json(n).dump());
     it.id = str(n, "id", where, true, &it.id_pos);
     it.description = str(n, "description", where, true);
     it.test = str(n, "test", where, false);
@@ -315,6 +350,7 @@ class Reader {
       if (auto r = boolean(n["required"], where + ".required")) it.required = *r;
     }
     if (n["falsifier"].IsDefined()) it.falsifier = binding(n["falsifier"], where + ".falsifier");
+    if (n["control"].IsDefined()) it.control = control(n["control"], where + ".control");
     return it;
   }
 

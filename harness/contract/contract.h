@@ -2,9 +2,10 @@
 //
 // The format (documented in contracts/README.md, JSON Schema in contracts/contract.schema.json)
 // keeps the seed shape — metadata, name, version, description, equations, falsification items,
-// status_history — and adds one machine-readable `falsifier:` binding per item. This file holds
-// the in-memory form and the loader; the cross-field rules (ID format, versions, history order,
-// bindings that resolve) live in validate.h.
+// status_history — and adds one machine-readable `falsifier:` binding and one negative
+// `control:` per item (binding.h).
+// This file holds the in-memory form and the loader; the cross-field rules (ID format, versions,
+// history order, bindings that resolve) live in validate.h.
 //
 // The loader never throws: yaml-cpp exceptions are caught here and come back as diagnostics
 // with file:line:col. Unknown fields are kept (the file is never rewritten, only appended to)
@@ -17,13 +18,9 @@
 #include <string>
 #include <vector>
 
-namespace popper::harness {
+#include "harness/contract/binding.h"
 
-// 1-based line and column in the YAML file; 0 when unknown.
-struct SourcePos {
-  int line = 0;
-  int col = 0;
-};
+namespace popper::harness {
 
 enum class Severity { kError, kWarning, kNote };
 
@@ -38,47 +35,6 @@ struct Diagnostic {
   std::string format() const;
 };
 
-// A performance or quality floor/ceiling judged on a confidence interval of repeated samples.
-struct Threshold {
-  std::string metric;  // a benchmark JSON field/counter or a gtest "metric.<name>" property
-  std::string op;      // ">=", ">", "<=", "<"
-  double value = 0;
-  std::string statistic = "median";  // median | mean | exact (deterministic values, judged as-is)
-  double confidence = 0.95;
-  std::string profile;  // empty: applies under every profile
-  SourcePos pos;
-};
-
-// A named variant of a binding (e.g. CI on the tiny model vs the full 48-layer file).
-struct Profile {
-  std::string name;
-  std::string description;
-  std::optional<std::string> model;
-  std::vector<std::string> requires_;
-  std::optional<double> timeout_s;
-  std::optional<int> repetitions;
-  std::map<std::string, std::string> env;
-  SourcePos pos;
-};
-
-// How to run the check for one item.
-struct Binding {
-  std::string kind;                    // gtest | benchmark | command
-  std::string target;                  // executable under <build>/falsifiers or <build>/benchmarks
-  std::string filter;                  // --gtest_filter pattern or --benchmark_filter regex
-  std::vector<std::string> command;    // kind: command — argv; "popper" means this binary
-  std::vector<std::string> requires_;  // "gpu", "model:<name>"
-  std::string model;                   // model name (tiny-qwen3moe-q4_k_m) or path
-  double timeout_s = 300;
-  int repetitions = 9;           // benchmarks only
-  std::optional<uint64_t> seed;  // passed as POPPER_SEED
-  std::map<std::string, std::string> env;
-  std::vector<Threshold> thresholds;
-  std::vector<Profile> profiles;  // the first one is the default profile
-  SourcePos pos;
-  SourcePos target_pos;
-};
-
 struct Item {
   std::string id;
   std::string description;
@@ -89,6 +45,8 @@ struct Item {
   std::string blocker_status;
   bool required = true;
   std::optional<Binding> falsifier;
+  std::optional<Control> control;
+  std::string text_sha256;  // of the item as written (its YAML node): part of a verdict's fingerprint
   nlohmann::json extra = nlohmann::json::object();  // unknown fields, kept verbatim
   SourcePos pos;
   SourcePos id_pos;

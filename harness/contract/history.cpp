@@ -1,14 +1,8 @@
 #include "harness/contract/history.h"
 
 #include <algorithm>
-#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <vector>
-
-#include "engine/core/atomic_file.h"
-#include "harness/evidence/evidence.h"
-#include "harness/evidence/provenance.h"
-#include "harness/stats/stats.h"
 
 namespace popper::harness {
 namespace {
@@ -151,39 +145,6 @@ Result<std::string> append_history_text(const Contract& c, const NewHistoryEntry
       nc.history.back().evidence != e.evidence)
     return make_error(c.path, ": appended status_history did not re-parse as intended; not written");
   return out;
-}
-
-Result<std::string> record_run(const Contract& c, const std::vector<ItemResult>& items,
-                               const std::string& commit, const std::string& evidence_path,
-                               const std::string& repo_root) {
-  std::map<std::string, Verdict> now, previous;
-  std::string figures;
-  for (const auto& r : items) {
-    now[r.id] = r.verdict;
-    if (!r.detail.contains("thresholds")) continue;
-    for (const auto& t : r.detail["thresholds"]) {
-      if (!t.contains("point")) continue;
-      std::string short_id = r.id.substr(r.id.rfind("_V") == std::string::npos ? 0 : r.id.rfind("_V") + 1);
-      figures += (figures.empty() ? "" : "; ") + short_id + " " + t.value("statistic", "") + " " +
-                 t.value("metric", "") + " " + fmt_num(t.value("point", 0.0)) + " (" + t.value("op", "") +
-                 " " + fmt_num(t.value("value", 0.0)) + ")";
-    }
-  }
-  for (auto it = c.history.rbegin(); it != c.history.rend(); ++it) {
-    if (it->evidence.empty()) continue;
-    auto doc = read_evidence((std::filesystem::path(repo_root) / it->evidence).string());
-    if (!doc.ok()) return make_error(c.path, ": the last recorded evidence cannot be read: ", doc.message());
-    for (const auto& item : (*doc)["items"])
-      if (auto v = parse_verdict(item.value("verdict", ""))) previous[item.value("id", "")] = *v;
-    break;
-  }
-  auto [version, kind] = bump_version(c.version, previous, now);
-  NewHistoryEntry e{version, utc_date(), commit, history_summary(now, figures), evidence_path};
-  auto text = append_history_text(c, e);
-  if (!text.ok()) return text.error();
-  Status st = write_file_atomic(c.path, *text);
-  if (!st.ok()) return st.error();
-  return version + " (" + kind + ")";
 }
 
 }  // namespace popper::harness

@@ -2,7 +2,8 @@
 // than re-serialising the YAML, so every existing byte (comments, quoting, order, old entries)
 // stays as it was. Only three scalars change in place — `version`, `metadata.version`,
 // `metadata.updated` — and one block is inserted after the last history entry. The result is
-// re-parsed and checked before the caller writes it (atomically).
+// re-parsed and checked before the caller writes it (atomically; evidence/record.h does the
+// whole of --record).
 #pragma once
 
 #include <map>
@@ -11,7 +12,6 @@
 #include "engine/core/result.h"
 #include "harness/contract/contract.h"
 #include "harness/contract/verdict.h"
-#include "harness/run/runner.h"
 
 namespace popper::harness {
 
@@ -35,12 +35,5 @@ Result<std::string> append_history_text(const Contract& c, const NewHistoryEntry
 
 // "4 items: 2 survived, 1 falsified, 1 inconclusive, 0 error; V1_004 median tokens_per_second 7.9 ..."
 std::string history_summary(const std::map<std::string, Verdict>& verdicts, const std::string& key_figures);
-
-// The whole of --record for one contract: previous verdicts from the evidence named by the last
-// recorded entry, version bump, summary with the key figures, append, atomic write of
-// `c.path`. Returns the new version.
-Result<std::string> record_run(const Contract& c, const std::vector<ItemResult>& items,
-                               const std::string& commit, const std::string& evidence_path,
-                               const std::string& repo_root);
 
 }  // namespace popper::harness

@@ -6,8 +6,9 @@
 #include <regex>
 #include <set>
 
+#include "engine/core/faults.h"
+#include "harness/run/kinds.h"
 #include "harness/run/models.h"
-#include "harness/run/targets.h"
 
 namespace popper::harness {
 namespace {
@@ -113,14 +114,16 @@ void check_binding(Ctx& x, const Item& it, const std::string& f, const ValidateO
       x.error(t.pos, f + ".thresholds[" + std::to_string(i) + "].profile",
               "profile '" + t.profile + "' is not defined in this binding's profiles");
   }
-  if (b.kind == "benchmark" && b.thresholds.empty())
+  // A benchmark's figures are its only way to fail.
+  if (b.is(BindingKind::kBenchmark) && b.thresholds.empty())
     x.error(b.pos, f + ".thresholds", "a benchmark binding needs at least one threshold, or it cannot fail");
-  if (b.kind == "benchmark" && b.repetitions < 6)
+  if (b.is(BindingKind::kBenchmark) && b.repetitions < 6)
     x.warn(b.pos, f + ".repetitions",
            std::to_string(b.repetitions) + " repetitions are too few for a 95% CI of the median (need 6)");
 
-  if (!opts.check_bindings || (b.kind != "gtest" && b.kind != "benchmark" && b.kind != "command")) return;
-  TargetLocation loc = locate_target(b, opts.build_dir, opts.repo_root);
+  if (!opts.check_bindings || !b.kind) return;
+  const KindStrategy& kind = kind_strategy(*b.kind);
+  TargetLocation loc = kind.locate(b, opts.build_dir, opts.repo_root);
   if (!loc.found) {
     if (!it.blocked_on.empty())
       x.note(b.target_pos.line ? b.target_pos : b.pos, f + ".target",
@@ -129,18 +132,46 @@ void check_binding(Ctx& x, const Item& it, const std::string& f, const ValidateO
       x.error(b.target_pos.line ? b.target_pos : b.pos, f + ".target", loc.reason);
     return;
   }
-  if (b.kind == "command") return;
-  auto names = list_matching_tests(b.kind, loc.path, b.filter);
+  if (!kind.lists_tests()) return;
+  auto names = kind.list(loc.path, b.filter);
   if (!names.ok()) {
     x.error(b.pos, f, names.message());
   } else if (names->empty()) {
-    std::string msg = "filter '" + b.filter + "' matches no " + (b.kind == "gtest" ? "test" : "benchmark") +
-                      " in " + b.target;
+    std::string msg = "filter '" + b.filter + "' matches no " + kind.unit() + " in " + b.target;
     if (!it.blocked_on.empty())
       x.note(b.pos, f + ".filter", "pending: " + msg + "; blocked on " + it.blocked_on);
     else
       x.error(b.pos, f + ".filter", msg);
   }
+}
+
+// The control names faults this build knows, and a narrower control filter still matches.
+void check_control(Ctx& x, const Item& it, const std::string& f, const ValidateOptions& opts) {
+  if (!it.control) {
+    x.warn(it.pos, f + ".control",
+           "no control: nothing shows this check can fail; name the fault under which it must come out "
+           "falsified (`popper --list-faults`)");
+    return;
+  }
+  const Control& c = *it.control;
+  for (size_t i = 0; i < c.faults.size(); ++i)
+    if (find_fault(c.faults[i]) == nullptr)
+      x.error(c.pos, f + ".control.faults[" + std::to_string(i) + "]",
+              "unknown fault '" + c.faults[i] + "' (`popper --list-faults` lists the faults of this build)");
+  const Binding& b = *it.falsifier;
+  if (c.filter.empty() || !opts.check_bindings || !b.kind) return;
+  const KindStrategy& kind = kind_strategy(*b.kind);
+  if (!kind.lists_tests()) {
+    x.error(c.pos, f + ".control.filter",
+            std::string("kind ") + binding_kind_name(*b.kind) + " has no filter");
+    return;
+  }
+  TargetLocation loc = kind.locate(b, opts.build_dir, opts.repo_root);
+  if (!loc.found) return;  // reported with the binding
+  auto names = kind.list(loc.path, c.filter);
+  if (names.ok() && names->empty())
+    x.error(c.pos, f + ".control.filter",
+            "filter '" + c.filter + "' matches no " + kind.unit() + " in " + b.target);
 }
 
 }  // namespace
@@ -199,9 +230,12 @@ void validate_contracts(const std::vector<const Contract*>& contracts, const Val
           x.error(it.pos, f + ".falsifier", "no falsifier binding; bind one, or mark the item blocked_on");
         else
           x.note(it.pos, f, "pending: no falsifier yet; blocked on " + it.blocked_on);
+        if (it.control)
+          x.error(it.control->pos, f + ".control", "a control reruns the falsifier; bind one first");
         continue;
       }
       check_binding(x, it, f + ".falsifier", opts);
+      check_control(x, it, f, opts);
     }
   }
 }

@@ -8,7 +8,9 @@
 //  - every binding is well formed and resolves: the executable exists in the build directory
 //    and its filter matches at least one test or benchmark (the binary is asked). An item with
 //    `blocked_on` may bind a target that is not built yet (a note, not an error);
-//  - thresholds name a metric, a known op and statistic, and a profile the binding defines.
+//  - thresholds name a metric, a known op and statistic, and a profile the binding defines;
+//  - a control names faults of this build (engine/core/faults.h) and a control filter matches;
+//    a bound item without a control is warned about: nothing shows its check can fail.
 #pragma once
 
 #include <string>

@@ -39,4 +39,13 @@ Verdict combine_verdicts(Verdict a, Verdict b) {
   return rank(a) >= rank(b) ? a : b;
 }
 
+void Outcome::add(Verdict v, const std::string& why) {
+  Verdict combined = combine_verdicts(verdict, v);
+  if (v == verdict)
+    reason += (reason.empty() ? "" : "; ") + why;  // same verdict: reasons accumulate
+  else if (combined == v)
+    reason = why;  // a stronger verdict takes over
+  verdict = combined;
+}
+
 }  // namespace popper::harness

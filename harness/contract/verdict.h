@@ -20,4 +20,12 @@ std::optional<Verdict> parse_verdict(const std::string& s);
 // over error over inconclusive over survived.
 Verdict combine_verdicts(Verdict a, Verdict b);
 
+// A verdict decided from several findings: the strongest wins; findings of the same verdict
+// keep their reasons together ("a; b"), a stronger one replaces them.
+struct Outcome {
+  Verdict verdict = Verdict::kSurvived;
+  std::string reason;
+  void add(Verdict v, const std::string& why);
+};
+
 }  // namespace popper::harness

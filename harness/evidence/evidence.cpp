@@ -36,6 +36,22 @@ class DirLock {
   int fd_ = -1;
 };
 
+json control_json(const ControlResult& c) {
+  json j = c.detail;
+  j["faults"] = c.faults;
+  if (!c.filter.empty()) j["filter"] = c.filter;
+  j["ran"] = c.ran;
+  j["reason"] = c.reason;
+  if (c.ran) {
+    j["verdict"] = verdict_name(c.verdict);
+    j["unfalsifiable"] = c.unfalsifiable();
+    j["started_at"] = c.started_at;
+    j["finished_at"] = c.finished_at;
+    j["duration_s"] = c.duration_s;
+  }
+  return j;
+}
+
 }  // namespace
 
 json make_evidence(const Contract& c, const std::vector<ItemResult>& items, const json& provenance,
@@ -52,7 +68,8 @@ json make_evidence(const Contract& c, const std::vector<ItemResult>& items, cons
                 {"finished_at", run.finished_at},
                 {"argv", run.argv},
                 {"profile", run.profile ? json(*run.profile) : json(nullptr)},
-                {"build_dir", run.build_dir}};
+                {"build_dir", run.build_dir},
+                {"controls", run.controls}};
   doc["provenance"] = provenance;
   json arr = json::array();
   std::map<std::string, int> counts{{"survived", 0}, {"falsified", 0}, {"inconclusive", 0}, {"error", 0}};
@@ -68,6 +85,7 @@ json make_evidence(const Contract& c, const std::vector<ItemResult>& items, cons
     j["finished_at"] = r.finished_at;
     j["duration_s"] = r.duration_s;
     if (const Item* it = c.find_item(r.id); it && !it->extra.empty()) j["extra_fields"] = it->extra;
+    if (r.control) j["control"] = control_json(*r.control);
     arr.push_back(j);
     counts[verdict_name(r.verdict)]++;
   }
@@ -112,6 +130,28 @@ Result<std::string> write_evidence(const std::string& evidence_dir, const json& 
   st = write_file_atomic(manifest_path, manifest);
   if (!st.ok()) return st.error();
   return rel;
+}
+
+std::string RecordedControl::label() const {
+  if (!present) return "";
+  if (!ran) return "not run";
+  if (unfalsifiable()) return "survived (unfalsifiable)";
+  return verdict_name(verdict);
+}
+
+RecordedControl recorded_control(const json& item) {
+  RecordedControl c;
+  if (!item.is_object() || !item.contains("control") || !item["control"].is_object()) return c;
+  const json& j = item["control"];
+  c.present = true;
+  c.ran = j.value("ran", false);
+  c.verdict = parse_verdict(j.value("verdict", "")).value_or(Verdict::kError);
+  c.reason = j.value("reason", "");
+  c.duration_s = j.value("duration_s", 0.0);
+  if (j.contains("faults") && j["faults"].is_array())
+    for (const auto& f : j["faults"])
+      if (f.is_string()) c.faults.push_back(f.get<std::string>());
+  return c;
 }
 
 Result<json> read_evidence(const std::string& path) {
@@ -213,6 +253,21 @@ Result<std::optional<LoadedEvidence>> latest_evidence(const std::string& evidenc
   if (!doc.ok()) return doc.error();
   le.doc = std::move(*doc);
   return std::optional<LoadedEvidence>(std::move(le));
+}
+
+std::map<std::string, double> recorded_durations(const std::string& evidence_dir,
+                                                 const std::vector<std::string>& contracts) {
+  std::map<std::string, double> out;
+  for (const auto& name : contracts) {
+    auto le = latest_evidence(evidence_dir, name);
+    if (!le.ok() || !*le) continue;
+    const auto& items = (*le)->doc.value("items", nlohmann::json::array());
+    for (const auto& it : items) {
+      if (!it.is_object() || !it.contains("duration_s") || !it["duration_s"].is_number()) continue;
+      out[it.value("id", "")] = it["duration_s"].get<double>();
+    }
+  }
+  return out;
 }
 
 }  // namespace popper::harness

@@ -4,6 +4,7 @@
 // format) so any later edit is detectable with `popper verify-evidence`.
 #pragma once
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -12,17 +13,11 @@
 #include "engine/core/result.h"
 #include "harness/contract/contract.h"
 #include "harness/run/runner.h"
+#include "harness/run/session.h"
 
 namespace popper::harness {
 
 inline constexpr int kEvidenceSchemaVersion = 1;
-
-struct RunInfo {
-  std::string started_at, finished_at;
-  std::vector<std::string> argv;
-  std::optional<std::string> profile;
-  std::string build_dir;
-};
 
 nlohmann::json make_evidence(const Contract& c, const std::vector<ItemResult>& items,
                              const nlohmann::json& provenance, const RunInfo& run);
@@ -51,6 +46,27 @@ struct LoadedEvidence {
 };
 Result<std::optional<LoadedEvidence>> latest_evidence(const std::string& evidence_dir,
                                                       const std::string& contract);
+
+// Latest recorded duration_s of each item in the newest evidence file of each contract under
+// `evidence_dir` (unreadable files are skipped: durations only steer the balance of shards,
+// run/shard.h, not verdicts).
+std::map<std::string, double> recorded_durations(const std::string& evidence_dir,
+                                                 const std::vector<std::string>& contracts);
+
+// An item's control as its evidence records it (the `control` block; absent before --controls).
+struct RecordedControl {
+  bool present = false;  // the evidence has a control block for the item
+  bool ran = false;
+  Verdict verdict = Verdict::kInconclusive;  // when ran
+  std::string reason;
+  std::vector<std::string> faults;
+  double duration_s = 0;
+
+  bool unfalsifiable() const { return ran && verdict == Verdict::kSurvived; }
+  // "falsified", "survived (unfalsifiable)", "not run", "" when absent.
+  std::string label() const;
+};
+RecordedControl recorded_control(const nlohmann::json& item);
 
 // Reads and parses one evidence file.
 Result<nlohmann::json> read_evidence(const std::string& path);

@@ -1,30 +1,11 @@
 #include "harness/evidence/gate.h"
 
-#include <cstdio>
 #include <map>
-#include <sstream>
 
 #include "harness/evidence/evidence.h"
-#include "harness/report/markup_escape.h"
+#include "harness/run/outputs.h"
 
 namespace popper::harness {
-namespace {
-
-const char* md_mark(Verdict v) {
-  switch (v) {
-    case Verdict::kSurvived:
-      return "✅ survived";
-    case Verdict::kFalsified:
-      return "❌ falsified";
-    case Verdict::kInconclusive:
-      return "⚠️ inconclusive";
-    case Verdict::kError:
-      return "💥 error";
-  }
-  return "";
-}
-
-}  // namespace
 
 GateReport evaluate_gate(const std::vector<const Contract*>& contracts, const GateOptions& opts) {
   GateReport rep;
@@ -59,6 +40,7 @@ GateReport evaluate_gate(const std::vector<const Contract*>& contracts, const Ga
                      opts.head_commit.substr(0, 12) + "; rerun (or pass --any-commit)";
         fail = true;
       }
+      gc.controls_ran = doc["run"].value("controls", false);
       std::map<std::string, const nlohmann::json*> by_id;
       for (const auto& it : doc["items"]) by_id[it.value("id", "")] = &it;
       for (const Item& item : c->items) {
@@ -74,9 +56,35 @@ GateReport evaluate_gate(const std::vector<const Contract*>& contracts, const Ga
           gi.verdict = parse_verdict(f->second->value("verdict", "")).value_or(Verdict::kError);
           gi.reason = f->second->value("reason", "");
           gi.duration_s = f->second->value("duration_s", 0.0);
+          gi.control = recorded_control(*f->second);
+          if (opts.fingerprint_now) {
+            auto why =
+                stale_reasons(Fingerprint::from_json(f->second->value("fingerprint", nlohmann::json())),
+                              opts.fingerprint_now(item));
+            for (const auto& w : why) gi.stale += (gi.stale.empty() ? "stale: " : "; ") + w;
+          }
         }
+        gc.controls_falsified += gi.control.ran && gi.control.verdict == Verdict::kFalsified;
         gi.blocks = gi.required && (gi.verdict == Verdict::kFalsified || gi.verdict == Verdict::kError ||
                                     (gi.verdict == Verdict::kInconclusive && !opts.allow_inconclusive));
+        if (gi.required && !gi.blocks && gi.verdict == Verdict::kSurvived) {
+          const RecordedControl& ctl = gi.control;
+          const std::string faults = join(ctl.faults, ",");
+          if (ctl.unfalsifiable())
+            gi.blocked_by = "unfalsifiable: its check survived the control (" + faults + "): " + ctl.reason;
+          else if (ctl.ran && ctl.verdict == Verdict::kError)
+            gi.blocked_by = "control (" + faults + ") broke instead of falsifying: " + ctl.reason;
+          else if (ctl.ran && ctl.verdict == Verdict::kInconclusive && !opts.allow_inconclusive)
+            gi.blocked_by = "control (" + faults + ") inconclusive: " + ctl.reason;
+          else if (opts.require_controls && !ctl.ran)
+            gi.blocked_by = item.control ? "no control run in the evidence (run with --controls)"
+                                         : "no control: the contract names none (see `popper validate`)";
+          if (gi.blocked_by.empty() && !gi.stale.empty()) gi.blocked_by = gi.stale;
+          gi.blocks = !gi.blocked_by.empty();
+        } else if (gi.required && !gi.blocks && !gi.stale.empty()) {
+          gi.blocked_by = gi.stale;
+          gi.blocks = true;
+        }
         fail = fail || gi.blocks;
         gc.items.push_back(gi);
       }
@@ -89,69 +97,6 @@ GateReport evaluate_gate(const std::vector<const Contract*>& contracts, const Ga
   }
   rep.exit_code = fail ? 1 : 0;
   return rep;
-}
-
-std::string render_junit(const GateReport& r) {
-  std::ostringstream out;
-  out << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"popper gate\">\n";
-  for (const auto& c : r.contracts) {
-    int failures = 0, errors = 0, skipped = 0;
-    double time = 0;
-    for (const auto& i : c.items) {
-      failures += i.verdict == Verdict::kFalsified;
-      errors += i.verdict == Verdict::kError;
-      skipped += i.verdict == Verdict::kInconclusive;
-      time += i.duration_s;
-    }
-    if (!c.problem.empty()) ++errors;
-    char t[32];
-    std::snprintf(t, sizeof t, "%.3f", time);
-    out << "  <testsuite name=\"" << markup_escape(c.name) << "\" tests=\""
-        << c.items.size() + (c.problem.empty() ? 0 : 1) << "\" failures=\"" << failures << "\" errors=\""
-        << errors << "\" skipped=\"" << skipped << "\" time=\"" << t << "\">\n";
-    out << "    <properties><property name=\"version\" value=\"" << markup_escape(c.version)
-        << "\"/><property name=\"evidence\" value=\"" << markup_escape(c.evidence) << "\"/></properties>\n";
-    if (!c.problem.empty())
-      out << "    <testcase classname=\"" << markup_escape(c.name) << "\" name=\"evidence\"><error message=\""
-          << markup_escape(c.problem) << "\"/></testcase>\n";
-    for (const auto& i : c.items) {
-      std::snprintf(t, sizeof t, "%.3f", i.duration_s);
-      out << "    <testcase classname=\"" << markup_escape(c.name) << "\" name=\"" << markup_escape(i.id)
-          << "\" time=\"" << t << "\">";
-      std::string msg = markup_escape(i.reason);
-      if (i.verdict == Verdict::kFalsified)
-        out << "<failure message=\"" << msg << "\"/>";
-      else if (i.verdict == Verdict::kError)
-        out << "<error message=\"" << msg << "\"/>";
-      else if (i.verdict == Verdict::kInconclusive)
-        out << "<skipped message=\"" << msg << "\"/>";
-      out << "</testcase>\n";
-    }
-    out << "  </testsuite>\n";
-  }
-  out << "</testsuites>\n";
-  return out.str();
-}
-
-std::string render_markdown(const GateReport& r) {
-  std::ostringstream out;
-  out << "## Popper gate: "
-      << (r.exit_code == 0   ? "passed ✅"
-          : r.exit_code == 1 ? "failed ❌"
-                             : "harness error 💥")
-      << "\n\n";
-  if (!r.harness_error.empty()) out << "> " << markdown_cell_escape(r.harness_error) << "\n\n";
-  for (const auto& c : r.contracts) {
-    out << "### " << c.name << " " << c.version << "\n\n";
-    if (!c.evidence.empty()) out << "Evidence: `" << c.evidence << "`\n\n";
-    if (!c.problem.empty()) out << "> ❌ " << markdown_cell_escape(c.problem) << "\n\n";
-    out << "| Item | Verdict | Required | Reason |\n|---|---|---|---|\n";
-    for (const auto& i : c.items)
-      out << "| `" << i.id << "` | " << md_mark(i.verdict) << " | " << (i.required ? "yes" : "no") << " | "
-          << markdown_cell_escape(i.reason) << " |\n";
-    out << "\n";
-  }
-  return out.str();
 }
 
 }  // namespace popper::harness

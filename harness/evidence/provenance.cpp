@@ -32,15 +32,6 @@
 namespace popper::harness {
 namespace {
 
-std::string format_time(const char* fmt) {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, fmt, &tm);
-  return buf;
-}
-
 uint64_t mem_total_bytes() {
   std::ifstream in("/proc/meminfo");
   std::string key;
@@ -62,10 +53,6 @@ int usable_cores() {
 }  // namespace
 
 std::string popper_version() { return POPPER_VERSION; }
-
-std::string utc_timestamp_iso() { return format_time("%Y-%m-%dT%H:%M:%SZ"); }
-std::string utc_timestamp_compact() { return format_time("%Y%m%dT%H%M%SZ"); }
-std::string utc_date() { return format_time("%Y-%m-%d"); }
 
 GitState read_git_state(const std::string& repo_root, const std::string& ignored_prefix) {
   GitState g;

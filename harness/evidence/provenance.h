@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "harness/run/clock.h"
 #include "harness/run/targets.h"
 
 namespace popper::harness {
@@ -25,11 +26,6 @@ GitState read_git_state(const std::string& repo_root, const std::string& ignored
 
 // The provenance block of an evidence file (see evidence/README.md).
 nlohmann::json collect_provenance(const GitState& git, const GpuInfo& gpu, const std::string& build_dir);
-
-// "2026-11-25T22:41:07Z" and "20261125T224107Z".
-std::string utc_timestamp_iso();
-std::string utc_timestamp_compact();
-std::string utc_date();  // "2026-11-25"
 
 std::string popper_version();
 

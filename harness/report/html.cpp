@@ -3,8 +3,10 @@
 #include <cmath>
 #include <sstream>
 
+#include "harness/report/format.h"
 #include "harness/report/report.h"
 #include "harness/report/svg.h"
+#include "harness/run/outputs.h"
 #include "harness/stats/stats.h"
 
 namespace popper::harness {
@@ -160,6 +162,29 @@ std::string changed_cell(const ContractReport& c, const ItemRow& row) {
   return o.str();
 }
 
+// A falsified control is the good outcome (the check can fail); a survived one is the bad one.
+std::string control_cell(const ItemRow& row) {
+  const RecordedControl& c = row.control;
+  if (!c.present) return "<span class=\"desc\">—</span>";
+  const std::string faults = join(c.faults, ", ");
+  std::string pill_html;
+  if (!c.ran)
+    pill_html = "<span class=\"pill v-not-run\">not run</span>";
+  else if (c.verdict == Verdict::kFalsified)
+    pill_html = "<span class=\"pill v-survived\">falsified</span>";
+  else if (c.unfalsifiable())
+    pill_html = "<span class=\"pill v-falsified\">unfalsifiable</span>";
+  else
+    pill_html = pill(verdict_name(c.verdict));
+  std::string r = c.reason.size() > 120 ? c.reason.substr(0, 117) + "..." : c.reason;
+  return pill_html + "<div class=\"mono desc\">" + esc(faults) + "</div><div class=\"desc\">" + esc(r) +
+         "</div>";
+}
+
+std::string sensitivity(const ContractReport& c) {
+  return std::to_string(c.controls_falsified) + "/" + std::to_string(c.items.size()) + " controls falsified";
+}
+
 std::string anchor(const std::string& s) {
   std::string a;
   for (char ch : s) a += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '-';
@@ -209,7 +234,7 @@ std::string render_report_html(const Report& r) {
 
   // Front page: every item of every contract.
   o << "<h2>Verdicts</h2>\n<table id=\"front\"><thead><tr><th>Contract</th><th>Item</th><th>Verdict</th>"
-       "<th>Latest figures vs thresholds</th><th>Since the previous run</th><th "
+       "<th>Control</th><th>Latest figures vs thresholds</th><th>Since the previous run</th><th "
        "class=\"num\">Time</th></tr></thead><tbody>\n";
   for (const auto& c : r.contracts) {
     bool first = true;
@@ -218,19 +243,22 @@ std::string render_report_html(const Report& r) {
         << (first ? " class=\"contract-first\"" : "") << ">";
       o << "<td>"
         << (first ? "<a href=\"#c-" + anchor(c.name) + "\">" + esc(c.name) + "</a><div class=\"desc\">" +
-                        esc(c.version) + "</div>"
+                        esc(c.version) + "</div>" +
+                        (c.controls_ran ? "<div class=\"desc\">sensitivity " + sensitivity(c) + "</div>" : "")
                   : "")
         << "</td>";
       o << "<td class=\"id\">" << esc(row.id)
         << (row.required ? "" : " <span class=\"desc\">(optional)</span>")
         << "<div class=\"desc\" style=\"white-space:normal\">" << esc(row.description) << "</div></td>";
-      o << "<td>" << pill(row.verdict) << "</td><td>" << figures_cell(c, row) << "</td><td>"
+      o << "<td>" << pill(row.verdict)
+        << (row.stale.empty() ? "" : "<div class=\"desc mark-inconclusive\">" + esc(row.stale) + "</div>")
+        << "</td><td>" << control_cell(row) << "</td><td>" << figures_cell(c, row) << "</td><td>"
         << changed_cell(c, row) << "</td><td class=\"num\">"
-        << (row.verdict == "not run" ? "" : fmt_num(row.duration_s) + " s") << "</td></tr>\n";
+        << (row.verdict == "not run" ? "" : format_duration(row.duration_s)) << "</td></tr>\n";
       first = false;
     }
     if (c.items.empty())
-      o << "<tr class=\"contract-first\"><td>" << esc(c.name) << "</td><td colspan=\"5\" class=\"desc\">"
+      o << "<tr class=\"contract-first\"><td>" << esc(c.name) << "</td><td colspan=\"6\" class=\"desc\">"
         << esc(c.problem) << "</td></tr>\n";
   }
   o << "</tbody></table>\n";
@@ -293,6 +321,10 @@ std::string render_report_html(const Report& r) {
       << " <span class=\"desc\">" << esc(c.version) << " · " << c.runs.size() << " run"
       << (c.runs.size() == 1 ? "" : "s") << "</span></h2>\n";
     if (!c.problem.empty()) o << "<div class=\"banner warn\">" << esc(c.problem) << "</div>\n";
+    if (c.controls_ran)
+      o << "<p>Sensitivity: <b>" << sensitivity(c)
+        << "</b> <span class=\"desc\">(an item's control reruns its check with a deliberate engine fault; it "
+           "must come out falsified)</span></p>\n";
     if (!c.runs.empty())
       o << "<p class=\"desc\">Latest evidence <code>" << esc(c.runs.back().path)
         << "</code> · claims sha256 <code>" << esc(c.claims_sha256.substr(0, 16)) << "…</code></p>\n";
@@ -363,7 +395,10 @@ std::string render_report_html(const Report& r) {
   }
   o << "</main><footer>Popper report · verdicts: survived (the claim held), falsified (it failed), "
        "inconclusive "
-       "(could not decide), error (the check broke) · charts: dots are raw repetitions, the line joins run "
+       "(could not decide), error (the check broke) · controls: falsified means the check was shown able to "
+       "fail, "
+       "unfalsifiable that it passed with the engine deliberately broken · charts: dots are raw repetitions, "
+       "the line joins run "
        "medians, "
        "dashed lines are thresholds with the failing side shaded.</footer>\n<script>"
     << kScript << "</script></body></html>\n";

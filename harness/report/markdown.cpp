@@ -2,8 +2,10 @@
 #include <cmath>
 #include <sstream>
 
+#include "harness/report/format.h"
 #include "harness/report/markup_escape.h"
 #include "harness/report/report.h"
+#include "harness/run/outputs.h"
 #include "harness/stats/stats.h"
 
 namespace popper::harness {
@@ -30,6 +32,17 @@ std::string sparkline(const Series& s) {
   return out;
 }
 
+// "✅ falsified (kv_stale_position)": the wanted outcome of a control.
+std::string control_text(const ItemRow& row) {
+  const RecordedControl& c = row.control;
+  if (!c.present) return "—";
+  const std::string faults = join(c.faults, ",");
+  if (!c.ran) return "· not run (" + faults + ")";
+  if (c.verdict == Verdict::kFalsified) return "✅ falsified (" + faults + ")";
+  if (c.unfalsifiable()) return "❌ unfalsifiable (" + faults + ")";
+  return std::string(icon(verdict_name(c.verdict))) + " " + verdict_name(c.verdict) + " (" + faults + ")";
+}
+
 std::string change_text(const SeriesChange& c) {
   return format_relative(c.relative) + " (p " + format_p(c.test.p) + ", δ " + fmt_num(c.test.cliffs_delta) +
          ")";
@@ -53,9 +66,9 @@ std::string render_report_markdown(const Report& r) {
     auto f = r.totals.find(v);
     o << "| " << (f == r.totals.end() ? 0 : f->second) << " ";
   }
-  o << "|\n\n## Verdicts\n\n| Contract | Item | Verdict | Latest figures vs thresholds | Since the previous "
-       "run |\n"
-       "|---|---|---|---|---|\n";
+  o << "|\n\n## Verdicts\n\n| Contract | Item | Verdict | Control | Latest figures vs thresholds | Since the "
+       "previous run | Time |\n"
+       "|---|---|---|---|---|---|---|\n";
   for (const auto& c : r.contracts) {
     for (const auto& row : c.items) {
       std::string figs;
@@ -80,10 +93,17 @@ std::string render_report_markdown(const Report& r) {
                      "** " + s.metric + " " + change_text(*s.change);
       }
       if (changed.empty()) changed = c.runs.size() > 1 ? "no change" : "first run";
-      o << "| " << markdown_cell_escape(c.name) << " | `" << row.id << "` " << markdown_cell_escape(row.description) << " | "
-        << icon(row.verdict) << " " << row.verdict << " | " << markdown_cell_escape(figs) << " | " << markdown_cell_escape(changed) << " |\n";
+      std::string verdict = std::string(icon(row.verdict)) + " " + row.verdict;
+      if (!row.stale.empty()) verdict += " (" + row.stale + ")";
+      o << "| " << markdown_cell_escape(c.name) << " | `" << row.id << "` "
+        << markdown_cell_escape(row.description) << " | " << markdown_cell_escape(verdict) << " | "
+        << markdown_cell_escape(control_text(row)) << " | " << markdown_cell_escape(figs) << " | "
+        << markdown_cell_escape(changed) << " | "
+        << (row.verdict == "not run" ? "" : format_duration(row.duration_s)) << " |\n";
     }
-    if (c.items.empty()) o << "| " << markdown_cell_escape(c.name) << " | | | " << markdown_cell_escape(c.problem) << " | |\n";
+    if (c.items.empty())
+      o << "| " << markdown_cell_escape(c.name) << " | | | | " << markdown_cell_escape(c.problem)
+        << " | | |\n";
   }
   o << "\n## Changes since the previous run\n\nMann-Whitney U on raw repetitions, flagged at p < "
     << fmt_num(kRegressionAlpha) << " and a median move of at least " << fmt_num(kMinRelativeChange * 100)
@@ -93,10 +113,10 @@ std::string render_report_markdown(const Report& r) {
     for (const auto& s : c.series)
       if (s.change && s.change->kind != ChangeKind::kNone && !s.unstable)
         rows << "| " << change_kind_name(s.change->kind) << " | `" << s.item_id << "` | "
-             << markdown_cell_escape(s.metric + " · " + s.source) << " | " << fmt_num(s.change->previous_median) << " → "
-             << fmt_num(s.change->latest_median) << " | " << format_relative(s.change->relative) << " | "
-             << fmt_num(s.change->test.u1) << " | " << format_p(s.change->test.p) << " | "
-             << fmt_num(s.change->test.cliffs_delta) << " |\n";
+             << markdown_cell_escape(s.metric + " · " + s.source) << " | "
+             << fmt_num(s.change->previous_median) << " → " << fmt_num(s.change->latest_median) << " | "
+             << format_relative(s.change->relative) << " | " << fmt_num(s.change->test.u1) << " | "
+             << format_p(s.change->test.p) << " | " << fmt_num(s.change->test.cliffs_delta) << " |\n";
   if (rows.str().empty())
     o << "No significant change.\n";
   else
@@ -119,11 +139,14 @@ std::string render_report_markdown(const Report& r) {
   for (const auto& c : r.contracts) {
     o << "\n## " << c.name << " " << c.version << "\n\n";
     if (!c.problem.empty()) o << "> " << c.problem << "\n\n";
+    if (c.controls_ran)
+      o << "Sensitivity: " << c.controls_falsified << "/" << c.items.size() << " controls falsified\n\n";
     if (!c.series.empty()) {
       o << "| Item | Series | History | Latest median | n | CV |\n|---|---|---|---|---|---|\n";
       for (const auto& s : c.series)
-        o << "| `" << s.item_id << "` | " << markdown_cell_escape(s.metric + " · " + s.source) << " | " << sparkline(s)
-          << " | " << fmt_num(s.points.back().median) << " | " << s.points.back().samples.size() << " | "
+        o << "| `" << s.item_id << "` | " << markdown_cell_escape(s.metric + " · " + s.source) << " | "
+          << sparkline(s) << " | " << fmt_num(s.points.back().median) << " | "
+          << s.points.back().samples.size() << " | "
           << (s.points.back().samples.size() >= kMinSamplesForCv ? fmt_num(s.latest_cv * 100) + "%" : "—")
           << " |\n";
       o << "\n";
@@ -141,10 +164,11 @@ std::string render_report_markdown(const Report& r) {
           if (n > 0) verdicts += (verdicts.empty() ? "" : ", ") + std::to_string(n) + " " + v;
         const auto& gpu = run.provenance.contains("gpu") ? run.provenance["gpu"] : nlohmann::json();
         o << "| " << i + 1 << " | " << run.started_at << " | `" << run.commit << "` | "
-          << markdown_cell_escape(host.value("hostname", "")) << " | " << markdown_cell_escape(host.value("cpu_model", "")) << " | "
-          << (gpu.is_object() ? markdown_cell_escape(gpu.value("name", "")) : "none") << " | " << markdown_cell_escape(models) << " | "
-          << verdicts << (run.merged_note.empty() ? "" : " (" + run.merged_note + ")") << " | `" << run.path
-          << "` |\n";
+          << markdown_cell_escape(host.value("hostname", "")) << " | "
+          << markdown_cell_escape(host.value("cpu_model", "")) << " | "
+          << (gpu.is_object() ? markdown_cell_escape(gpu.value("name", "")) : "none") << " | "
+          << markdown_cell_escape(models) << " | " << verdicts
+          << (run.merged_note.empty() ? "" : " (" + run.merged_note + ")") << " | `" << run.path << "` |\n";
       }
     }
   }

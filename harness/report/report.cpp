@@ -145,6 +145,7 @@ void build_contract(ContractReport& cr, const std::vector<std::pair<std::string,
   }
   const json& latest = docs.back().second;
   cr.version = latest["contract"].value("version", "");
+  cr.controls_ran = latest["run"].value("controls", false);
   for (const auto& it : latest.value("items", json::array())) {
     ItemRow row;
     row.id = it.value("id", "");
@@ -155,6 +156,8 @@ void build_contract(ContractReport& cr, const std::vector<std::pair<std::string,
     row.blocked_on = it.value("blocked_on", "");
     row.required = it.value("required", true);
     row.duration_s = it.value("duration_s", 0.0);
+    row.control = recorded_control(it);
+    cr.controls_falsified += row.control.ran && row.control.verdict == Verdict::kFalsified;
     if (auto f = prev_verdict.find(row.id); f != prev_verdict.end()) row.previous_verdict = f->second;
     row.thresholds = it.value("thresholds", json::array());
     for (size_t si = 0; si < cr.series.size(); ++si)
@@ -194,7 +197,8 @@ std::string format_p(double p) {
   return buf;
 }
 
-Result<Report> build_report(const std::string& evidence_dir, const std::vector<const Contract*>& contracts) {
+Result<Report> build_report(const std::string& evidence_dir, const std::vector<const Contract*>& contracts,
+                            const std::function<Fingerprint(const Item&)>& fingerprint_now) {
   std::error_code ec;
   if (!fs::is_directory(evidence_dir, ec)) return make_error(evidence_dir, ": no such evidence directory");
   Report rep;
@@ -251,6 +255,17 @@ Result<Report> build_report(const std::string& evidence_dir, const std::vector<c
     }
     if (contract && contract->claims_sha256 != cr.claims_sha256)
       cr.problem = "stale: the contract's claims changed since " + docs.back().first + "; rerun";
+    if (contract && fingerprint_now) {
+      std::map<std::string, Fingerprint> recorded;
+      for (const auto& it : docs.back().second.value("items", json::array()))
+        recorded[it.value("id", "")] = Fingerprint::from_json(it.value("fingerprint", json()));
+      for (auto& row : cr.items) {
+        const Item* item = contract->find_item(row.id);
+        if (item == nullptr) continue;
+        for (const auto& w : stale_reasons(recorded[row.id], fingerprint_now(*item)))
+          row.stale += (row.stale.empty() ? "stale: " : "; ") + w;
+      }
+    }
     for (const auto& row : cr.items) rep.totals[row.verdict]++;
     rep.contracts.push_back(std::move(cr));
   }

@@ -8,9 +8,12 @@
 // in the worse direction, see kRegressionAlpha / kMinRelativeChange); and series whose latest
 // repetitions are too noisy to trust (coefficient of variation above kUnstableCv), listed apart.
 // render_report_html() and render_report_markdown() turn that into one self-contained HTML page
-// (inline CSS and SVG charts, no network) and its Markdown twin.
+// (inline CSS and SVG charts, no network) and its Markdown twin. With the controls of
+// `popper run --controls` in the evidence, each item shows its control's verdict and each
+// contract its sensitivity: how many of its items' checks were shown able to fail.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -19,6 +22,8 @@
 
 #include "engine/core/result.h"
 #include "harness/contract/contract.h"
+#include "harness/evidence/evidence.h"
+#include "harness/run/fingerprint.h"
 #include "harness/stats/mann_whitney.h"
 
 namespace popper::harness {
@@ -83,14 +88,18 @@ struct ItemRow {
   std::string id, description, verdict, reason, profile, blocked_on;
   bool required = true;
   double duration_s = 0;
-  std::optional<std::string> previous_verdict;          // absent: no earlier run had this item
+  RecordedControl control;                      // the item's control run (present with popper run --controls)
+  std::string stale;                            // "stale: falsifier rebuilt since" when checked and stale
+  std::optional<std::string> previous_verdict;  // absent: no earlier run had this item
   nlohmann::json thresholds = nlohmann::json::array();  // the latest judgements
   std::vector<size_t> series;                           // indices into ContractReport::series
 };
 
 struct ContractReport {
   std::string name, version, claims_sha256;
-  std::string problem;  // "no evidence", "stale: the contract's claims changed since"
+  std::string problem;         // "no evidence", "stale: the contract's claims changed since"
+  bool controls_ran = false;   // the latest run had --controls
+  int controls_falsified = 0;  // sensitivity: controls_falsified / items.size()
   std::vector<ReportRun> runs;
   std::vector<ItemRow> items;  // from the latest run
   std::vector<Series> series;
@@ -106,8 +115,11 @@ struct Report {
   std::map<std::string, int> totals;  // verdict -> count over the latest runs
 };
 
-// `contracts` (may be empty) adds contracts that have no evidence yet and marks stale evidence.
-Result<Report> build_report(const std::string& evidence_dir, const std::vector<const Contract*>& contracts);
+// `contracts` (may be empty) adds contracts that have no evidence yet and marks stale evidence;
+// with `fingerprint_now` (what would decide an item now, run/fingerprint.h) each item of a known
+// contract whose verdict no longer stands is marked stale with the reasons.
+Result<Report> build_report(const std::string& evidence_dir, const std::vector<const Contract*>& contracts,
+                            const std::function<Fingerprint(const Item&)>& fingerprint_now = {});
 
 std::string render_report_html(const Report& r);
 std::string render_report_markdown(const Report& r);

@@ -5,11 +5,14 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 
 #include "engine/core/atomic_file.h"
 #include "engine/core/sha256.h"
 #include "engine/gguf/gguf_reader.h"
+#include "engine/model/model_config.h"
+#include "engine/synth/synth.h"
 #include "harness/run/process.h"
 
 namespace popper::harness {
@@ -85,6 +88,106 @@ Result<ModelSpec> resolve_model(const std::string& ref, const std::string& cache
   m.large = m.preset != "tiny";
   m.path = (fs::path(cache_dir) / (ref + "." + sha256_hex(key_text).substr(0, 12) + ".gguf")).string();
   return m;
+}
+
+Result<ModelSpec> resolve_model_for_run(const std::string& ref, const std::string& cache_dir,
+                                        const std::string& repo_root,
+                                        const std::map<std::string, std::string>& overrides) {
+  auto o = overrides.find(ref);
+  if (o == overrides.end()) return resolve_model(ref, cache_dir, repo_root);
+  ModelSpec m;
+  m.name = ref;
+  m.is_path = true;
+  m.substituted = true;
+  fs::path p(o->second);
+  m.path = (p.is_absolute() ? p : fs::absolute(p)).lexically_normal().string();
+  return m;
+}
+
+namespace {
+
+// The hyper-parameters that make two files interchangeable for a check.
+struct ShapeFacts {
+  std::string arch;
+  std::vector<std::pair<const char*, int64_t>> dims;
+};
+
+ShapeFacts shape_of(const ModelConfig& c) {
+  ShapeFacts f;
+  f.arch = std::string(c.arch->name);
+  f.dims = {{"n_layer", c.n_layer},
+            {"n_embd", c.n_embd},
+            {"n_head", c.n_head},
+            {"n_head_kv", c.n_head_kv},
+            {"head_dim", c.head_dim}};
+  if (c.is_moe()) {
+    f.dims.insert(f.dims.end(),
+                  {{"n_expert", c.n_expert}, {"n_expert_used", c.n_expert_used}, {"n_ff_exp", c.n_ff_exp}});
+  } else {
+    f.dims.push_back({"n_ff", c.n_ff});
+  }
+  return f;
+}
+
+ShapeFacts shape_of(const SynthShape& s, SynthArch arch) {
+  ShapeFacts f;
+  f.arch = synth_arch_name(arch);
+  f.dims = {{"n_layer", s.n_layer},
+            {"n_embd", s.n_embd},
+            {"n_head", s.n_head},
+            {"n_head_kv", s.n_head_kv},
+            {"head_dim", s.head_dim}};
+  if (arch == SynthArch::kQwen3Moe) {
+    f.dims.insert(f.dims.end(),
+                  {{"n_expert", s.n_expert}, {"n_expert_used", s.n_expert_used}, {"n_ff_exp", s.n_ff_exp}});
+  } else {
+    f.dims.push_back({"n_ff", s.n_ff});
+  }
+  return f;
+}
+
+Result<ShapeFacts> file_shape(const std::string& path) {
+  auto file = GgufFile::open(path);
+  if (!file.ok()) return file.error();
+  auto config = read_model_config(**file);
+  if (!config.ok()) return config.error();
+  return shape_of(*config);
+}
+
+}  // namespace
+
+Status check_substitute(const std::string& name, const std::string& path, const std::string& repo_root) {
+  const std::string what = "--model " + name + "=" + path;
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return make_error(what, ": no such file");
+  auto have = file_shape(path);
+  if (!have.ok()) return make_error(what, ": ", have.message());
+  auto named = resolve_model(name, "/", repo_root);
+  if (!named.ok()) return make_error(what, ": ", named.message());
+  std::optional<ShapeFacts> want;
+  if (named->is_path) {
+    if (fs::exists(named->path, ec)) {
+      auto w = file_shape(named->path);
+      if (!w.ok()) return make_error(what, ": the contract's own ", name, ": ", w.message());
+      want = *w;
+    }
+  } else {
+    SynthOptions so;
+    so.arch = named->arch == "qwen3" ? SynthArch::kQwen3 : SynthArch::kQwen3Moe;
+    so.preset = named->preset;
+    so.layers = named->layers.value_or(0);
+    auto s = synth_shape(so);
+    if (!s.ok()) return make_error(what, ": ", s.message());
+    want = shape_of(*s, so.arch);
+  }
+  if (!want) return Status::success();  // nothing to compare with: any loadable model fits
+  if (have->arch != want->arch)
+    return make_error(what, ": the file's arch is ", have->arch, ", but ", name, " is ", want->arch);
+  for (size_t i = 0; i < want->dims.size() && i < have->dims.size(); ++i)
+    if (have->dims[i].second != want->dims[i].second)
+      return make_error(what, ": ", have->dims[i].first, " is ", have->dims[i].second, ", but ", name,
+                        " has ", want->dims[i].second);
+  return Status::success();
 }
 
 Status build_model(const ModelSpec& spec, const std::string& popper_exe, const std::string& log_path,

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,13 +27,27 @@ struct ModelSpec {
   std::string arch, preset, quant;
   std::optional<int> layers;
   std::optional<uint64_t> seed;
-  bool large = false;  // not the tiny preset: built only when asked
+  bool large = false;        // not the tiny preset: built only when asked
+  bool substituted = false;  // --model NAME=PATH: `path` is the user's file standing in for `name`
 };
 
 // Parses a model reference. Synthetic models resolve to <cache_dir>/<name>.<key>.gguf where
 // key is the first 12 hex digits of sha256 of the synth arguments.
 Result<ModelSpec> resolve_model(const std::string& ref, const std::string& cache_dir,
                                 const std::string& repo_root);
+
+// As resolve_model, unless `overrides` (from `popper run --model NAME=PATH`) names `ref`: then
+// the user's file stands in for it (a path spec under the contract's name, substituted = true).
+Result<ModelSpec> resolve_model_for_run(const std::string& ref, const std::string& cache_dir,
+                                        const std::string& repo_root,
+                                        const std::map<std::string, std::string>& overrides);
+
+// Whether `path` can stand in for the model `name`: a GGUF of a registered arch, the same arch as
+// `name`, and the same shape (layers, widths, heads, experts; not the vocabulary or the quant
+// types). For a synthetic name the shape is its preset's; for a path, the named file's (when it
+// exists). The error says what differs: "--model 30b-a3b-q4_k_m=x.gguf: n_expert is 64, but
+// 30b-a3b-q4_k_m has 128".
+Status check_substitute(const std::string& name, const std::string& path, const std::string& repo_root);
 
 // The default cache: $POPPER_MODEL_CACHE, else <repo_root>/.cache/models.
 std::string default_model_cache(const std::string& repo_root);

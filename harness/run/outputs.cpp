@@ -16,12 +16,6 @@ Result<json> parse_json(const std::string& text, const char* what) {
   }
 }
 
-std::string trim(const std::string& s) {
-  size_t a = s.find_first_not_of(" \t\r\n");
-  if (a == std::string::npos) return "";
-  return s.substr(a, s.find_last_not_of(" \t\r\n") - a + 1);
-}
-
 // GoogleTest prints a skipped test as
 //   [ RUN      ] Suite.Name
 //   file.cpp:12: Skipped
@@ -63,6 +57,18 @@ double parse_seconds(const json& v) {
 }
 
 }  // namespace
+
+std::string trim(const std::string& s) {
+  size_t a = s.find_first_not_of(" \t\r\n");
+  if (a == std::string::npos) return "";
+  return s.substr(a, s.find_last_not_of(" \t\r\n") - a + 1);
+}
+
+std::string join(const std::vector<std::string>& parts, const std::string& sep) {
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : sep) + p;
+  return out;
+}
 
 Result<std::vector<double>> parse_number_list(const std::string& s) {
   std::vector<double> out;

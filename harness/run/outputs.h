@@ -42,6 +42,11 @@ Result<ParsedOutput> parse_gtest_output(const std::string& json_text, const std:
 Result<ParsedOutput> parse_benchmark_output(const std::string& json_text);
 Result<ParsedOutput> parse_metrics_file(const std::string& json_text, const std::string& source);
 
+// `s` without leading and trailing spaces, tabs and line ends.
+std::string trim(const std::string& s);
+// {"a", "b"}, "," -> "a,b".
+std::string join(const std::vector<std::string>& parts, const std::string& sep);
+
 // "1.5, 2, 3" -> {1.5, 2, 3}; error on anything that is not a number list.
 Result<std::vector<double>> parse_number_list(const std::string& s);
 

@@ -2,11 +2,11 @@
 
 #include <chrono>
 #include <filesystem>
-#include <set>
-#include <sstream>
 
 #include "engine/core/atomic_file.h"
-#include "harness/evidence/provenance.h"
+#include "harness/run/clock.h"
+#include "harness/run/fingerprint.h"
+#include "harness/run/kinds.h"
 #include "harness/run/models.h"
 #include "harness/run/outputs.h"
 #include "harness/run/process.h"
@@ -24,37 +24,23 @@ constexpr double kLargeModelBuildTimeoutS = 4 * 3600;
 
 json binding_json(const Binding& b) {
   json j;
-  j["kind"] = b.kind;
+  j["kind"] = binding_kind_name(*b.kind);
   if (!b.target.empty()) j["target"] = b.target;
   if (!b.filter.empty()) j["filter"] = b.filter;
   if (!b.command.empty()) j["command"] = b.command;
   j["requires"] = b.requires_;
   if (!b.model.empty()) j["model"] = b.model;
   j["timeout_s"] = b.timeout_s;
-  if (b.kind == "benchmark") j["repetitions"] = b.repetitions;
+  if (b.is(BindingKind::kBenchmark)) j["repetitions"] = b.repetitions;
   if (b.seed) j["seed"] = *b.seed;
   if (!b.env.empty()) j["env"] = b.env;
   return j;
 }
 
 json threshold_json(const Threshold& t) {
-  return {{"metric", t.metric},         {"op", t.op},          {"value", t.value}, {"statistic", t.statistic},
+  return {{"metric", t.metric},         {"op", threshold_op_name(t.op)},
+          {"value", t.value},           {"statistic", statistic_name(t.statistic)},
           {"confidence", t.confidence}, {"profile", t.profile}};
-}
-
-// First lines of a failure message, trimmed and joined with " | ": enough to read in a terminal;
-// the whole message is in the evidence.
-std::string first_lines(const std::string& s, int n) {
-  std::string out, line;
-  int lines = 0;
-  std::istringstream in(s);
-  while (lines < n && std::getline(in, line)) {
-    size_t a = line.find_first_not_of(" \t\r");
-    if (a == std::string::npos) continue;
-    out += (out.empty() ? "" : " | ") + line.substr(a, line.find_last_not_of(" \t\r") - a + 1);
-    ++lines;
-  }
-  return out;
 }
 
 std::string last_line(const std::string& s) {
@@ -64,19 +50,6 @@ std::string last_line(const std::string& s) {
   return s.substr(start == std::string::npos ? 0 : start + 1,
                   end - (start == std::string::npos ? 0 : start + 1) + 1);
 }
-
-struct Outcome {
-  Verdict verdict = Verdict::kSurvived;
-  std::string reason;
-  void add(Verdict v, const std::string& why) {
-    Verdict combined = combine_verdicts(verdict, v);
-    if (v == verdict)
-      reason += (reason.empty() ? "" : "; ") + why;  // same verdict: reasons accumulate
-    else if (combined == v)
-      reason = why;  // a stronger verdict takes over
-    verdict = combined;
-  }
-};
 
 // Judges the thresholds against the reported metrics. Every threshold must find its metric in
 // at least one source (test or benchmark); each source that reports it is judged.
@@ -122,55 +95,212 @@ json metrics_json(const MetricTable& m) {
   return j;
 }
 
-void interpret_gtest(const ParsedOutput& p, const EffectiveBinding& eb, const ProcessResult& pr, Outcome& out,
-                     json& detail) {
-  json tests = json::array();
-  int ran = 0, passed = 0, failed = 0, skipped = 0;
-  std::set<std::string> skip_reasons;
-  std::string first_failure;
-  for (const auto& t : p.tests) {
-    tests.push_back({{"name", t.name},
-                     {"status", t.status},
-                     {"time_s", t.time_s},
-                     {"failures", t.failures},
-                     {"skip_reason", t.skip_reason},
-                     {"properties", t.properties}});
-    if (t.status == "not_run") continue;
-    ++ran;
-    if (t.status == "passed") ++passed;
-    if (t.status == "skipped") {
-      ++skipped;
-      skip_reasons.insert(t.skip_reason);
+// A verdict reached before the end: the first stage that decides the item wins.
+struct Decided {
+  Verdict verdict;
+  std::string reason;
+};
+
+// One item, from its binding to its verdict, in stages: runnable here? -> model ready? ->
+// child process -> the kind's judgement of what it wrote.
+class ItemRun {
+ public:
+  ItemRun(const Contract& contract, const Item& item, const RunOptions& opts, const RunVariant* variant)
+      : item_(item), opts_(opts), variant_(variant), t0_(std::chrono::steady_clock::now()) {
+    r_.contract = contract.name;
+    r_.id = item.id;
+    r_.description = item.description;
+    r_.required = item.required && item.blocked_on.empty();
+    r_.started_at = utc_timestamp_iso();
+    if (!item.blocked_on.empty()) r_.detail["blocked_on"] = item.blocked_on;
+  }
+
+  ItemResult run() {
+    fingerprint_.item_sha256 = item_.text_sha256;
+    if (auto d = check_runnable()) return finish(*d);
+    // Per-item scratch directory for logs and outputs.
+    dir_ = fs::path(opts_.work_dir) / item_.id;
+    if (variant_) dir_ /= variant_->scratch;
+    std::error_code ec;
+    fs::create_directories(dir_, ec);
+    env_ = eb_.binding.env;
+    if (auto d = prepare_model()) return finish(*d);
+    return finish(run_child());
+  }
+
+ private:
+  ItemResult finish(const Decided& d) {
+    r_.verdict = d.verdict;
+    r_.reason = d.reason;
+    r_.finished_at = utc_timestamp_iso();
+    r_.duration_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    r_.detail["fingerprint"] = fingerprint_.to_json();
+    return r_;
+  }
+
+  std::string blocked_prefix() const {
+    return item_.blocked_on.empty() ? "" : "blocked on " + item_.blocked_on + ": ";
+  }
+
+  // Binding, profile, target and requirements: can this machine run the check at all?
+  std::optional<Decided> check_runnable() {
+    if (!item_.falsifier) return Decided{Verdict::kInconclusive, blocked_prefix() + "no falsifier binding"};
+    eb_ = effective_binding(*item_.falsifier, opts_.profile);
+    if (variant_ && !variant_->filter.empty()) eb_.binding.filter = variant_->filter;
+    const Binding& b = eb_.binding;
+    r_.profile = eb_.profile;
+    fingerprint_.profile = eb_.profile;
+    fingerprint_.model = b.model;
+    r_.detail["binding"] = binding_json(b);
+    r_.detail["profile"] = eb_.profile;
+    kind_ = &kind_strategy(*b.kind);
+    loc_ = kind_->locate(b, opts_.build_dir, opts_.repo_root);
+    r_.detail["executable"] = loc_.path;
+    fingerprint_.falsifier = loc_.path;
+    if (!loc_.found) return Decided{Verdict::kInconclusive, blocked_prefix() + loc_.reason};
+    auto exe_sha = file_sha256_memo(loc_.path);
+    if (!exe_sha.ok()) return Decided{Verdict::kError, exe_sha.message()};
+    fingerprint_.falsifier_sha256 = *exe_sha;
+    for (const auto& req : b.requires_) {
+      if (req != "gpu")
+        return Decided{Verdict::kError, "unknown requirement '" + req + "' (expected gpu or model:<name>)"};
+      if (!opts_.gpu.present)
+        return Decided{Verdict::kInconclusive, "needs a CUDA GPU; none found (" + opts_.gpu.how + ")"};
     }
-    if (t.status == "failed") {
-      ++failed;
-      if (first_failure.empty())
-        first_failure = t.name + ": " + first_lines(t.failures.empty() ? "" : t.failures[0], 8);
+    return std::nullopt;
+  }
+
+  // The model the item names: resolved, built when missing and allowed, hashed, described; its
+  // path and digest go to the child's environment.
+  std::optional<Decided> prepare_model() {
+    const Binding& b = eb_.binding;
+    if (b.model.empty()) return std::nullopt;
+    auto spec = resolve_model_for_run(b.model, opts_.model_cache, opts_.repo_root, opts_.model_overrides);
+    if (!spec.ok()) return Decided{Verdict::kError, spec.message()};
+    json mj{{"name", spec->name}, {"path", spec->path}};
+    if (!spec->is_path) mj["synth_args"] = spec->synth_args;
+    if (spec->substituted) mj["substituted"] = true;  // --model NAME=PATH
+    if (!fs::exists(spec->path)) {
+      r_.detail["model"] = mj;
+      if (spec->is_path)
+        return Decided{Verdict::kInconclusive, "model file " + spec->path + " does not exist"};
+      bool may_build = !spec->large || opts_.build_models || eb_.profile_explicit;
+      if (!may_build)
+        return Decided{Verdict::kInconclusive, "model " + spec->name + " is not in the cache (" + spec->path +
+                                                   "); it is large, so pass --build-models or --profile " +
+                                                   eb_.profile + " to build it"};
+      Status st = build_model(*spec, opts_.popper_exe, (dir_ / "synth.log").string(),
+                              spec->large ? kLargeModelBuildTimeoutS : kTinyModelBuildTimeoutS);
+      if (!st.ok())
+        return Decided{Verdict::kInconclusive, "model " + spec->name + " not available: " + st.message()};
+      mj["built_now"] = true;
     }
+    auto sha = model_sha256(spec->path);
+    if (!sha.ok()) return Decided{Verdict::kError, sha.message()};
+    mj["sha256"] = *sha;
+    fingerprint_.model_sha256 = *sha;
+    if (auto facts = read_model_facts(spec->path); facts.ok()) {
+      mj["arch"] = facts->arch;
+      mj["shape"] = facts->shape;
+      mj["file_size"] = facts->file_size;
+    } else {
+      mj["facts_error"] = facts.message();
+    }
+    if (!spec->is_path) {
+      mj["arch_requested"] = spec->arch;
+      mj["preset"] = spec->preset;
+      mj["quant"] = spec->quant;
+      if (spec->seed) mj["seed"] = *spec->seed;
+    }
+    r_.detail["model"] = mj;
+    env_["POPPER_MODEL"] = spec->path;
+    env_["POPPER_MODEL_NAME"] = spec->name;
+    env_["POPPER_MODEL_SHA256"] = *sha;
+    return std::nullopt;
   }
-  detail["tests"] = tests;
-  detail["counts"] = {{"ran", ran}, {"passed", passed}, {"failed", failed}, {"skipped", skipped}};
-  if (ran == 0) {
-    out.add(Verdict::kError, "filter '" + eb.binding.filter + "' matched no tests in " + eb.binding.target);
-    return;
+
+  // Starts the falsifier in its own process group and judges what it left.
+  Decided run_child() {
+    const Binding& b = eb_.binding;
+    if (b.seed) env_["POPPER_SEED"] = std::to_string(*b.seed);
+    env_["POPPER_BIN"] = opts_.popper_exe;
+    env_["POPPER_BUILD_DIR"] = opts_.build_dir;
+    env_["POPPER_SOURCE_DIR"] = opts_.repo_root;
+    env_["POPPER_ITEM_ID"] = item_.id;
+    env_["POPPER_PROFILE"] = eb_.profile;
+    if (variant_) {
+      env_["POPPER_FAULTS"] = join(variant_->faults, ",");
+    }
+
+    SpawnOptions so;
+    so.stdout_path = (dir_ / "stdout.log").string();
+    so.stderr_path = (dir_ / "stderr.log").string();
+    so.timeout_s = b.timeout_s;
+    so.on_tick = opts_.on_tick;
+    so.cwd = opts_.repo_root;
+    const std::string out_json = (dir_ / "output.json").string();
+    std::error_code ec;
+    fs::remove(out_json, ec);
+    so.argv = kind_->argv(b, loc_.path, out_json, variant_ && variant_->fail_fast, env_);
+    so.env_extra = env_;
+    json env_json = env_;
+    r_.detail["env"] = env_json;
+    r_.detail["argv"] = so.argv;
+
+    ProcessResult pr = run_process(so);
+    r_.detail["process"] = {{"exit_code", pr.exit_code},
+                            {"signal", pr.signal},
+                            {"timed_out", pr.timed_out},
+                            {"elapsed_s", pr.elapsed_s},
+                            {"described", pr.describe()}};
+    std::string out_tail = file_tail(so.stdout_path, kLogTailBytes);
+    std::string err_tail = file_tail(so.stderr_path, kLogTailBytes);
+    r_.detail["log_tail"] = {{"stdout", out_tail}, {"stderr", err_tail}};
+    std::string l = last_line(err_tail);
+    if (l.empty()) l = last_line(out_tail);
+    const std::string hint = l.empty() ? std::string() : " — last output: " + l.substr(0, 200);
+    if (!pr.started) return {Verdict::kError, pr.describe()};
+    if (pr.timed_out) return {Verdict::kError, pr.describe() + hint};
+    if (pr.signal != 0) return {Verdict::kError, "crashed: " + pr.describe() + hint};
+    return judge(ChildRun{b, *item_.falsifier, eb_.profile, pr, so.stdout_path, hint}, out_json);
   }
-  if (failed > 0) {
-    out.add(Verdict::kFalsified,
-            std::to_string(failed) + " of " + std::to_string(ran) + " tests failed: " + first_failure);
-  } else if (pr.exit_code != 0) {
-    out.add(Verdict::kError, "exit code " + std::to_string(pr.exit_code) + " although no test failed");
+
+  // What the child wrote, as its kind reads it, then the thresholds.
+  Decided judge(const ChildRun& child, const std::string& out_json) {
+    const Binding& b = child.binding;
+    auto out_text = read_file(out_json);
+    if (!out_text.ok()) {
+      if (auto d = kind_->judge_without_output(child)) return {d->first, d->second};
+      return {Verdict::kError, child.process.describe() + ", and no " + binding_kind_name(*b.kind) +
+                                   " JSON output was written" + child.log_hint};
+    }
+    Result<ParsedOutput> parsed = kind_->parse(*out_text, child, item_.id);
+    if (!parsed.ok())
+      return {Verdict::kError, "unparsable output (" + child.process.describe() + "): " + parsed.message()};
+    r_.detail["samples"] = metrics_json(parsed->metrics);
+    Outcome out;
+    kind_->interpret(*parsed, child, out, r_.detail);
+    // Thresholds are judged when the run itself decided something; a skip or a broken run has no
+    // figures worth judging.
+    if (!b.thresholds.empty() && (out.verdict == Verdict::kSurvived || out.verdict == Verdict::kFalsified))
+      judge_thresholds(b.thresholds, parsed->metrics, out, r_.detail);
+    kind_->conclude(*parsed, child, out);
+    if (out.reason.empty()) out.reason = kind_->default_reason();
+    return {out.verdict, out.reason};
   }
-  if (skipped > 0) {
-    std::string why;
-    for (const auto& r : skip_reasons) why += (why.empty() ? "" : "; ") + r;
-    out.add(Verdict::kInconclusive,
-            (skipped == ran ? std::string("skipped: ")
-                            : std::to_string(skipped) + " of " + std::to_string(ran) + " tests skipped: ") +
-                why);
-  }
-  if (out.verdict == Verdict::kSurvived && eb.binding.thresholds.empty())
-    out.reason = std::to_string(passed) + (passed == 1 ? " test passed" : " tests passed");
-}
+
+  const Item& item_;
+  const RunOptions& opts_;
+  const RunVariant* variant_;
+  Fingerprint fingerprint_;
+  const std::chrono::steady_clock::time_point t0_;
+  ItemResult r_;
+  EffectiveBinding eb_;
+  const KindStrategy* kind_ = nullptr;
+  TargetLocation loc_;
+  fs::path dir_;
+  std::map<std::string, std::string> env_;
+};
 
 }  // namespace
 
@@ -215,208 +345,9 @@ EffectiveBinding effective_binding(const Binding& b, const std::optional<std::st
   return eb;
 }
 
-ItemResult run_item(const Contract& contract, const Item& item, const RunOptions& opts) {
-  ItemResult r;
-  r.contract = contract.name;
-  r.id = item.id;
-  r.description = item.description;
-  r.required = item.required && item.blocked_on.empty();
-  r.started_at = utc_timestamp_iso();
-  auto t0 = std::chrono::steady_clock::now();
-  auto finish = [&](Verdict v, const std::string& reason) {
-    r.verdict = v;
-    r.reason = reason;
-    r.finished_at = utc_timestamp_iso();
-    r.duration_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    return r;
-  };
-  if (!item.blocked_on.empty()) r.detail["blocked_on"] = item.blocked_on;
-  const std::string blocked = item.blocked_on.empty() ? "" : "blocked on " + item.blocked_on + ": ";
-  if (!item.falsifier) return finish(Verdict::kInconclusive, blocked + "no falsifier binding");
-
-  EffectiveBinding eb = effective_binding(*item.falsifier, opts.profile);
-  const Binding& b = eb.binding;
-  r.profile = eb.profile;
-  r.detail["binding"] = binding_json(b);
-  r.detail["profile"] = eb.profile;
-
-  TargetLocation loc = locate_target(b, opts.build_dir, opts.repo_root);
-  r.detail["executable"] = loc.path;
-  if (!loc.found) return finish(Verdict::kInconclusive, blocked + loc.reason);
-
-  for (const auto& req : b.requires_) {
-    if (req == "gpu") {
-      if (!opts.gpu.present)
-        return finish(Verdict::kInconclusive, "needs a CUDA GPU; none found (" + opts.gpu.how + ")");
-    } else {
-      return finish(Verdict::kError, "unknown requirement '" + req + "' (expected gpu or model:<name>)");
-    }
-  }
-
-  // Per-item scratch directory for logs and outputs.
-  fs::path dir = fs::path(opts.work_dir) / item.id;
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-
-  std::map<std::string, std::string> env = b.env;
-  if (!b.model.empty()) {
-    auto spec = resolve_model(b.model, opts.model_cache, opts.repo_root);
-    if (!spec.ok()) return finish(Verdict::kError, spec.message());
-    json mj{{"name", spec->name}, {"path", spec->path}};
-    if (!spec->is_path) mj["synth_args"] = spec->synth_args;
-    if (!fs::exists(spec->path)) {
-      if (spec->is_path) {
-        r.detail["model"] = mj;
-        return finish(Verdict::kInconclusive, "model file " + spec->path + " does not exist");
-      }
-      bool may_build = !spec->large || opts.build_models || eb.profile_explicit;
-      if (!may_build) {
-        r.detail["model"] = mj;
-        return finish(Verdict::kInconclusive, "model " + spec->name + " is not in the cache (" + spec->path +
-                                                  "); it is large, so pass --build-models or --profile " +
-                                                  eb.profile + " to build it");
-      }
-      Status st = build_model(*spec, opts.popper_exe, (dir / "synth.log").string(),
-                              spec->large ? kLargeModelBuildTimeoutS : kTinyModelBuildTimeoutS);
-      if (!st.ok()) {
-        r.detail["model"] = mj;
-        return finish(Verdict::kInconclusive, "model " + spec->name + " not available: " + st.message());
-      }
-      mj["built_now"] = true;
-    }
-    auto sha = model_sha256(spec->path);
-    if (!sha.ok()) return finish(Verdict::kError, sha.message());
-    mj["sha256"] = *sha;
-    if (auto facts = read_model_facts(spec->path); facts.ok()) {
-      mj["arch"] = facts->arch;
-      mj["shape"] = facts->shape;
-      mj["file_size"] = facts->file_size;
-    } else {
-      mj["facts_error"] = facts.message();
-    }
-    if (!spec->is_path) {
-      mj["arch_requested"] = spec->arch;
-      mj["preset"] = spec->preset;
-      mj["quant"] = spec->quant;
-      if (spec->seed) mj["seed"] = *spec->seed;
-    }
-    r.detail["model"] = mj;
-    env["POPPER_MODEL"] = spec->path;
-    env["POPPER_MODEL_NAME"] = spec->name;
-    env["POPPER_MODEL_SHA256"] = *sha;
-  }
-  if (b.seed) env["POPPER_SEED"] = std::to_string(*b.seed);
-  env["POPPER_BIN"] = opts.popper_exe;
-  env["POPPER_BUILD_DIR"] = opts.build_dir;
-  env["POPPER_SOURCE_DIR"] = opts.repo_root;
-  env["POPPER_ITEM_ID"] = item.id;
-  env["POPPER_PROFILE"] = eb.profile;
-
-  SpawnOptions so;
-  so.stdout_path = (dir / "stdout.log").string();
-  so.stderr_path = (dir / "stderr.log").string();
-  so.timeout_s = b.timeout_s;
-  so.on_tick = opts.on_tick;
-  so.cwd = opts.repo_root;
-  const std::string out_json = (dir / "output.json").string();
-  fs::remove(out_json, ec);
-  if (b.kind == "gtest") {
-    so.argv = {loc.path, "--gtest_output=json:" + out_json, "--gtest_color=no"};
-    if (!b.filter.empty()) so.argv.push_back("--gtest_filter=" + b.filter);
-  } else if (b.kind == "benchmark") {
-    so.argv = {loc.path,
-               "--benchmark_out=" + out_json,
-               "--benchmark_out_format=json",
-               "--benchmark_repetitions=" + std::to_string(b.repetitions),
-               "--benchmark_enable_random_interleaving=true",
-               "--benchmark_color=false"};
-    if (!b.filter.empty()) so.argv.push_back("--benchmark_filter=" + b.filter);
-  } else {
-    so.argv = b.command;
-    so.argv[0] = loc.path;
-    env["POPPER_METRICS_OUT"] = out_json;
-  }
-  so.env_extra = env;
-  json env_json = env;
-  r.detail["env"] = env_json;
-  r.detail["argv"] = so.argv;
-
-  ProcessResult pr = run_process(so);
-  r.detail["process"] = {{"exit_code", pr.exit_code},
-                         {"signal", pr.signal},
-                         {"timed_out", pr.timed_out},
-                         {"elapsed_s", pr.elapsed_s},
-                         {"described", pr.describe()}};
-  std::string out_tail = file_tail(so.stdout_path, kLogTailBytes);
-  std::string err_tail = file_tail(so.stderr_path, kLogTailBytes);
-  r.detail["log_tail"] = {{"stdout", out_tail}, {"stderr", err_tail}};
-  auto log_hint = [&] {
-    std::string l = last_line(err_tail);
-    if (l.empty()) l = last_line(out_tail);
-    return l.empty() ? std::string() : " — last output: " + l.substr(0, 200);
-  };
-  if (!pr.started) return finish(Verdict::kError, pr.describe());
-  if (pr.timed_out) return finish(Verdict::kError, pr.describe() + log_hint());
-  if (pr.signal != 0) return finish(Verdict::kError, "crashed: " + pr.describe() + log_hint());
-
-  Outcome out;
-  auto out_text = read_file(out_json);
-  if (b.kind == "command" && !out_text.ok()) {
-    // A command without a metrics file decides by its exit code alone.
-    if (!b.thresholds.empty())
-      return finish(Verdict::kError, "no metrics file written to $POPPER_METRICS_OUT" + log_hint());
-    if (pr.exit_code == 0) return finish(Verdict::kSurvived, "command exited 0");
-    if (pr.exit_code == 77) return finish(Verdict::kInconclusive, "command skipped (exit 77)" + log_hint());
-    if (pr.exit_code == 1) return finish(Verdict::kFalsified, "command exited 1" + log_hint());
-    return finish(Verdict::kError, pr.describe() + log_hint());
-  }
-  if (!out_text.ok())
-    return finish(Verdict::kError,
-                  pr.describe() + ", and no " + b.kind + " JSON output was written" + log_hint());
-  Result<ParsedOutput> parsed = b.kind == "gtest"
-                                    ? parse_gtest_output(*out_text, file_tail(so.stdout_path, 1 << 20))
-                                : b.kind == "benchmark" ? parse_benchmark_output(*out_text)
-                                                        : parse_metrics_file(*out_text, item.id);
-  if (!parsed.ok())
-    return finish(Verdict::kError, "unparsable output (" + pr.describe() + "): " + parsed.message());
-  r.detail["samples"] = metrics_json(parsed->metrics);
-
-  if (b.kind == "gtest") {
-    interpret_gtest(*parsed, eb, pr, out, r.detail);
-  } else if (b.kind == "benchmark") {
-    if (!parsed->context.empty()) r.detail["benchmark_context"] = parsed->context;
-    for (const auto& e : parsed->errors) out.add(Verdict::kError, "benchmark error: " + e);
-    for (const auto& e : parsed->inconclusive) out.add(Verdict::kInconclusive, e);
-    if (parsed->metrics.empty() && parsed->errors.empty() && parsed->inconclusive.empty())
-      out.add(Verdict::kError, "filter '" + b.filter + "' matched no benchmarks in " + b.target);
-    else if (pr.exit_code != 0)
-      out.add(Verdict::kError, "exit code " + std::to_string(pr.exit_code));
-  } else {
-    if (pr.exit_code == 1)
-      out.add(Verdict::kFalsified, "command exited 1" + log_hint());
-    else if (pr.exit_code == 77)
-      out.add(Verdict::kInconclusive, "command skipped (exit 77)" + log_hint());
-    else if (pr.exit_code != 0)
-      out.add(Verdict::kError, pr.describe() + log_hint());
-  }
-  // Thresholds are judged when the run itself decided something; a skip or a broken run has no
-  // figures worth judging.
-  if (!b.thresholds.empty() && (out.verdict == Verdict::kSurvived || out.verdict == Verdict::kFalsified)) {
-    judge_thresholds(b.thresholds, parsed->metrics, out, r.detail);
-  }
-  if (b.kind == "benchmark" && b.thresholds.empty() && out.verdict == Verdict::kSurvived) {
-    // Figures with nothing to hold them to under this profile: recorded, but no claim was tested.
-    std::string figures;
-    for (const Threshold& t : item.falsifier->thresholds)
-      for (const auto& [source, table] : parsed->metrics)
-        if (auto it = table.find(t.metric); it != table.end() && figures.find(t.metric) == std::string::npos)
-          figures += (figures.empty() ? "" : ", ") + t.metric + " median " + fmt_num(median(it->second));
-    out.verdict = Verdict::kInconclusive;
-    out.reason = "no threshold applies under profile '" + eb.profile + "'" +
-                 (figures.empty() ? "" : "; recorded " + figures) + " (figures in the evidence)";
-  }
-  if (out.reason.empty()) out.reason = b.kind == "command" ? "command exited 0" : "ran";
-  return finish(out.verdict, out.reason);
+ItemResult run_item(const Contract& contract, const Item& item, const RunOptions& opts,
+                    const RunVariant* variant) {
+  return ItemRun(contract, item, opts, variant).run();
 }
 
 }  // namespace popper::harness

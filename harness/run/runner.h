@@ -9,6 +9,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -20,6 +21,21 @@
 
 namespace popper::harness {
 
+// An item's negative control as it ran (controls.h): the check again, with engine faults on.
+struct ControlResult {
+  std::vector<std::string> faults;
+  std::string filter;                        // the control's own filter, when it narrows the item's
+  bool ran = false;                          // false: not needed (the item did not survive) or not asked for
+  Verdict verdict = Verdict::kInconclusive;  // of the control run; kFalsified is the wanted outcome
+  std::string reason;
+  double duration_s = 0;
+  std::string started_at, finished_at;
+  nlohmann::json detail = nlohmann::json::object();  // the control run's process, tests, samples, logs
+
+  // The item's check passed with the faults on: it cannot fail.
+  bool unfalsifiable() const { return ran && verdict == Verdict::kSurvived; }
+};
+
 struct ItemResult {
   std::string contract;
   std::string id;
@@ -30,8 +46,9 @@ struct ItemResult {
   std::string profile;  // the profile that ran ("" when the binding has none)
   double duration_s = 0;
   std::string started_at, finished_at;
-  nlohmann::json detail =
-      nlohmann::json::object();  // binding, command, process, tests, samples, thresholds, model, logs
+  nlohmann::json detail = nlohmann::json::object();  // binding, command, process, tests, samples,
+                                                     // thresholds, model, logs, fingerprint
+  std::optional<ControlResult> control;              // with --controls, for an item that has one
 };
 
 struct RunOptions {
@@ -43,6 +60,9 @@ struct RunOptions {
   std::optional<std::string> profile;  // --profile
   bool build_models = false;           // --build-models: build large synthetic models too
   GpuInfo gpu;
+  bool controls = false;  // --controls: run each item's control after it (controls.h)
+  // --model NAME=PATH: the file that stands in for a model a contract names (models.h).
+  std::map<std::string, std::string> model_overrides;
   // Live progress: called every ~100 ms with the elapsed seconds of the running item.
   std::function<void(double)> on_tick;
 };
@@ -55,6 +75,16 @@ struct EffectiveBinding {
 };
 EffectiveBinding effective_binding(const Binding& b, const std::optional<std::string>& profile);
 
-ItemResult run_item(const Contract& contract, const Item& item, const RunOptions& opts);
+// A second run of an item's check under engine faults: its negative control (controls.h).
+struct RunVariant {
+  std::vector<std::string> faults;  // POPPER_FAULTS for the child
+  std::string filter;               // replaces the binding's filter when not empty
+  bool fail_fast = true;            // stop at the first failed test: one counterexample is enough
+  std::string scratch = "control";  // sub-directory of the item's scratch directory
+};
+
+// Runs the item's check (or, with `variant`, its control run) and decides the verdict.
+ItemResult run_item(const Contract& contract, const Item& item, const RunOptions& opts,
+                    const RunVariant* variant = nullptr);
 
 }  // namespace popper::harness

@@ -5,7 +5,6 @@
 #include <numeric>
 
 #include "engine/core/sha256.h"
-#include "harness/evidence/evidence.h"
 
 namespace popper::harness {
 namespace {
@@ -62,21 +61,6 @@ ShardPlan plan_shards(const std::vector<ShardItem>& items, int count) {
     canon += items[i].id + " " + std::to_string(plan.shard_of[i]) + "\n";
   plan.sha256 = sha256_hex(canon);
   return plan;
-}
-
-std::map<std::string, double> recorded_durations(const std::string& evidence_dir,
-                                                 const std::vector<std::string>& contracts) {
-  std::map<std::string, double> out;
-  for (const auto& name : contracts) {
-    auto le = latest_evidence(evidence_dir, name);
-    if (!le.ok() || !*le) continue;
-    const auto& items = (*le)->doc.value("items", nlohmann::json::array());
-    for (const auto& it : items) {
-      if (!it.is_object() || !it.contains("duration_s") || !it["duration_s"].is_number()) continue;
-      out[it.value("id", "")] = it["duration_s"].get<double>();
-    }
-  }
-  return out;
 }
 
 }  // namespace popper::harness

@@ -44,9 +44,4 @@ struct ShardPlan {
 // Deterministic: the same items (same order, same durations) always give the same plan.
 ShardPlan plan_shards(const std::vector<ShardItem>& items, int count);
 
-// Latest recorded duration_s of each item in the newest evidence file of each contract under
-// `evidence_dir` (unreadable files are skipped: durations only steer balance, not verdicts).
-std::map<std::string, double> recorded_durations(const std::string& evidence_dir,
-                                                 const std::vector<std::string>& contracts);
-
 }  // namespace popper::harness

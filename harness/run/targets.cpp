@@ -6,26 +6,17 @@
 #include <filesystem>
 #include <sstream>
 
+#include "harness/run/kinds.h"
+#include "harness/run/outputs.h"
 #include "harness/run/process.h"
 
 namespace popper::harness {
 namespace fs = std::filesystem;
 
-namespace {
-
-bool is_executable(const fs::path& p) {
+bool is_executable(const std::string& path) {
   std::error_code ec;
-  return fs::is_regular_file(p, ec) && ::access(p.c_str(), X_OK) == 0;
+  return fs::is_regular_file(path, ec) && ::access(path.c_str(), X_OK) == 0;
 }
-
-std::string trim(const std::string& s) {
-  size_t a = s.find_first_not_of(" \t\r\n");
-  if (a == std::string::npos) return "";
-  size_t b = s.find_last_not_of(" \t\r\n");
-  return s.substr(a, b - a + 1);
-}
-
-}  // namespace
 
 std::string self_exe_path() {
   std::error_code ec;
@@ -52,67 +43,26 @@ std::string find_repo_root(const std::string& start) {
 }
 
 TargetLocation locate_target(const Binding& b, const std::string& build_dir, const std::string& repo_root) {
+  if (!b.kind) return {false, "", "the binding has no valid kind"};
+  return kind_strategy(*b.kind).locate(b, build_dir, repo_root);
+}
+
+TargetLocation locate_built_target(const std::string& target, const std::string& build_dir,
+                                   const char* subdir) {
   TargetLocation loc;
-  if (b.kind == "command") {
-    if (b.command.empty()) {
-      loc.reason = "kind: command has an empty command";
-      return loc;
-    }
-    const std::string& arg0 = b.command[0];
-    fs::path p = arg0 == "popper"               ? fs::path(self_exe_path())
-                 : fs::path(arg0).is_absolute() ? fs::path(arg0)
-                                                : fs::path(repo_root) / arg0;
-    loc.path = p.string();
-    loc.found = is_executable(p);
-    if (!loc.found) loc.reason = "command " + arg0 + " not found or not executable (" + loc.path + ")";
-    return loc;
-  }
-  fs::path p;
-  if (b.target.find('/') != std::string::npos)
-    p = fs::path(build_dir) / b.target;
-  else
-    p = fs::path(build_dir) / (b.kind == "benchmark" ? "benchmarks" : "falsifiers") / b.target;
+  fs::path p = target.find('/') != std::string::npos ? fs::path(build_dir) / target
+                                                     : fs::path(build_dir) / subdir / target;
   loc.path = p.lexically_normal().string();
   loc.found = is_executable(p);
-  if (!loc.found) loc.reason = "target " + b.target + " not built (no " + loc.path + ")";
+  if (!loc.found) loc.reason = "target " + target + " not built (no " + loc.path + ")";
   return loc;
 }
 
-Result<std::vector<std::string>> list_matching_tests(const std::string& kind, const std::string& exe,
+Result<std::vector<std::string>> list_matching_tests(BindingKind kind, const std::string& exe,
                                                      const std::string& filter) {
-  std::vector<std::string> names;
-  if (kind == "gtest") {
-    std::vector<std::string> argv{exe, "--gtest_list_tests"};
-    if (!filter.empty()) argv.push_back("--gtest_filter=" + filter);
-    auto out = capture_output(argv, "", 60);
-    if (!out.ok()) return make_error("listing tests of ", exe, " failed: ", out.message());
-    // "Suite.\n  Name\n  Name2  # GetParam() = ..." — suite lines end with '.'.
-    std::istringstream in(*out);
-    std::string line, suite;
-    while (std::getline(in, line)) {
-      auto hash = line.find('#');
-      std::string body = hash == std::string::npos ? line : line.substr(0, hash);
-      if (trim(body).empty()) continue;
-      if (body[0] != ' ') {
-        suite = trim(body);
-      } else if (!suite.empty()) {
-        names.push_back(suite + trim(body));
-      }
-    }
-    return names;
-  }
-  if (kind == "benchmark") {
-    std::vector<std::string> argv{exe, "--benchmark_list_tests=true"};
-    if (!filter.empty()) argv.push_back("--benchmark_filter=" + filter);
-    auto out = capture_output(argv, "", 60);
-    if (!out.ok()) return make_error("listing benchmarks of ", exe, " failed: ", out.message());
-    std::istringstream in(*out);
-    std::string line;
-    while (std::getline(in, line))
-      if (!trim(line).empty()) names.push_back(trim(line));
-    return names;
-  }
-  return make_error("kind ", kind, " has no test list");
+  const KindStrategy& k = kind_strategy(kind);
+  if (!k.lists_tests()) return make_error("kind ", binding_kind_name(kind), " has no test list");
+  return k.list(exe, filter);
 }
 
 GpuInfo detect_gpu() {

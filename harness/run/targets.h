@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "engine/core/result.h"
-#include "harness/contract/contract.h"
+#include "harness/contract/binding.h"
 
 namespace popper::harness {
 
@@ -28,11 +28,19 @@ struct TargetLocation {
 // gtest targets live in <build>/falsifiers/<target>, benchmarks in <build>/benchmarks/<target>;
 // a target containing '/' is a path relative to the build directory. For kind: command,
 // argv[0] "popper" is this binary and other relative paths are taken from the repository root.
+// (Each kind's strategy decides, run/kinds.h; this asks it.)
 TargetLocation locate_target(const Binding& b, const std::string& build_dir, const std::string& repo_root);
 
+// `target` under <build_dir>/<subdir>, or relative to <build_dir> when it contains '/'.
+TargetLocation locate_built_target(const std::string& target, const std::string& build_dir,
+                                   const char* subdir);
+// A regular file this process may execute.
+bool is_executable(const std::string& path);
+
 // Names of the tests (Suite.Name) or benchmarks the executable would run for `filter`
-// (asks the binary itself: --gtest_list_tests / --benchmark_list_tests).
-Result<std::vector<std::string>> list_matching_tests(const std::string& kind, const std::string& exe,
+// (asks the binary itself: --gtest_list_tests / --benchmark_list_tests). An error for a kind
+// without such a list.
+Result<std::vector<std::string>> list_matching_tests(BindingKind kind, const std::string& exe,
                                                      const std::string& filter);
 
 struct GpuInfo {

@@ -78,7 +78,7 @@ SignoffOutcome create_signoff(const SignoffOptions& opts) {
   SignoffOutcome out;
   auto refuse = [&](std::string why) {
     out.problems.push_back(std::move(why));
-    out.exit_code = 1;
+    if (out.exit_code == 0) out.exit_code = 1;  // a bad flag (2) stays the answer
   };
   std::error_code ec;
   if (fs::exists(opts.out_dir, ec)) {
@@ -124,7 +124,21 @@ SignoffOutcome create_signoff(const SignoffOptions& opts) {
   VerifyReport vr = verify_evidence(opts.evidence_dir);
   for (const auto& p : vr.problems) refuse("verify-evidence: " + p);
 
-  // 3. Every required item survived at this commit on every required profile.
+  // 3. Every required item survived at this commit on every required profile, or is waived.
+  std::map<std::string, std::string> waivers;  // id -> reason
+  for (const auto& w : opts.waivers) {
+    bool known = false;
+    for (const Contract* c : opts.contracts) known = known || c->find_item(w.id) != nullptr;
+    if (!known || w.reason.empty() || !waivers.emplace(w.id, w.reason).second) {
+      out.problems.push_back("--waive " + w.id + ": " +
+                             (!known             ? "no such item in the contracts given"
+                              : w.reason.empty() ? "needs a --reason"
+                                                 : "given twice"));
+      out.exit_code = 2;
+    }
+  }
+  if (out.exit_code == 2) return out;
+  json waivers_j = json::array();
   std::vector<std::optional<std::string>> profiles;
   for (const auto& p : opts.profiles) profiles.emplace_back(p);
   if (profiles.empty()) profiles.emplace_back(std::nullopt);
@@ -158,6 +172,11 @@ SignoffOutcome create_signoff(const SignoffOptions& opts) {
         json ij{{"id", item.id}, {"required", required}, {"profile", want_profile}};
         if (!found) {
           ij["verdict"] = "not run";
+          if (waivers.count(item.id)) {
+            refuse(c->name + ": " + where +
+                   ": --waive needs a recorded verdict to replace, and there is none from commit " +
+                   git.short_commit);
+          }
           if (required)
             refuse(c->name + ": " + where + ": no evidence from commit " + git.short_commit +
                    " with the current claims; run `popper run" + (prof ? " --profile " + *prof : "") +
@@ -172,9 +191,44 @@ SignoffOutcome create_signoff(const SignoffOptions& opts) {
             bundle["evidence/" + found->rel] = *text;  // byte for byte, as MANIFEST'd
           else
             refuse(text.message());
-          if (required && verdict != "survived")
-            refuse(c->name + ": " + where + " is " + verdict + " in evidence/" + found->rel + ": " +
-                   found_item->value("reason", ""));
+          // A survived check must also have survived honestly: a control that did not falsify
+          // leaves the verdict standing on a check not shown able to fail.
+          const RecordedControl ctl = recorded_control(*found_item);
+          if (ctl.present) ij["control"] = {{"faults", ctl.faults}, {"verdict", ctl.label()}};
+          std::string why_not;
+          if (verdict != "survived")
+            why_not = verdict;
+          else if (ctl.ran && ctl.verdict != Verdict::kFalsified)
+            why_not = ctl.unfalsifiable()
+                          ? "unfalsifiable (its control survived)"
+                          : std::string("survived, but its control was ") + verdict_name(ctl.verdict);
+          auto w = waivers.find(item.id);
+          if (w != waivers.end()) {
+            if (verdict == "falsified") {
+              refuse(c->name + ": " + where + " is falsified in evidence/" + found->rel +
+                     "; a falsified item can never be waived");
+            } else if (why_not.empty()) {
+              out.problems.push_back("--waive " + item.id + ": it survived in evidence/" + found->rel +
+                                     "; there is nothing to waive");
+              out.exit_code = 2;
+            } else {
+              json wj{{"contract", c->name},
+                      {"id", item.id},
+                      {"profile", want_profile},
+                      {"reason", w->second},
+                      {"replaces",
+                       {{"verdict", why_not},
+                        {"reason", found_item->value("reason", "")},
+                        {"evidence", "evidence/" + found->rel}}}};
+              ij["waived"] = {{"reason", w->second}, {"replaces", why_not}};
+              waivers_j.push_back(wj);
+              why_not.clear();
+            }
+          }
+          if (required && !why_not.empty())
+            refuse(c->name + ": " + where + " is " + why_not + " in evidence/" + found->rel + ": " +
+                   found_item->value("reason", "") +
+                   (verdict == "falsified" ? "" : " (waive it with --waive " + item.id + " --reason TEXT)"));
           if (found_item->contains("model") && (*found_item)["model"].contains("sha256"))
             models[(*found_item)["model"].value("name", "")] = (*found_item)["model"].value("sha256", "");
         }
@@ -217,6 +271,7 @@ SignoffOutcome create_signoff(const SignoffOptions& opts) {
                    {"popper_version", popper_version()},
                    {"profiles", profiles_j},
                    {"contracts", contracts_j},
+                   {"waivers", waivers_j},
                    {"files", files},
                    {"evidence_files_verified", vr.files_checked}}}};
   const std::string statement_text = statement.dump(2) + "\n";
@@ -322,6 +377,13 @@ VerifySignoffOutcome verify_signoff(const std::string& bundle_dir, const std::st
       bad(std::string(kStatement) + ": predicateType is not " + kSignoffPredicateType);
     for (const auto& f : statement["predicate"]["files"])
       in_statement[f.value("path", "")] = f.value("sha256", "");
+    for (const auto& w : statement["predicate"].value("waivers", json::array())) {
+      const json& r = w.value("replaces", json::object());
+      std::string was = r.value("verdict", "");
+      if (!r.value("reason", "").empty()) was += ": " + r.value("reason", "");
+      out.waivers.push_back(w.value("id", "") + " (" + w.value("contract", "") + ") waived, replacing " +
+                            was + " — reason: " + w.value("reason", ""));
+    }
     for (const auto& sj : statement["subject"]) {
       std::string name = sj.value("name", "");
       if (name.rfind("contracts/", 0) != 0) continue;

@@ -2,7 +2,8 @@
 //
 // Sign-off is refused unless the working tree is clean, `verify-evidence` passes, and every
 // required item of every contract survived in evidence produced from the current commit (clean
-// tree, the contract's current claims) on each required profile. The bundle then holds:
+// tree, the contract's current claims) on each required profile, with its control (when one ran)
+// falsified, or is waived (Waiver below). The bundle then holds:
 //
 //   contracts/<file>.yaml        the contracts as signed off (byte for byte)
 //   evidence/<contract>/<file>   the evidence files that decided each item
@@ -29,6 +30,15 @@ namespace popper::harness {
 inline constexpr const char* kInTotoStatementType = "https://in-toto.io/Statement/v1";
 inline constexpr const char* kSignoffPredicateType = "https://popper.dev/attestation/signoff/v1";
 
+// `--waive ID --reason TEXT`: sign with an item that did not survive, saying why (a release on a
+// machine without a GPU, whose CUDA items are inconclusive). The waiver, its reason and the
+// verdict it replaces go into the signed statement (predicate.waivers); a falsified item can
+// never be waived, a survived one needs no waiver (an error: nothing to waive).
+struct Waiver {
+  std::string id;
+  std::string reason;
+};
+
 struct SignoffOptions {
   std::string release;
   std::string repo_root;
@@ -38,6 +48,7 @@ struct SignoffOptions {
   std::string key_path;               // Ed25519 private key (PEM); empty: unsigned
   std::vector<std::string> profiles;  // required run profiles; empty: each item's default
   std::vector<const Contract*> contracts;
+  std::vector<Waiver> waivers;
 };
 
 struct SignoffOutcome {
@@ -54,6 +65,9 @@ struct VerifySignoffOutcome {
   std::vector<std::string> notes;     // e.g. "signature checked against the bundle's own key"
   int files_checked = 0;
   bool signature_verified = false;
+  // The statement's waivers, one line each: "FALSIFY-..._001 (cuda-backend-parity-v1): replaces
+  // inconclusive (needs a CUDA GPU ...): <reason>".
+  std::vector<std::string> waivers;
 };
 
 // Every MANIFEST digest, every file listed, the statement against the MANIFEST and the bundled

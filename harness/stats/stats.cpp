@@ -58,13 +58,6 @@ double log_choose(int n, int k) {
   return std::lgamma(n + 1.0) - std::lgamma(k + 1.0) - std::lgamma(n - k + 1.0);
 }
 
-bool holds(const std::string& op, double x, double v) {
-  if (op == ">=") return x >= v;
-  if (op == ">") return x > v;
-  if (op == "<=") return x <= v;
-  return x < v;  // "<"
-}
-
 }  // namespace
 
 std::string fmt_num(double v) {
@@ -135,7 +128,8 @@ std::optional<Interval> mean_ci(const std::vector<double>& s, double confidence)
 ThresholdJudgement judge_threshold(const Threshold& t, const std::vector<double>& samples) {
   ThresholdJudgement j;
   j.n = samples.size();
-  const std::string what = t.metric + " " + t.op + " " + fmt_num(t.value);
+  const std::string what = t.metric + " " + threshold_op_name(t.op) + " " + fmt_num(t.value);
+  const std::string statistic = statistic_name(t.statistic);
   for (double x : samples) {
     if (!std::isfinite(x)) {
       j.reason = t.metric + ": a sample is not a finite number";
@@ -146,13 +140,13 @@ ThresholdJudgement judge_threshold(const Threshold& t, const std::vector<double>
     j.reason = t.metric + ": no samples reported";
     return j;
   }
-  if (t.statistic == "exact") {
+  if (t.statistic == Statistic::kExact) {
     // Deterministic figure: the worst sample decides.
-    bool upper = t.op == ">=" || t.op == ">";
+    bool upper = is_floor(t.op);
     j.point = upper ? *std::min_element(samples.begin(), samples.end())
                     : *std::max_element(samples.begin(), samples.end());
     j.ci_low = j.ci_high = j.point;
-    bool ok = holds(t.op, j.point, t.value);
+    bool ok = threshold_holds(t.op, j.point, t.value);
     j.verdict = ok ? ThresholdVerdict::kSurvived : ThresholdVerdict::kFalsified;
     j.reason = t.metric + " = " + fmt_num(j.point) +
                (samples.size() > 1 ? " (worst of " + std::to_string(j.n) + ")" : "") +
@@ -160,27 +154,27 @@ ThresholdJudgement judge_threshold(const Threshold& t, const std::vector<double>
     return j;
   }
   std::optional<Interval> ci =
-      t.statistic == "mean" ? mean_ci(samples, t.confidence) : median_ci(samples, t.confidence);
-  j.point = t.statistic == "mean" ? mean(samples) : median(samples);
+      t.statistic == Statistic::kMean ? mean_ci(samples, t.confidence) : median_ci(samples, t.confidence);
+  j.point = t.statistic == Statistic::kMean ? mean(samples) : median(samples);
   char level[16];
   std::snprintf(level, sizeof level, "%g%%", t.confidence * 100);
   if (!ci) {
     j.ci_low = j.ci_high = j.point;
     j.reason = t.metric + ": " + std::to_string(j.n) + " samples are too few for a " + level + " CI of the " +
-               t.statistic + " (" + t.statistic + " " + fmt_num(j.point) + "); add repetitions";
+               statistic + " (" + statistic + " " + fmt_num(j.point) + "); add repetitions";
     return j;
   }
   j.ci_low = ci->low;
   j.ci_high = ci->high;
-  bool upper = t.op == ">=" || t.op == ">";
+  bool upper = is_floor(t.op);
   double conservative = upper ? ci->low : ci->high;
   double optimistic = upper ? ci->high : ci->low;
-  std::string figure = t.statistic + " " + t.metric + " " + fmt_num(j.point) + ", " + level + " CI [" +
+  std::string figure = statistic + " " + t.metric + " " + fmt_num(j.point) + ", " + level + " CI [" +
                        fmt_num(ci->low) + ", " + fmt_num(ci->high) + "], n=" + std::to_string(j.n);
-  if (holds(t.op, conservative, t.value)) {
+  if (threshold_holds(t.op, conservative, t.value)) {
     j.verdict = ThresholdVerdict::kSurvived;
     j.reason = figure + ": holds " + what;
-  } else if (!holds(t.op, optimistic, t.value)) {
+  } else if (!threshold_holds(t.op, optimistic, t.value)) {
     j.verdict = ThresholdVerdict::kFalsified;
     j.reason = figure + ": fails " + what;
   } else {

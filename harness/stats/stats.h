@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/contract/contract.h"
+#include "harness/contract/binding.h"
 
 namespace popper::harness {
 

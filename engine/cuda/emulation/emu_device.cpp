@@ -31,9 +31,11 @@ struct Device {
   Graph* capturing = nullptr;  // non-null between begin_capture and end_capture
 };
 
+// Never destroyed: owners with static storage (a test's cached model and its weights on the
+// device) free their memory at exit, possibly after a function-local static would be gone.
 Device& device() {
-  static Device d;
-  return d;
+  static Device* const d = new Device();
+  return *d;
 }
 
 void check_not_capturing(const char* what) {

@@ -1,12 +1,11 @@
-#include "engine/model/router.h"
+#include "engine/cpu/moe_route.h"
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 #include "engine/core/result.h"
 
-namespace popper {
+namespace popper::cpu {
 
 void router_softmax(const float* logits, int64_t n, float* probs) {
   float max = logits[0];
@@ -37,4 +36,17 @@ void router_top_k(const float* probs, int64_t n, int64_t k, int32_t* ids, float*
   for (int64_t s = 0; s < k; ++s) weights[s] = probs[ids[s]] / sum;
 }
 
-}  // namespace popper
+void moe_route(const PreparedWeight& gate_inp, const float* x, int64_t n_tokens, int64_t k, int32_t* ids,
+               float* weights, std::vector<float>& logits, Projector& projector, ThreadPool& pool) {
+  const int64_t n_expert = gate_inp.n_out();
+  logits.resize(size_t(n_tokens * n_expert));
+  const Projector::Output p{&gate_inp, logits.data()};
+  projector.project({&p, 1}, x, n_tokens, pool);
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    float* probs = logits.data() + t * n_expert;
+    router_softmax(probs, n_expert, probs);
+    router_top_k(probs, n_expert, k, ids + t * k, weights + t * k);
+  }
+}
+
+}  // namespace popper::cpu

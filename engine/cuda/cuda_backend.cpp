@@ -1,12 +1,11 @@
-#include "engine/model/cuda_backend.h"
-
-#ifdef POPPER_HAVE_CUDA
+#include "engine/cuda/cuda_backend.h"
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
 #include "engine/core/log.h"
+#include "engine/model/backend_factory.h"
 
 namespace popper {
 namespace {
@@ -24,6 +23,14 @@ bool env_is(const char* name, const char* value) {
 
 // Pending op timings past this many are read back (a wait) so the event pool stays small.
 constexpr size_t kMaxPendingOps = 4096;
+
+// "cuda" for make_backend (backend_factory.h), registered when a binary links this library.
+Result<std::unique_ptr<Backend>> make_cuda_backend(int /*n_threads: the GPU needs none*/) {
+  auto b = CudaBackend::create();
+  if (!b.ok()) return b.error();
+  return std::unique_ptr<Backend>(std::move(b.value()));
+}
+[[maybe_unused]] const bool kRegistered = register_backend(BackendKind::kCuda, make_cuda_backend);
 
 }  // namespace
 
@@ -45,14 +52,9 @@ CudaBackend::~CudaBackend() {
     cuda::event_destroy(op.stop);
   }
   for (void* e : free_events_) cuda::event_destroy(e);
-  for (auto& [key, r] : records_) cuda::destroy_graph(r.graph);
-  for (auto& [host, up] : uploads_) cuda::free(up.second);
-  for (auto& [cache, dc] : caches_) {
-    cuda::free(dc.k);
-    cuda::free(dc.v);
-  }
-  for (Buffer* b : {&position_slot_, &norm_, &logits_, &act_, &act2_, &scratch_, &attn_scratch_, &groups_, &rows_,
-                    &slot_row_, &group_stats_, &moe_x_, &moe_gate_, &moe_up_, &moe_down_, &ffn_gate_, &ffn_up_}) {
+  for (Buffer* b :
+       {&position_slot_, &norm_, &logits_, &act_, &act2_, &scratch_, &attn_scratch_, &groups_, &rows_,
+        &slot_row_, &group_stats_, &moe_x_, &moe_gate_, &moe_up_, &moe_down_, &ffn_gate_, &ffn_up_}) {
     cuda::free(b->p);
   }
 }
@@ -124,7 +126,7 @@ void CudaBackend::upload(void* dst, const void* host, size_t bytes) { cuda::uplo
 
 void CudaBackend::download(void* host, const void* src, size_t bytes) { cuda::download(host, src, bytes); }
 
-Status CudaBackend::upload_weights(const ModelWeights& w) {
+Result<std::unique_ptr<PreparedWeights>> CudaBackend::prepare(const ModelWeights& w) {
   // Shapes past what the kernels take are refused here, at load, not at the first step.
   for (const LayerWeights& L : w.layers) {
     if (L.attn_q_norm.n > cuda::kMaxAttentionHeadDim) {
@@ -136,63 +138,46 @@ Status CudaBackend::upload_weights(const ModelWeights& w) {
                         cuda::kMaxExperts);
     }
   }
-  std::vector<std::pair<const void*, size_t>> tensors;
-  auto matrix = [&](const WeightMatrix& m) {
-    if (m.data != nullptr) tensors.emplace_back(m.data, size_t(m.n_out * m.row_bytes));
-  };
-  auto norm = [&](const NormWeight& n) {
-    if (n.data != nullptr) tensors.emplace_back(n.data, size_t(n.n) * 4);
-  };
-  matrix(w.token_embd);
-  matrix(w.output);
-  norm(w.output_norm);
-  for (const LayerWeights& L : w.layers) {
-    for (const WeightMatrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down, &L.ffn_gate_inp,
-                                  &L.ffn_gate_exps.all, &L.ffn_up_exps.all, &L.ffn_down_exps.all}) {
-      matrix(*m);
-    }
-    for (const NormWeight* n : {&L.attn_norm, &L.attn_q_norm, &L.attn_k_norm, &L.ffn_norm}) norm(*n);
-  }
-  std::sort(tensors.begin(), tensors.end());
-  tensors.erase(std::unique(tensors.begin(), tensors.end()), tensors.end());
-  uint64_t need = 0;
-  for (const auto& [p, n] : tensors) {
-    if (uploads_.count(static_cast<const uint8_t*>(p)) == 0) need += n;
-  }
   const cuda::DeviceInfo now = cuda::device_info();
-  if (need > now.free_bytes) {
-    return make_error("CUDA: the weights need ", need, " bytes on ", info_.name, " but only ", now.free_bytes,
-                      " of ", now.total_bytes, " are free");
+  if (w.bytes_total > now.free_bytes) {
+    return make_error("CUDA: the weights need ", w.bytes_total, " bytes on ", info_.name, " but only ",
+                      now.free_bytes, " of ", now.total_bytes, " are free");
   }
-  for (const auto& [p, n] : tensors) {
-    if (uploads_.count(static_cast<const uint8_t*>(p)) != 0) continue;
-    auto d = cuda::alloc(n);
-    if (!d.ok()) return d.error();
-    cuda::upload(d.value(), p, n);
-    uploads_[static_cast<const uint8_t*>(p)] = {n, d.value()};
-  }
-  return Status::success();
+  return Backend::prepare(w);
 }
 
-const void* CudaBackend::device_of(const void* host, size_t bytes) {
-  const auto* h = static_cast<const uint8_t*>(host);
-  auto it = uploads_.upper_bound(h);
-  if (it != uploads_.begin()) {
-    --it;
-    if (h >= it->first && h + bytes <= it->first + it->second.first) {
-      return static_cast<uint8_t*>(it->second.second) + (h - it->first);
-    }
-  }
+Result<std::unique_ptr<BackendWeight>> CudaBackend::prepare_weight(const WeightMatrix& file, int64_t n_expert,
+                                                                   WeightUse use) {
+  (void)use;  // every use reads the file's layout
+  if (!cuda::supports_weight_type(file.type))
+    return make_error("no CUDA kernel for ", ggml_type_name(file.type));
+  const size_t bytes = size_t(file.n_out * file.row_bytes);
   auto d = cuda::alloc(bytes);
-  POPPER_CHECK(d.ok(), "CUDA weight upload: ", d.ok() ? "" : d.message());
-  cuda::upload(d.value(), host, bytes);
-  uploads_[h] = {bytes, d.value()};
-  return d.value();
+  if (!d.ok()) return d.error();
+  cuda::upload(d.value(), file.data, bytes);
+  return std::unique_ptr<BackendWeight>(new DeviceWeight(file, n_expert, d.value()));
 }
 
-cuda::DeviceMatrix CudaBackend::device_matrix(const WeightMatrix& w) {
-  POPPER_CHECK(cuda::supports_weight_type(w.type), "no CUDA kernel for ", ggml_type_name(w.type));
-  return {w.type, device_of(w.data, size_t(w.n_out * w.row_bytes)), w.n_in, w.n_out, w.row_bytes};
+Result<std::unique_ptr<KvCache>> CudaBackend::make_kv_cache(const KvCacheShape& shape) {
+  POPPER_CHECK(!capturing_, "CUDA: a KV cache allocated while a step was being recorded");
+  if (shape.head_dim > cuda::kMaxAttentionHeadDim) {
+    return make_error("CUDA backend: head_dim ", shape.head_dim, " is past the attention kernel's ",
+                      cuda::kMaxAttentionHeadDim);
+  }
+  const uint64_t bytes = 2 * uint64_t(shape.n_layer) * uint64_t(shape.n_head_kv) * uint64_t(shape.head_dim) *
+                         uint64_t(shape.capacity) * uint64_t(shape.type == KvType::kF32 ? 4 : 2);
+  auto k = cuda::alloc(size_t(bytes / 2));
+  if (!k.ok()) return make_error("the KV cache (", bytes, " bytes for K and V): ", k.message());
+  auto v = cuda::alloc(size_t(bytes / 2));
+  if (!v.ok()) {
+    cuda::free(k.value());
+    return make_error("the KV cache (", bytes, " bytes for K and V): ", v.message());
+  }
+  return std::unique_ptr<KvCache>(new DeviceKvCache(shape, k.value(), v.value()));
+}
+
+std::unique_ptr<Backend::StepRecord> CudaBackend::make_step_record() {
+  return std::make_unique<DeviceStepRecord>();
 }
 
 const void* CudaBackend::activations(GgmlType weight_type, const float* x, int64_t n_rows, int64_t n_cols,
@@ -204,11 +189,10 @@ const void* CudaBackend::activations(GgmlType weight_type, const float* x, int64
   return a;
 }
 
-void CudaBackend::matmul_f32(const WeightMatrix& w, const float* x, int64_t n, float* y, Buffer& slot,
+void CudaBackend::matmul_f32(const cuda::DeviceMatrix& w, const float* x, int64_t n, float* y, Buffer& slot,
                              bool allow_cublas) {
-  const cuda::DeviceMatrix dm = device_matrix(w);
   const void* a = activations(w.type, x, n, w.n_in, slot);
-  cuda::matmul(dm, a, n, y, w.n_out, need(scratch_, cuda::matmul_scratch_bytes(dm, n)), allow_cublas);
+  cuda::matmul(w, a, n, y, w.n_out, need(scratch_, cuda::matmul_scratch_bytes(w, n)), allow_cublas);
 }
 
 const int32_t* CudaBackend::position(int64_t pos0) {
@@ -239,9 +223,10 @@ Status CudaBackend::run_step(const Step& step, const std::function<Status()>& is
       b->step_recordable_ = false;
     }
   } leave{this};
-  if (!recordable) return issue();
+  if (!recordable || step.record == nullptr) return issue();
 
-  Record& r = records_[{step.owner, step.n_tokens}];
+  // Only single-token steps are recorded, so a session's one record is its decode step's.
+  auto& r = static_cast<DeviceStepRecord&>(*step.record);  // made by make_step_record
   if (r.graph != nullptr && r.generation == generation_) {
     cuda::launch_graph(r.graph);
     ++graph_replays_;
@@ -252,8 +237,8 @@ Status CudaBackend::run_step(const Step& step, const std::function<Status()>& is
     r.graph = nullptr;
     r.eager_runs = 0;
   }
-  // The first run is eager: it uploads any weights not yet on the device and grows every scratch
-  // buffer to this step's size, neither of which may happen inside a capture.
+  // The first run is eager: it grows every scratch buffer to this step's size, which may not
+  // happen inside a capture.
   if (r.failed || r.eager_runs == 0) {
     ++r.eager_runs;
     return issue();
@@ -280,57 +265,37 @@ Status CudaBackend::run_step(const Step& step, const std::function<Status()>& is
   return Status::success();
 }
 
-void CudaBackend::release(const void* owner, const KvCache* cache) {
-  for (auto it = records_.begin(); it != records_.end();) {
-    if (it->first.first == owner) {
-      cuda::destroy_graph(it->second.graph);
-      it = records_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  if (cache != nullptr) {
-    auto it = caches_.find(cache);
-    if (it != caches_.end()) {
-      cuda::synchronize();  // no queued kernel may still read it
-      cuda::free(it->second.k);
-      cuda::free(it->second.v);
-      caches_.erase(it);
-    }
-  }
-}
-
-void CudaBackend::embed(const WeightMatrix& table, const int32_t* tokens, int64_t n_tokens, float* x) {
+void CudaBackend::embed(const BackendWeight& table, const int32_t* tokens, int64_t n_tokens, float* x) {
   const OpScope timed(this, "embed");
-  const cuda::DeviceMatrix t = device_matrix(table);
-  cuda::embed(table.type, t.data, table.row_bytes, table.n_in, tokens, n_tokens, x);
+  const cuda::DeviceMatrix& t = device_matrix(table);
+  cuda::embed(t.type, t.data, t.row_bytes, t.n_in, tokens, n_tokens, x);
 }
 
-void CudaBackend::rmsnorm(const float* x, const NormWeight& w, int64_t n_rows, float eps, float* y) {
+void CudaBackend::rmsnorm(const float* x, const BackendWeight& w, int64_t n_rows, float eps, float* y) {
   const OpScope timed(this, "rmsnorm");
-  cuda::rmsnorm(x, device_norm(w), n_rows, w.n, eps, y);
+  cuda::rmsnorm(x, device_norm(w), n_rows, w.n_in(), eps, y);
 }
 
 void CudaBackend::project(std::span<const Projection> outs, const float* x, int64_t n_tokens) {
   const OpScope timed(this, "project");
   if (outs.empty()) return;
-  const int64_t n_in = outs[0].w->n_in;
+  const int64_t n_in = outs[0].w->n_in();
   // One quantisation per activation format, shared by every projection of that format.
   GgmlType have = GgmlType::F32;
   const void* a = nullptr;
   // Runs of projections with one weight type go out as one launch (Q, K and V of a layer).
   for (size_t i = 0; i < outs.size();) {
-    POPPER_CHECK(outs[i].w->n_in == n_in, "projection inputs differ");
-    const GgmlType vt = cuda::vec_dot_type(outs[i].w->type);
+    POPPER_CHECK(outs[i].w->n_in() == n_in, "projection inputs differ");
+    const GgmlType vt = cuda::vec_dot_type(outs[i].w->type());
     if (a == nullptr || vt != have) {
-      a = activations(outs[i].w->type, x, n_tokens, n_in, a == nullptr ? act_ : act2_);
+      a = activations(outs[i].w->type(), x, n_tokens, n_in, a == nullptr ? act_ : act2_);
       have = vt;
     }
     cuda::DeviceMatrix run[3];
     float* ys[3];
     int n = 0;
-    while (i + size_t(n) < outs.size() && n < 3 && outs[i + n].w->type == outs[i].w->type &&
-           outs[i + n].w->n_in == n_in) {
+    while (i + size_t(n) < outs.size() && n < 3 && outs[i + n].w->type() == outs[i].w->type() &&
+           outs[i + n].w->n_in() == n_in) {
       run[n] = device_matrix(*outs[i + n].w);
       ys[n] = outs[i + n].y;
       ++n;
@@ -347,91 +312,57 @@ void CudaBackend::project(std::span<const Projection> outs, const float* x, int6
   }
 }
 
-void CudaBackend::rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) {
+void CudaBackend::rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t pos0,
+                       float freq_base) {
   const OpScope timed(this, "rope");
   cuda::rope(x, n_tokens, n_heads, head_dim, position(pos0), freq_base);
-}
-
-Result<CudaBackend::DeviceCache*> CudaBackend::device_cache(const KvCache& cache) {
-  DeviceCache& dc = caches_[&cache];
-  const bool f16 = cache.type() == KvType::kF16;
-  if (dc.k == nullptr || dc.n_layer != cache.n_layer() || dc.n_head_kv != cache.n_head_kv() ||
-      dc.head_dim != cache.head_dim() || dc.capacity != cache.capacity() || dc.f16 != f16) {
-    POPPER_CHECK(!capturing_, "CUDA: a KV cache allocated while a step was being recorded");
-    cuda::free(dc.k);
-    cuda::free(dc.v);
-    dc = DeviceCache{};
-    const size_t bytes = size_t(cache.bytes() / 2);
-    auto k = cuda::alloc(bytes);
-    if (!k.ok()) return make_error("the KV cache (", cache.bytes(), " bytes for K and V): ", k.message());
-    auto v = cuda::alloc(bytes);
-    if (!v.ok()) {
-      cuda::free(k.value());
-      return make_error("the KV cache (", cache.bytes(), " bytes for K and V): ", v.message());
-    }
-    dc = {k.value(), v.value(), cache.n_layer(), cache.n_head_kv(), cache.head_dim(), cache.capacity(), f16};
-    ++generation_;
-  }
-  return &dc;
-}
-
-cuda::DeviceKv CudaBackend::layer_kv(const DeviceCache& dc, int64_t il) const {
-  const int64_t layer = dc.n_head_kv * dc.capacity * dc.head_dim * (dc.f16 ? 2 : 4);
-  return {static_cast<uint8_t*>(dc.k) + il * layer, static_cast<uint8_t*>(dc.v) + il * layer, dc.capacity,
-          dc.n_head_kv, dc.head_dim, dc.f16};
 }
 
 Status CudaBackend::store_kv(KvCache& cache, int64_t il, int64_t pos0, int64_t n_tokens, const float* k,
                              const float* v) {
   const OpScope timed(this, "store_kv");
   POPPER_RETURN_IF_ERROR(cache.check_range(pos0, n_tokens));
-  if (cache.head_dim() > cuda::kMaxAttentionHeadDim) {
-    return make_error("CUDA backend: head_dim ", cache.head_dim(), " is past the attention kernel's ",
-                      cuda::kMaxAttentionHeadDim);
-  }
-  auto dc = device_cache(cache);
-  if (!dc.ok()) return dc.error();
-  cuda::store_kv(layer_kv(*dc.value(), il), position(pos0), n_tokens, k, v);
+  const DeviceKvCache& dc = kv_cache_as<DeviceKvCache>(cache, kCudaDevice);
+  cuda::store_kv(dc.layer(il), position(pos0), n_tokens, k, v);
   return Status::success();
 }
 
 void CudaBackend::attention(const KvCache& cache, int64_t il, const float* q, int64_t n_tokens, int64_t pos0,
                             const AttentionShape& s, float* out) {
   const OpScope timed(this, "attention");
-  const auto found = caches_.find(&cache);
-  POPPER_CHECK(found != caches_.end(), "CUDA attention over a KV cache nothing was stored in");
-  const DeviceCache* dc = &found->second;
+  const DeviceKvCache& dc = kv_cache_as<DeviceKvCache>(cache, kCudaDevice);
   // A step that may be recorded must not size its grid by the position it runs at.
   const int64_t bound = step_recordable_ ? cache.capacity() : pos0 + n_tokens;
   void* scratch = need(attn_scratch_, cuda::attention_scratch_bytes(n_tokens, s.n_head, s.head_dim, bound));
-  cuda::attention(layer_kv(*dc, il), q, n_tokens, position(pos0), bound, s.n_head, s.scale, out, scratch);
+  cuda::attention(dc.layer(il), q, n_tokens, position(pos0), bound, s.n_head, s.scale, out, scratch);
 }
 
-void CudaBackend::moe_route(const WeightMatrix& gate_inp, const float* x, int64_t n_tokens, int64_t k, int32_t* ids,
-                            float* weights) {
+void CudaBackend::moe_route(const BackendWeight& gate_inp, const float* x, int64_t n_tokens, int64_t k,
+                            int32_t* ids, float* weights) {
   const OpScope timed(this, "moe_route");
-  float* logits = need_floats(logits_, n_tokens * gate_inp.n_out);
+  const int64_t n_expert = gate_inp.n_out();
+  float* logits = need_floats(logits_, n_tokens * n_expert);
   // Never cuBLAS: a token's router logits must not depend on the batch it came in (prefill vs
   // decode), as they do not on the CPU.
-  matmul_f32(gate_inp, x, n_tokens, logits, act_, /*allow_cublas=*/false);
+  matmul_f32(device_matrix(gate_inp), x, n_tokens, logits, act_, /*allow_cublas=*/false);
   // One token: the routing kernel writes the expert grouping too, for the moe_ffn that follows
   // with these ids (a decode step then has one launch fewer per layer).
   cuda::SingleTokenGroups one;
   grouped_ids_ = nullptr;
   if (n_tokens == 1) {
-    one = {need_ints(groups_, 3 * std::max<int64_t>(k, gate_inp.n_out)), need_ints(rows_, k),
+    one = {need_ints(groups_, 3 * std::max<int64_t>(k, n_expert)), need_ints(rows_, k),
            need_ints(slot_row_, k), need_ints(group_stats_, 2)};
     grouped_ids_ = ids;
   }
-  cuda::route_top_k(logits, n_tokens, gate_inp.n_out, k, ids, weights, one);
+  cuda::route_top_k(logits, n_tokens, n_expert, k, ids, weights, one);
 }
 
-void CudaBackend::moe_ffn(const LayerWeights& L, const float* x, int64_t n_tokens, const int32_t* ids,
+void CudaBackend::moe_ffn(const FfnWeights& experts, const float* x, int64_t n_tokens, const int32_t* ids,
                           const float* weights, int64_t k, float* out) {
   const OpScope timed(this, "moe_ffn");
-  const int64_t n_expert = L.ffn_gate_exps.n_expert;
-  const int64_t n_embd = L.ffn_gate_exps.all.n_in;
-  const int64_t n_ff = L.ffn_gate_exps.n_out;
+  const int64_t n_expert = experts.gate->n_expert();
+  const int64_t n_embd = experts.gate->n_in();
+  const int64_t n_ff = experts.gate->n_out();
   const int64_t n_assign = n_tokens * k;
   // Group (token, slot) assignments by expert on the device: expert e's group is a run of rows
   // of the grouped buffers, and each group's weights are read once per call.
@@ -461,9 +392,9 @@ void CudaBackend::moe_ffn(const LayerWeights& L, const float* x, int64_t n_token
     gx = gathered;
   }
   const int64_t in_rows = one_token ? 1 : n_assign;
-  const cuda::DeviceMatrix gate = device_matrix(L.ffn_gate_exps.all);
-  const cuda::DeviceMatrix up = device_matrix(L.ffn_up_exps.all);
-  const cuda::DeviceMatrix down = device_matrix(L.ffn_down_exps.all);
+  const cuda::DeviceMatrix& gate = device_matrix(*experts.gate);
+  const cuda::DeviceMatrix& up = device_matrix(*experts.up);
+  const cuda::DeviceMatrix& down = device_matrix(*experts.down);
   const void* a_gate = activations(gate.type, gx, in_rows, n_embd, act_);
   const void* a_up = cuda::vec_dot_type(up.type) == cuda::vec_dot_type(gate.type)
                          ? a_gate
@@ -491,13 +422,14 @@ void CudaBackend::moe_ffn(const LayerWeights& L, const float* x, int64_t n_token
   cuda::combine_experts(d, slot_row, weights, n_tokens, k, n_embd, out);
 }
 
-void CudaBackend::dense_ffn(const LayerWeights& L, const float* x, int64_t n_tokens, float* out) {
+void CudaBackend::dense_ffn(const FfnWeights& ffn, const float* x, int64_t n_tokens, float* out) {
   const OpScope timed(this, "dense_ffn");
-  const int64_t n_ff = L.ffn_gate.n_out;
+  const int64_t n_ff = ffn.gate->n_out();
   float* g = need_floats(ffn_gate_, n_tokens * n_ff);
   float* u = need_floats(ffn_up_, n_tokens * n_ff);
   // Gate and up read one x: quantised once when their activation formats agree.
-  const cuda::DeviceMatrix gate = device_matrix(L.ffn_gate), up = device_matrix(L.ffn_up);
+  const cuda::DeviceMatrix& gate = device_matrix(*ffn.gate);
+  const cuda::DeviceMatrix& up = device_matrix(*ffn.up);
   const void* a_gate = activations(gate.type, x, n_tokens, gate.n_in, act_);
   const void* a_up = cuda::vec_dot_type(up.type) == cuda::vec_dot_type(gate.type)
                          ? a_gate
@@ -505,7 +437,7 @@ void CudaBackend::dense_ffn(const LayerWeights& L, const float* x, int64_t n_tok
   cuda::matmul(gate, a_gate, n_tokens, g, n_ff, need(scratch_, cuda::matmul_scratch_bytes(gate, n_tokens)));
   cuda::matmul(up, a_up, n_tokens, u, n_ff, need(scratch_, cuda::matmul_scratch_bytes(up, n_tokens)));
   cuda::swiglu(g, u, n_tokens * n_ff);
-  matmul_f32(L.ffn_down, g, n_tokens, out, act_);
+  matmul_f32(device_matrix(*ffn.down), g, n_tokens, out, act_);
 }
 
 void CudaBackend::add(float* x, const float* y, int64_t n) {
@@ -513,25 +445,24 @@ void CudaBackend::add(float* x, const float* y, int64_t n) {
   cuda::add(x, y, n);
 }
 
-void CudaBackend::add_rmsnorm(float* x, const float* y, const NormWeight& w, int64_t n_rows, float eps, float* out) {
+void CudaBackend::add_rmsnorm(float* x, const float* y, const BackendWeight& w, int64_t n_rows, float eps,
+                              float* out) {
   const OpScope timed(this, "add_rmsnorm");
-  cuda::add_rmsnorm(x, y, device_norm(w), n_rows, w.n, eps, out);
+  cuda::add_rmsnorm(x, y, device_norm(w), n_rows, w.n_in(), eps, out);
 }
 
-void CudaBackend::rmsnorm_rope(float* x, const NormWeight& w, int64_t n_tokens, int64_t n_heads, float eps,
+void CudaBackend::rmsnorm_rope(float* x, const BackendWeight& w, int64_t n_tokens, int64_t n_heads, float eps,
                                int64_t pos0, float freq_base) {
   const OpScope timed(this, "rmsnorm_rope");
-  cuda::rmsnorm_rope(x, device_norm(w), n_tokens, n_heads, w.n, eps, position(pos0), freq_base);
+  cuda::rmsnorm_rope(x, device_norm(w), n_tokens, n_heads, w.n_in(), eps, position(pos0), freq_base);
 }
 
-void CudaBackend::output_logits(const NormWeight& norm, const WeightMatrix& output, const float* x, int64_t n_rows,
-                                float eps, float* logits) {
+void CudaBackend::output_logits(const BackendWeight& norm, const BackendWeight& output, const float* x,
+                                int64_t n_rows, float eps, float* logits) {
   const OpScope timed(this, "output_logits");
-  float* xn = need_floats(norm_, n_rows * norm.n);
-  cuda::rmsnorm(x, device_norm(norm), n_rows, norm.n, eps, xn);
-  matmul_f32(output, xn, n_rows, logits, act_);
+  float* xn = need_floats(norm_, n_rows * norm.n_in());
+  cuda::rmsnorm(x, device_norm(norm), n_rows, norm.n_in(), eps, xn);
+  matmul_f32(device_matrix(output), xn, n_rows, logits, act_);
 }
 
 }  // namespace popper
-
-#endif  // POPPER_HAVE_CUDA

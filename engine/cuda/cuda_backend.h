@@ -1,5 +1,8 @@
-// The CUDA backend: the Backend ops on engine/cuda's kernels (the only layer that includes CUDA
-// headers). Compiled only with POPPER_HAVE_CUDA; make_backend (backend_factory.h) is the way in.
+// The CUDA backend: the Backend seam (engine/model/backend.h) on this folder's kernels, in plain
+// C++ on cuda_ops.h (only the .cu files include CUDA headers). Built when nvcc is found, into
+// popper_cuda (and, for tests, against the CPU emulation: popper_cuda_emu). It registers itself
+// with engine/model's factory at start-up, so make_backend (backend_factory.h) is the way in and
+// engine/model never needs to know at compile time whether a binary has it.
 //
 // Memory: a Session's activations are device buffers (Backend::allocate), so a forward step
 // runs from the token ids to the logits without touching the host; the only copies are the
@@ -7,33 +10,37 @@
 // the grouping of tokens by expert happen on the device; a decode step (up to 8 tokens) launches
 // the grouped expert matmuls on upper bounds of the group counts, so it never waits for the host.
 //
-// Weights are uploaded once (upload_weights, or on first use) and stay on the device, known by
-// their host address: the bytes behind a WeightMatrix / NormWeight must not change or be freed
-// while this backend lives (true of a mapped GGUF file; use a fresh backend otherwise). Each
-// KvCache's contents live only on the device ([n_layer][n_head_kv][capacity][head_dim] for K and
-// for V, f32 or f16 as the cache's type); the host KvCache keeps the bookkeeping.
+// Ownership: every piece of device state belongs to the object it serves, which frees it.
+//   - Weights: prepare_weight uploads one tensor into a DeviceWeight (its device copy, in the
+//     file's layout), owned by the model's PreparedWeights (Model::weights_on); prepare checks
+//     first that the whole model fits (bytes needed vs free) and that its shapes are within the
+//     kernels' limits. The file's pages are not needed after the upload (views_file() false).
+//   - KV caches: make_kv_cache allocates a DeviceKvCache ([n_layer][n_head_kv][capacity][head_dim]
+//     for K and for V, f32 or f16), owned by its Session.
+//   - Recorded steps: make_step_record gives each Session a record of its decode step (a CUDA
+//     graph), owned by the session.
+//   - Scratch (activations in their formats, MoE grouping, attention spans) is the backend's own,
+//     grown to its high-water mark.
+// Every weight, cache and record of this device serves every CudaBackend (there is one device).
 //
 // Graphs: a replayable single-token step (Backend::run_step) runs eagerly the first time, is
 // captured as a CUDA graph the second time, and is replayed with one launch from then on. The
 // position is read from device memory by every position-dependent kernel, and attention spans
 // are sized by the cache's capacity, so one record serves every position. A record is dropped
-// when any scratch buffer it points at is reallocated. POPPER_CUDA_GRAPHS=0 turns recording off
-// (every step then runs eagerly), for diagnosis.
+// when any scratch buffer it points at is reallocated (the backend's scratch generation moved).
+// POPPER_CUDA_GRAPHS=0 turns recording off (every step then runs eagerly), for diagnosis.
 //
 // Profile: POPPER_CUDA_PROFILE=1 times every op with CUDA events (and turns recording off:
 // events inside a graph cannot be read per op). profile() sums GPU milliseconds per op name.
 #pragma once
 
-#ifdef POPPER_HAVE_CUDA
-
 #include <map>
 #include <memory>
 #include <string>
-#include <unordered_map>
-#include <utility>
 #include <vector>
 
 #include "engine/cuda/cuda_ops.h"
+#include "engine/cuda/device_objects.h"
 #include "engine/model/backend.h"
 
 namespace popper {
@@ -46,10 +53,7 @@ class CudaBackend final : public Backend {
   CudaBackend(const CudaBackend&) = delete;
   CudaBackend& operator=(const CudaBackend&) = delete;
 
-  // Uploads every tensor of `weights` now. Error when they do not fit (bytes needed vs free) or
-  // when a shape is past what the kernels take (head_dim, number of experts).
-  Status upload_weights(const ModelWeights& weights);
-  const cuda::DeviceInfo& device() const { return info_; }
+  const cuda::DeviceInfo& device_info() const { return info_; }
   // Steps replayed from a recorded graph so far (for the benchmarks' counters and the tests).
   uint64_t graph_replays() const { return graph_replays_; }
   bool graphs_enabled() const { return graphs_enabled_; }
@@ -66,51 +70,50 @@ class CudaBackend final : public Backend {
   const char* name() const override { return "cuda"; }
   int n_threads() const override { return 1; }
 
+  const BackendDevice& device() const override { return kCudaDevice; }
+  // Uploads one tensor. Error when the device cannot hold it or has no kernel for its type.
+  Result<std::unique_ptr<BackendWeight>> prepare_weight(const WeightMatrix& file, int64_t n_expert,
+                                                        WeightUse use) override;
+  // Error, before anything is uploaded, when the weights do not fit (bytes needed vs free) or a
+  // shape is past what the kernels take (head_dim, number of experts).
+  Result<std::unique_ptr<PreparedWeights>> prepare(const ModelWeights& weights) override;
+  // Error when the device cannot hold it (the bytes) or head_dim is past the attention kernel's.
+  Result<std::unique_ptr<KvCache>> make_kv_cache(const KvCacheShape& shape) override;
+
   Result<void*> allocate(size_t bytes) override;
   void deallocate(void* p) override;
   void upload(void* dst, const void* host, size_t bytes) override;
   void download(void* host, const void* src, size_t bytes) override;
+  std::unique_ptr<StepRecord> make_step_record() override;
   Status run_step(const Step& step, const std::function<Status()>& issue) override;
-  void release(const void* owner, const KvCache* cache) override;
 
-  void embed(const WeightMatrix& table, const int32_t* tokens, int64_t n_tokens, float* x) override;
-  void rmsnorm(const float* x, const NormWeight& w, int64_t n_rows, float eps, float* y) override;
+  void embed(const BackendWeight& table, const int32_t* tokens, int64_t n_tokens, float* x) override;
+  void rmsnorm(const float* x, const BackendWeight& w, int64_t n_rows, float eps, float* y) override;
   void project(std::span<const Projection> outs, const float* x, int64_t n_tokens) override;
-  void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) override;
+  void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t pos0,
+            float freq_base) override;
   Status store_kv(KvCache& cache, int64_t il, int64_t pos0, int64_t n_tokens, const float* k,
                   const float* v) override;
   void attention(const KvCache& cache, int64_t il, const float* q, int64_t n_tokens, int64_t pos0,
                  const AttentionShape& shape, float* out) override;
-  void moe_route(const WeightMatrix& gate_inp, const float* x, int64_t n_tokens, int64_t k, int32_t* ids,
+  void moe_route(const BackendWeight& gate_inp, const float* x, int64_t n_tokens, int64_t k, int32_t* ids,
                  float* weights) override;
-  void moe_ffn(const LayerWeights& layer, const float* x, int64_t n_tokens, const int32_t* ids, const float* weights,
-               int64_t k, float* out) override;
-  void dense_ffn(const LayerWeights& layer, const float* x, int64_t n_tokens, float* out) override;
+  void moe_ffn(const FfnWeights& experts, const float* x, int64_t n_tokens, const int32_t* ids,
+               const float* weights, int64_t k, float* out) override;
+  void dense_ffn(const FfnWeights& ffn, const float* x, int64_t n_tokens, float* out) override;
   void add(float* x, const float* y, int64_t n) override;
-  void add_rmsnorm(float* x, const float* y, const NormWeight& w, int64_t n_rows, float eps, float* out) override;
-  void rmsnorm_rope(float* x, const NormWeight& w, int64_t n_tokens, int64_t n_heads, float eps, int64_t pos0,
-                    float freq_base) override;
-  void output_logits(const NormWeight& norm, const WeightMatrix& output, const float* x, int64_t n_rows, float eps,
-                     float* logits) override;
+  void add_rmsnorm(float* x, const float* y, const BackendWeight& w, int64_t n_rows, float eps,
+                   float* out) override;
+  void rmsnorm_rope(float* x, const BackendWeight& w, int64_t n_tokens, int64_t n_heads, float eps,
+                    int64_t pos0, float freq_base) override;
+  void output_logits(const BackendWeight& norm, const BackendWeight& output, const float* x, int64_t n_rows,
+                     float eps, float* logits) override;
 
  private:
   // A device scratch allocation that grows to its high-water mark (see need()).
   struct Buffer {
     void* p = nullptr;
     size_t bytes = 0;
-  };
-  struct DeviceCache {
-    void* k = nullptr;
-    void* v = nullptr;
-    int64_t n_layer = 0, n_head_kv = 0, head_dim = 0, capacity = 0;
-    bool f16 = false;
-  };
-  // A recorded step of one Session at one n_tokens.
-  struct Record {
-    void* graph = nullptr;
-    uint64_t generation = 0;  // scratch generation it was captured at
-    int eager_runs = 0;
-    bool failed = false;  // capture failed once: run eagerly from then on
   };
   CudaBackend() = default;
 
@@ -134,26 +137,20 @@ class CudaBackend final : public Backend {
   // block are dropped) and is refused while capturing.
   void* need(Buffer& b, size_t n);
   float* need_floats(Buffer& b, int64_t n) { return static_cast<float*>(need(b, size_t(n) * sizeof(float))); }
-  int32_t* need_ints(Buffer& b, int64_t n) { return static_cast<int32_t*>(need(b, size_t(n) * sizeof(int32_t))); }
-  // Device copy of host weight bytes [host, host + bytes): found inside an upload, else uploaded.
-  const void* device_of(const void* host, size_t bytes);
-  cuda::DeviceMatrix device_matrix(const WeightMatrix& w);
-  const float* device_norm(const NormWeight& w) { return static_cast<const float*>(device_of(w.data, w.n * 4)); }
+  int32_t* need_ints(Buffer& b, int64_t n) {
+    return static_cast<int32_t*>(need(b, size_t(n) * sizeof(int32_t)));
+  }
   // x ([n_rows, n_cols] f32 on device) in vec_dot_type(type) in `slot`; returns it.
   const void* activations(GgmlType weight_type, const float* x, int64_t n_rows, int64_t n_cols, Buffer& slot);
-  Result<DeviceCache*> device_cache(const KvCache& cache);
-  cuda::DeviceKv layer_kv(const DeviceCache& dc, int64_t il) const;
   // A device int32 holding pos0: the step's slot inside run_step, else an op slot set now.
   const int32_t* position(int64_t pos0);
   // y = matmul of x (device f32 [n, w.n_in]) with w, quantising through `slot`.
-  void matmul_f32(const WeightMatrix& w, const float* x, int64_t n, float* y, Buffer& slot, bool allow_cublas = true);
+  void matmul_f32(const cuda::DeviceMatrix& w, const float* x, int64_t n, float* y, Buffer& slot,
+                  bool allow_cublas = true);
 
   cuda::DeviceInfo info_;
   bool graphs_enabled_ = true;
-  std::map<const uint8_t*, std::pair<size_t, void*>> uploads_;  // host start -> (bytes, device)
-  std::unordered_map<const KvCache*, DeviceCache> caches_;
-  std::map<std::pair<const void*, int64_t>, Record> records_;   // (owner, n_tokens) -> record
-  uint64_t generation_ = 0;
+  uint64_t generation_ = 0;  // bumped whenever a scratch buffer moves (records pointing at it are stale)
   bool profiling_ = false;
   struct PendingOp {
     const char* name;
@@ -180,5 +177,3 @@ class CudaBackend final : public Backend {
 };
 
 }  // namespace popper
-
-#endif  // POPPER_HAVE_CUDA
