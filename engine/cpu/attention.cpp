@@ -3,26 +3,64 @@
 #include <algorithm>
 #include <cmath>
 
+#include "engine/core/faults.h"
+#include "engine/cpu/flash_attention.h"
 #include "engine/cpu/parallel.h"
 
 namespace popper::cpu {
+
+namespace {
+
+// The flash-style kernel's limits (flash_attention.h); other shapes take the two-matmul path.
+bool flash_applies(const AttentionShape& s) {
+  return s.head_dim % 8 == 0 && s.head_dim <= kMaxHeadDim && s.n_head / s.n_head_kv <= kMaxAttentionGroup;
+}
+
+}  // namespace
 
 void attention(const KvStore& kv, int64_t il, const float* q, int64_t n_tokens, int64_t pos0,
                const AttentionShape& s, float* out, AttentionScratch& scratch, ThreadPool& pool) {
   const int64_t group = s.n_head / s.n_head_kv;
   const GgmlType kv_type = kv.type();
   const int64_t capacity = kv.capacity();
-  // One work item per (token, kv head): the group's query heads share the keys, so their scores
-  // are one small matmul against the contiguous [positions, head_dim] key block.
+  // Token t attends to positions [0, pos0 + t] (causal); the fault drops its own key.
+  const int64_t dropped = fault_on(Fault::kAttentionDropsLastKey) ? 1 : 0;
   const int64_t n_items = n_tokens * s.n_head_kv;
   const int64_t work = n_tokens * (pos0 + n_tokens) * s.n_head * s.head_dim * kv.elem_bytes();
+  if (flash_applies(s)) {
+    // One work item per (token, kv head): the group's query heads share one pass of tiles over
+    // the keys and values (flash_attention.h), cost linear in the depth.
+    for_items(pool, work >= kParallelMinWork, n_items, [&](int64_t begin, int64_t end, int) {
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t t = item / s.n_head_kv;
+        const int64_t kvh = item % s.n_head_kv;
+        const int64_t n_kv = pos0 + t + 1 - dropped;
+        const int64_t at = (t * s.n_head + kvh * group) * s.head_dim;  // [group, head_dim]
+        if (n_kv == 0) {
+          std::fill(out + at, out + at + group * s.head_dim, 0.0f);
+          continue;
+        }
+        const KvHeadView head{kv_type, kv.k_head(il, kvh), kv.v_row(il, kvh * s.head_dim), capacity,
+                              s.head_dim};
+        attention_head_group(q + at, group, head, n_kv, s.scale, out + at);
+      }
+    });
+    return;
+  }
+  // One work item per (token, kv head): the group's query heads share the keys, so their scores
+  // are one small matmul against the contiguous [positions, head_dim] key block.
   for_items(pool, work >= kParallelMinWork, n_items, [&](int64_t begin, int64_t end, int tid) {
     std::vector<float>& scores = scratch.scores[size_t(tid)];
     QuantizedActivations& qa = scratch.rows[size_t(tid)];
     for (int64_t item = begin; item < end; ++item) {
       const int64_t t = item / s.n_head_kv;
       const int64_t kvh = item % s.n_head_kv;
-      const int64_t n_kv = pos0 + t + 1;  // causal: positions [0, pos0 + t]
+      const int64_t n_kv = pos0 + t + 1 - dropped;
+      if (n_kv == 0) {
+        float* o = out + (t * s.n_head + kvh * group) * s.head_dim;
+        std::fill(o, o + group * s.head_dim, 0.0f);
+        continue;
+      }
       scores.resize(size_t(group * n_kv));
       const float* qg = q + (t * s.n_head + kvh * group) * s.head_dim;  // [group, head_dim]
       qa.quantize(qg, group, s.head_dim, s.head_dim, GgmlType::F32);

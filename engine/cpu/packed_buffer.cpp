@@ -16,6 +16,18 @@ constexpr size_t kHugePage = size_t(2) << 20;
 Result<PackedBuffer> PackedBuffer::allocate(size_t bytes) {
   PackedBuffer b;
   if (bytes == 0) return b;
+  if (bytes < kHugePage) {
+    // A small tensor (a tiny model's): whole 4 KiB pages, no huge page (which would make every
+    // small tensor 2 MiB resident).
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    const size_t want = (bytes + page - 1) / page * page;
+    void* raw = mmap(nullptr, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED)
+      return make_error("cannot map ", bytes, " bytes for repacked weights: ", std::strerror(errno));
+    b.p_ = static_cast<uint8_t*>(raw);
+    b.bytes_ = want;
+    return b;
+  }
   // Over-map by one huge page and trim, so the buffer starts on a 2 MiB boundary.
   const size_t want = (bytes + kHugePage - 1) / kHugePage * kHugePage;
   void* raw = mmap(nullptr, want + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -2,7 +2,8 @@
 // aligned and advised for transparent huge pages. A decode step streams ~2 GB of weights; with
 // 4 KiB pages that is half a million TLB misses per token and a hardware prefetcher that stops
 // at every page boundary, which the file's own mapping (4 KiB pages of the page cache) cannot
-// avoid.
+// avoid. A buffer under 2 MiB (a tiny model's tensor) is whole 4 KiB pages instead, so small
+// tensors do not each hold a huge page.
 #pragma once
 
 #include <cstddef>

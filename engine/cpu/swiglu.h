@@ -5,16 +5,13 @@
 // two intermediate rows never leave the cache.
 #pragma once
 
-#include <cmath>
 #include <cstdint>
 
+#include "engine/cpu/elementwise.h"  // silu: the unfused path computes exactly it
 #include "engine/cpu/matmul.h"
 #include "engine/cpu/packed_matmul.h"
 
 namespace popper::cpu {
-
-// llama.cpp's silu: x / (1 + e^-x) in float (the unfused path computes exactly this).
-inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
 // Rows per fused work item: a Q8_K block, so each item quantises its own slice of the down input.
 inline constexpr int64_t kSwigluChunk = 256;
