@@ -42,6 +42,9 @@ constexpr FaultInfo kFaultTable[] = {
      "the CUDA residual add subtracts (x -= y); runs on a GPU and on the emulated device"},
     {Fault::kEvidenceSkipsFsync, "evidence_skips_fsync", "engine/core/atomic_file.cpp write_file_atomic",
      "atomic writes (evidence, MANIFEST, contracts) rename without fsync: a crash can lose them"},
+    {Fault::kAttentionQuadratic, "attention_quadratic", "engine/cpu/attention.cpp attention",
+     "a one-token (decode) step recomputes each query's attention once per 256 cached positions: same "
+     "result, cost quadratic in the depth (the slow long-context decode issue 12's depth item catches)"},
 };
 static_assert(sizeof(kFaultTable) / sizeof(kFaultTable[0]) == kFaultCount, "one kFaultTable row per Fault");
 

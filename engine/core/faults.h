@@ -41,6 +41,7 @@ enum class Fault : uint8_t {
   kBackendAutoIgnoresGpu,  // backend selection
   kCudaSignFlip,           // CUDA kernels
   kEvidenceSkipsFsync,     // durable writes
+  kAttentionQuadratic,     // attention's cost at depth
   kCount
 };
 

@@ -25,6 +25,9 @@ void attention(const KvStore& kv, int64_t il, const float* q, int64_t n_tokens, 
   const int64_t capacity = kv.capacity();
   // Token t attends to positions [0, pos0 + t] (causal); the fault drops its own key.
   const int64_t dropped = fault_on(Fault::kAttentionDropsLastKey) ? 1 : 0;
+  // The fault recomputes a decode step's attention once per kQuadraticStride cached positions.
+  constexpr int64_t kQuadraticStride = 256;
+  const bool quadratic = n_tokens == 1 && fault_on(Fault::kAttentionQuadratic);
   const int64_t n_items = n_tokens * s.n_head_kv;
   const int64_t work = n_tokens * (pos0 + n_tokens) * s.n_head * s.head_dim * kv.elem_bytes();
   if (flash_applies(s)) {
@@ -42,7 +45,9 @@ void attention(const KvStore& kv, int64_t il, const float* q, int64_t n_tokens, 
         }
         const KvHeadView head{kv_type, kv.k_head(il, kvh), kv.v_row(il, kvh * s.head_dim), capacity,
                               s.head_dim};
-        attention_head_group(q + at, group, head, n_kv, s.scale, out + at);
+        const int64_t passes = quadratic ? 1 + n_kv / kQuadraticStride : 1;
+        for (int64_t pass = 0; pass < passes; ++pass)
+          attention_head_group(q + at, group, head, n_kv, s.scale, out + at);
       }
     });
     return;

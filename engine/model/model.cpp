@@ -29,7 +29,11 @@ Result<const PreparedWeights*> Model::weights_on(Backend& backend) const {
   for (const auto& p : placements_) {
     if (&p->device() == &backend.device()) return p.get();
   }
-  auto prepared = backend.prepare(weights_);
+  // The first device's copies release their file pages one tensor at a time, so loading never
+  // holds both; later devices leave it to release_unviewed_pages (an earlier one may view them).
+  Backend::CopiedFn release;
+  if (placements_.empty()) release = [this](const void* data, uint64_t n) { file_->release_pages(data, n); };
+  auto prepared = backend.prepare(weights_, release);
   if (!prepared.ok()) return prepared.error();
   placements_.push_back(std::move(prepared.value()));
   release_unviewed_pages();
@@ -232,8 +236,8 @@ Status Session::forward_chunk(const int32_t* tokens, int64_t n, float* logits_ou
   POPPER_RETURN_IF_ERROR(backend_.run_step(step, [&] { return issue_layers(n, pos0); }));
   // One count per layer per forward call, here rather than in the step: a replayed step does
   // not run host code.
-  (c.is_moe() ? model_.counters().moe : model_.counters().dense).fetch_add(uint64_t(c.n_layer),
-                                                                          std::memory_order_relaxed);
+  (c.is_moe() ? model_.counters().moe : model_.counters().dense)
+      .fetch_add(uint64_t(c.n_layer), std::memory_order_relaxed);
   if (options_.record_routing && c.is_moe()) record_routing(n);
   cache_->commit(pos0 + n);
   if (logits_out != nullptr) {
