@@ -17,19 +17,15 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 const char* finish_reason_name(FinishReason reason) {
   switch (reason) {
-    case FinishReason::kStop:
-      return "stop";
-    case FinishReason::kLength:
-      return "length";
-    case FinishReason::kContextFull:
-      return "context_full";
+    case FinishReason::kStop: return "stop";
+    case FinishReason::kLength: return "length";
+    case FinishReason::kContextFull: return "context_full";
   }
   return "?";
 }
 
 Result<GenerateResult> generate(const Model& model, Backend& backend, std::span<const int32_t> prompt,
-                                const GenerateOptions& options,
-                                const std::function<void(int32_t)>& on_token) {
+                                const GenerateOptions& options, const std::function<void(int32_t)>& on_token) {
   POPPER_RETURN_IF_ERROR(validate(options.sampling));
   if (options.max_tokens < 1) return make_error("max_tokens: want >= 1, got ", options.max_tokens);
   if (options.prefill_batch < 1) return make_error("prefill_batch: want >= 1, got ", options.prefill_batch);

@@ -42,8 +42,7 @@ Result<std::optional<double>> read_float(const GgufFile& file, const std::string
     return make_error(file.path(), ": ", key, ": missing (required for arch ", arch, ")");
   }
   auto f = v->as_f64();
-  if (!f || !(*f > 0.0))
-    return make_error(file.path(), ": ", key, ": want a positive number, got ", v->summary());
+  if (!f || !(*f > 0.0)) return make_error(file.path(), ": ", key, ": want a positive number, got ", v->summary());
   return std::optional<double>(*f);
 }
 
@@ -78,16 +77,16 @@ Result<ModelConfig> read_model_config(const GgufFile& file) {
   ModelConfig c;
   c.arch = find_arch(arch);
   if (c.arch == nullptr) {
-    return make_error(file.path(), ": general.architecture: unknown arch '", arch,
-                      "' (registered: ", registered_list(), ")");
+    return make_error(file.path(), ": general.architecture: unknown arch '", arch, "' (registered: ",
+                      registered_list(), ")");
   }
   const bool moe = c.is_moe();
 
-#define POPPER_READ_INT(field, suffix, required)     \
-  do {                                               \
-    auto r = read_int(file, arch, suffix, required); \
-    if (!r.ok()) return r.error();                   \
-    if (r.value().has_value()) c.field = *r.value(); \
+#define POPPER_READ_INT(field, suffix, required)                     \
+  do {                                                               \
+    auto r = read_int(file, arch, suffix, required);                 \
+    if (!r.ok()) return r.error();                                   \
+    if (r.value().has_value()) c.field = *r.value();                 \
   } while (0)
   POPPER_READ_INT(n_layer, "block_count", true);
   POPPER_READ_INT(n_embd, "embedding_length", true);
@@ -124,15 +123,13 @@ Result<ModelConfig> read_model_config(const GgufFile& file) {
     return make_error(where, "attention.value_length: want it equal to key_length ", c.head_dim, ", got ",
                       value_length);
   }
-  if (c.head_dim % 2 != 0)
-    return make_error(where, "attention.key_length: want an even head_dim (RoPE pairs), got ", c.head_dim);
+  if (c.head_dim % 2 != 0) return make_error(where, "attention.key_length: want an even head_dim (RoPE pairs), got ", c.head_dim);
   if (c.n_head % c.n_head_kv != 0) {
     return make_error(where, "attention.head_count_kv: want a divisor of head_count ", c.n_head, ", got ",
                       c.n_head_kv);
   }
   if (moe && c.n_expert_used > c.n_expert) {
-    return make_error(where, "expert_used_count: want <= expert_count ", c.n_expert, ", got ",
-                      c.n_expert_used);
+    return make_error(where, "expert_used_count: want <= expert_count ", c.n_expert, ", got ", c.n_expert_used);
   }
   const GgufTensorInfo* embd = file.find_tensor("token_embd.weight");
   if (embd == nullptr) return make_error(file.path(), ": tensor 'token_embd.weight': missing");

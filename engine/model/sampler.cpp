@@ -31,9 +31,7 @@ int32_t Sampler::sample(std::span<const float> logits) {
   }
   if (candidates_.empty()) return 0;
   // Largest first, ties to the lower id: a total order, so the draw is reproducible.
-  auto by_logit = [](const auto& a, const auto& b) {
-    return a.first > b.first || (a.first == b.first && a.second < b.second);
-  };
+  auto by_logit = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
   size_t keep = candidates_.size();
   if (params_.top_k > 0 && size_t(params_.top_k) < keep) {
     keep = size_t(params_.top_k);

@@ -19,16 +19,14 @@ class Binder {
 
   // Finds `name` and checks its dims. nullptr with error_ set on failure; nullptr without error
   // when optional and absent.
-  const GgufTensorInfo* find(const std::string& name, const std::vector<int64_t>& dims,
-                             bool optional = false) {
+  const GgufTensorInfo* find(const std::string& name, const std::vector<int64_t>& dims, bool optional = false) {
     const GgufTensorInfo* t = file_.find_tensor(name);
     if (t == nullptr) {
       if (!optional) fail(name, ": missing (required, shape ", dims_string(dims), ")");
       return nullptr;
     }
     if (t->dims != dims && !trust_) {
-      fail(name, ": want ", dims_string(dims), ", got ", t->shape_string(), " (", ggml_type_name(t->type),
-           ")");
+      fail(name, ": want ", dims_string(dims), ", got ", t->shape_string(), " (", ggml_type_name(t->type), ")");
       return nullptr;
     }
     bytes_ += t->n_bytes;
@@ -62,8 +60,8 @@ class Binder {
     }
     const int64_t block = ggml_type_info(t->type).block_size;
     if (dims[0] % block != 0) {
-      fail(name, ": row length ", dims[0], " is not a multiple of ", ggml_type_name(t->type),
-           "'s block size ", block);
+      fail(name, ": row length ", dims[0], " is not a multiple of ", ggml_type_name(t->type), "'s block size ",
+           block);
       return {};
     }
     int64_t rows = 1;
@@ -142,8 +140,8 @@ uint64_t weight_bytes_per_token(const ModelWeights& w, const ModelConfig& c) {
     total += norm(L.attn_norm) + mat(L.wq) + mat(L.wk) + mat(L.wv) + mat(L.wo) + norm(L.attn_q_norm) +
              norm(L.attn_k_norm) + norm(L.ffn_norm);
     if (c.is_moe()) {
-      const uint64_t per_expert =
-          mat(L.ffn_gate_exps.expert(0)) + mat(L.ffn_up_exps.expert(0)) + mat(L.ffn_down_exps.expert(0));
+      const uint64_t per_expert = mat(L.ffn_gate_exps.expert(0)) + mat(L.ffn_up_exps.expert(0)) +
+                                  mat(L.ffn_down_exps.expert(0));
       total += mat(L.ffn_gate_inp) + per_expert * uint64_t(c.n_expert_used);
     } else {
       total += mat(L.ffn_gate) + mat(L.ffn_up) + mat(L.ffn_down);
