@@ -225,9 +225,7 @@ class BackendArray {
   }
   ~BackendArray() { reset(); }
   BackendArray(BackendArray&& o) noexcept
-      : backend_(std::exchange(o.backend_, nullptr)),
-        p_(std::exchange(o.p_, nullptr)),
-        n_(std::exchange(o.n_, 0)) {}
+      : backend_(std::exchange(o.backend_, nullptr)), p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
   BackendArray& operator=(BackendArray&& o) noexcept {
     if (this != &o) {
       reset();
@@ -243,9 +241,7 @@ class BackendArray {
   T* data() const { return p_; }
   int64_t size() const { return n_; }
   // Copies n host elements into [at, at + n) / out of [at, at + n).
-  void upload(const T* host, int64_t n, int64_t at = 0) {
-    backend_->upload(p_ + at, host, size_t(n) * sizeof(T));
-  }
+  void upload(const T* host, int64_t n, int64_t at = 0) { backend_->upload(p_ + at, host, size_t(n) * sizeof(T)); }
   void download(T* host, int64_t n, int64_t at = 0) const {
     backend_->download(host, p_ + at, size_t(n) * sizeof(T));
   }

@@ -77,11 +77,11 @@ Result<std::unique_ptr<KvCache>> CpuBackend::make_kv_cache(const KvCacheShape& s
 }
 
 Result<void*> CpuBackend::allocate(size_t bytes) {
-  void* p = ::operator new (bytes == 0 ? 1 : bytes, std::align_val_t{kBufferAlignment}, std::nothrow);
+  void* p = ::operator new(bytes == 0 ? 1 : bytes, std::align_val_t{kBufferAlignment}, std::nothrow);
   if (p == nullptr) return make_error("out of host memory: ", bytes, " bytes asked for");
   return p;
 }
-void CpuBackend::deallocate(void* p) { ::operator delete (p, std::align_val_t{kBufferAlignment}); }
+void CpuBackend::deallocate(void* p) { ::operator delete(p, std::align_val_t{kBufferAlignment}); }
 void CpuBackend::upload(void* dst, const void* host, size_t bytes) {
   if (bytes != 0) std::memcpy(dst, host, bytes);
 }

@@ -236,8 +236,8 @@ Status Session::forward_chunk(const int32_t* tokens, int64_t n, float* logits_ou
   POPPER_RETURN_IF_ERROR(backend_.run_step(step, [&] { return issue_layers(n, pos0); }));
   // One count per layer per forward call, here rather than in the step: a replayed step does
   // not run host code.
-  (c.is_moe() ? model_.counters().moe : model_.counters().dense)
-      .fetch_add(uint64_t(c.n_layer), std::memory_order_relaxed);
+  (c.is_moe() ? model_.counters().moe : model_.counters().dense).fetch_add(uint64_t(c.n_layer),
+                                                                          std::memory_order_relaxed);
   if (options_.record_routing && c.is_moe()) record_routing(n);
   cache_->commit(pos0 + n);
   if (logits_out != nullptr) {
