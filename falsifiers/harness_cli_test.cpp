@@ -234,7 +234,7 @@ TEST_F(Cli, PopperFaultsInTheEnvironmentIsRefusedAndListFaultsNamesThem) {
   Cmd list = popper({"--list-faults"});
   EXPECT_EQ(list.code, 0);
   EXPECT_NE(list.out.find("kv_stale_position"), std::string::npos) << list.out;
-  EXPECT_NE(list.out.find("engine/model/kv_cache.cpp"), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find("engine/model/model.cpp Session::issue_layers"), std::string::npos) << list.out;
   SpawnOptions o;
   o.argv = {testing::build_dir() + "/harness/popper", "run", "--no-evidence"};
   o.cwd = repo_.path();

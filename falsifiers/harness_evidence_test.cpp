@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -176,6 +177,14 @@ TEST(Evidence, ManifestDetectsEditsAndUnlistedFiles) {
   EXPECT_NE(forged.problems.back().find("forged.json: not listed in MANIFEST"), std::string::npos);
 }
 
+// True when a write is in flight (or was cut off): the atomic writers' temp files carry ".tmp.".
+bool has_temp_file(const fs::path& dir) {
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    if (it->path().filename().string().find(".tmp.") != std::string::npos) return true;
+  return false;
+}
+
 TEST(Evidence, KillNineDuringWritesNeverLeavesATornFile) {
   RecordProperty("falsification_id", "harness: kill -9 during evidence/contract writes");
   const Contract c = parse(kContract);
@@ -198,17 +207,20 @@ TEST(Evidence, KillNineDuringWritesNeverLeavesATornFile) {
         (void)write_file_atomic(contract_path, i % 2 ? std::string(kContract) : contract_b);
       }
     }
-    ::usleep(20000 + static_cast<useconds_t>(rng.next() % 200000));
+    if (round % 2 == 0) {
+      // Half the rounds kill at a random moment; the other half wait until a temp file shows
+      // a write in flight, so the test kills mid-write however fast or loaded the machine is.
+      ::usleep(20000 + static_cast<useconds_t>(rng.next() % 200000));
+    } else {
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+      while (!has_temp_file(dir.path()) && std::chrono::steady_clock::now() < give_up) ::usleep(200);
+    }
     ::kill(pid, SIGKILL);
     int status = 0;
     ::waitpid(pid, &status, 0);
     ASSERT_TRUE(WIFSIGNALED(status));
 
-    for (const auto& e : fs::recursive_directory_iterator(dir.path()))
-      if (e.path().filename().string().find(".tmp.") != std::string::npos) {
-        ++mid_write_kills;
-        break;
-      }
+    if (has_temp_file(dir.path())) ++mid_write_kills;
     std::string contract_now = read_file(contract_path).value();
     EXPECT_TRUE(contract_now == kContract || contract_now == contract_b)
         << "round " << round << ": torn contract";

@@ -160,6 +160,11 @@ TEST_F(Runner, MetricThresholdsAreJudgedOnTheInterval) {
   EXPECT_NE(straddle.reason.find("CI straddles"), std::string::npos) << straddle.reason;
   ItemResult missing = run(gtest_binding("Fixture.Passes", t));
   EXPECT_EQ(missing.verdict, Verdict::kError) << missing.reason;
+  // A passing test must report numbers; a failing one that measured nothing is falsified.
+  EXPECT_EQ(with("").verdict, Verdict::kError);
+  ItemResult nothing = run(gtest_binding("Fixture.FailsHavingMeasuredNothing", t));
+  EXPECT_EQ(nothing.verdict, Verdict::kFalsified) << nothing.reason;
+  EXPECT_NE(nothing.reason.find("every request failed"), std::string::npos) << nothing.reason;
 }
 
 TEST_F(Runner, ProfilesChooseTheModelAndTheirThresholds) {
@@ -266,6 +271,31 @@ TEST_F(Runner, AControlRunsOnlyForASurvivedItemAndItsFilterNarrowsTheRun) {
   EXPECT_EQ(narrowed->detail["counts"]["ran"], 1) << "only the control's filter runs";
   auto [skipped, no_item_control] = run_with_control(gtest_binding("Fixture.SkipsWithReason"), "");
   EXPECT_FALSE(no_item_control) << "no control declared: nothing to run";
+}
+
+TEST_F(Runner, ABenchmarkControlRunsItsOwnRepetitionsAndFallsBelowTheFloor) {
+  RecordProperty("falsification_id", "harness: a benchmark control runs with the control's repetitions");
+  auto [own, control] = run_with_control(
+      "{kind: benchmark, target: falsifiers/harness_fixture_bench, filter: BM_Fixture_SlowedByDecodeSleep,"
+      " repetitions: 9, thresholds: [{metric: tokens_per_second, op: \">=\", value: 50}]}",
+      "    control: {faults: [decode_sleep], repetitions: 6}\n");
+  EXPECT_EQ(own.verdict, Verdict::kSurvived) << own.reason;
+  ASSERT_TRUE(control && control->ran);
+  EXPECT_EQ(control->verdict, Verdict::kFalsified) << control->reason;
+  auto has = [](const nlohmann::json& argv, const std::string& a) {
+    for (const auto& x : argv)
+      if (x == a) return true;
+    return false;
+  };
+  EXPECT_TRUE(has(own.detail["argv"], "--benchmark_repetitions=9")) << own.detail["argv"];
+  EXPECT_TRUE(has(control->detail["argv"], "--benchmark_repetitions=6")) << control->detail["argv"];
+  // Fewer than 6 repetitions give no CI of the median: such a control could not decide.
+  auto [own2, few] = run_with_control(
+      "{kind: benchmark, target: falsifiers/harness_fixture_bench, filter: BM_Fixture_SlowedByDecodeSleep,"
+      " thresholds: [{metric: tokens_per_second, op: \">=\", value: 50}]}",
+      "    control: {faults: [decode_sleep], repetitions: 2}\n");
+  ASSERT_TRUE(few && few->ran);
+  EXPECT_EQ(few->verdict, Verdict::kInconclusive) << few->reason;
 }
 
 TEST_F(Runner, EvidenceFingerprintNamesTheItemTheFalsifierBinaryAndTheProfile) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job — the README's first command:
-#   install dependencies, build, make the embedded default model, run every contract,
-#   write evidence and a report, and print where they are.
+#   install dependencies, build, make the embedded default model, run every contract with its
+#   negative control (popper run --controls), write evidence and a report, and print where they are.
 # Exit code: popper gate's (0 no required claim falsified or errored, 1 one was, 2 bad input). Idempotent: a second run reuses the build and the model cache.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,7 +34,7 @@ fi
 step "contracts"
 "$popper" validate
 set +e
-"$popper" run
+"$popper" run --controls
 run_status=$?
 set -e
 
@@ -42,8 +42,9 @@ step "report"
 "$popper" report -o reports
 set +e
 # Claims this machine cannot decide (GPU items without a GPU, benchmarks without a threshold
-# for this profile) are listed as inconclusive and do not fail the job; falsified ones do.
-"$popper" gate --allow-inconclusive --markdown reports/gate.md
+# for this profile) are listed as inconclusive and do not fail the job; falsified ones do, and so
+# do unfalsifiable ones (their check survived the control) and survived ones with no control run.
+"$popper" gate --allow-inconclusive --require-controls --markdown reports/gate.md
 gate_status=$?
 set -e
 printf '\nevidence: %s\nreport:   %s\n' "$root/evidence" "$root/reports/index.html"

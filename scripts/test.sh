@@ -3,10 +3,14 @@
 #   1. install dependencies (Debian packages, idempotent) and build (Release, -O3);
 #   2. every falsifier through CTest;
 #   3. the parsers of untrusted bytes again under ASan+UBSan (scripts/test-sanitize.sh);
-#   4. the contracts themselves: popper validate, popper run (writes evidence/) and popper gate.
-#      The gate fails on any falsified or errored claim. Items this machine cannot decide — GPU
-#      items without a GPU, benchmarks with no threshold for the CI profile — are inconclusive:
-#      listed by the gate, never counted as survived, and not a CI failure (--allow-inconclusive).
+#   4. the contracts themselves: popper validate, popper run --controls (writes evidence/) and
+#      popper gate. Every item that survives runs again under its negative control (its
+#      `control:` faults, docs/faults.md), which must falsify it. The gate fails on any falsified
+#      or errored claim, on an unfalsifiable one (its check survived the control), and on a
+#      survived one whose control did not run (--require-controls). Items this machine cannot
+#      decide — GPU items without a GPU, benchmarks with no threshold for the CI profile — are
+#      inconclusive: listed by the gate, never counted as survived, and not a CI failure
+#      (--allow-inconclusive); their controls are not run either (nothing survived to guard).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -26,5 +30,5 @@ bash scripts/test-sanitize.sh
 step "contracts: validate, run, gate"
 popper="$build/harness/popper"
 "$popper" validate
-"$popper" run
-"$popper" gate --allow-inconclusive --junit "$build/popper-junit.xml" --markdown "$build/popper-gate.md"
+"$popper" run --controls
+"$popper" gate --allow-inconclusive --require-controls --junit "$build/popper-junit.xml" --markdown "$build/popper-gate.md"

@@ -8,7 +8,7 @@
 // request, a file load) and never inside a loop over elements, so the only cost is one load and
 // one well-predicted branch per op. Configuring with -DPOPPER_FAULT_SITES=OFF compiles every site
 // away (fault_on() is constant false) for a build that must not carry them;
-// benchmarks/README.md shows the kernel and decode benchmarks of both builds side by side.
+// docs/faults.md counts the checks per decode step and compares the decode benchmark of both builds.
 //
 // Adding a fault: an enumerator here, a row of kFaultTable in faults.cpp (same order), the site
 // (`if (fault_on(Fault::kX))` at op level), and a contract item whose `control:` names it.
@@ -48,7 +48,7 @@ enum class Fault : uint8_t {
 struct FaultInfo {
   Fault fault;
   const char* name;    // as written in POPPER_FAULTS and in a contract's `control:`
-  const char* site;    // where the bug sits: "engine/model/kv_cache.cpp KvCache::store"
+  const char* site;    // where the bug sits: "engine/cpu/rope.cpp rope_neox"
   const char* effect;  // what goes wrong, in one line
 };
 

@@ -23,8 +23,7 @@ void attention(const KvStore& kv, int64_t il, const float* q, int64_t n_tokens, 
   const int64_t group = s.n_head / s.n_head_kv;
   const GgmlType kv_type = kv.type();
   const int64_t capacity = kv.capacity();
-  // Token t attends to positions [0, pos0 + t] (causal); the fault drops its own key.
-  const int64_t dropped = fault_on(Fault::kAttentionDropsLastKey) ? 1 : 0;
+  // Token t attends to positions [0, pos0 + t] (causal).
   // The fault recomputes a decode step's attention once per kQuadraticStride cached positions.
   constexpr int64_t kQuadraticStride = 256;
   const bool quadratic = n_tokens == 1 && fault_on(Fault::kAttentionQuadratic);
@@ -37,12 +36,8 @@ void attention(const KvStore& kv, int64_t il, const float* q, int64_t n_tokens, 
       for (int64_t item = begin; item < end; ++item) {
         const int64_t t = item / s.n_head_kv;
         const int64_t kvh = item % s.n_head_kv;
-        const int64_t n_kv = pos0 + t + 1 - dropped;
+        const int64_t n_kv = pos0 + t + 1;
         const int64_t at = (t * s.n_head + kvh * group) * s.head_dim;  // [group, head_dim]
-        if (n_kv == 0) {
-          std::fill(out + at, out + at + group * s.head_dim, 0.0f);
-          continue;
-        }
         const KvHeadView head{kv_type, kv.k_head(il, kvh), kv.v_row(il, kvh * s.head_dim), capacity,
                               s.head_dim};
         const int64_t passes = quadratic ? 1 + n_kv / kQuadraticStride : 1;
@@ -60,12 +55,7 @@ void attention(const KvStore& kv, int64_t il, const float* q, int64_t n_tokens, 
     for (int64_t item = begin; item < end; ++item) {
       const int64_t t = item / s.n_head_kv;
       const int64_t kvh = item % s.n_head_kv;
-      const int64_t n_kv = pos0 + t + 1 - dropped;
-      if (n_kv == 0) {
-        float* o = out + (t * s.n_head + kvh * group) * s.head_dim;
-        std::fill(o, o + group * s.head_dim, 0.0f);
-        continue;
-      }
+      const int64_t n_kv = pos0 + t + 1;  // causal: positions [0, pos0 + t]
       scores.resize(size_t(group * n_kv));
       const float* qg = q + (t * s.n_head + kvh * group) * s.head_dim;  // [group, head_dim]
       qa.quantize(qg, group, s.head_dim, s.head_dim, GgmlType::F32);

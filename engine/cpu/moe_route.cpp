@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "engine/core/faults.h"
 #include "engine/core/result.h"
 
 namespace popper::cpu {
@@ -33,6 +34,7 @@ void router_top_k(const float* probs, int64_t n, int64_t k, int32_t* ids, float*
   for (int64_t s = 0; s < k; ++s) ids[s] = order[s];
   float sum = 0.0f;
   for (int64_t s = 0; s < k; ++s) sum += probs[ids[s]];
+  if (fault_on(Fault::kMoeRouterSkipsRenorm)) sum = 1.0f;  // the fault: top-k weights not renormalised
   for (int64_t s = 0; s < k; ++s) weights[s] = probs[ids[s]] / sum;
 }
 
@@ -42,6 +44,8 @@ void moe_route(const PreparedWeight& gate_inp, const float* x, int64_t n_tokens,
   logits.resize(size_t(n_tokens * n_expert));
   const Projector::Output p{&gate_inp, logits.data()};
   projector.project({&p, 1}, x, n_tokens, pool);
+  // Fault moe_router_reads_zeros: the scores of a zeroed input, so every token gets experts 0..k-1.
+  if (fault_on(Fault::kMoeRouterReadsZeros)) std::fill(logits.begin(), logits.end(), 0.0f);
   for (int64_t t = 0; t < n_tokens; ++t) {
     float* probs = logits.data() + t * n_expert;
     router_softmax(probs, n_expert, probs);

@@ -2,12 +2,16 @@
 
 #include <cmath>
 
+#include "engine/core/faults.h"
+
 namespace popper::cpu {
 
 void rope_neox(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base,
                std::vector<float>& cos_sin) {
   // theta for pair i is pos * base^(-2i/d), built by repeated multiplication in float as ggml's
   // rope does (theta_scale = powf(base, -2/d)), so positions agree with llama.cpp's tables.
+  // Fault rope_position_plus_one: every token is rotated one position too far.
+  if (fault_on(Fault::kRopePositionPlusOne)) pos0 += 1;
   const int64_t half = head_dim / 2;
   const float theta_scale = std::pow(freq_base, -2.0f / float(head_dim));
   cos_sin.resize(size_t(2 * half));

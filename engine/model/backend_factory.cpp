@@ -1,5 +1,6 @@
 #include "engine/model/backend_factory.h"
 
+#include "engine/core/faults.h"
 #include "engine/model/cpu_backend.h"
 
 namespace popper {
@@ -46,7 +47,8 @@ bool register_backend(BackendKind kind, BackendFactory factory) {
 
 Result<std::unique_ptr<Backend>> make_backend(BackendKind kind, int n_threads, const Model* model) {
   if (kind == BackendKind::kCuda) return make_cuda(n_threads, model);
-  if (kind == BackendKind::kAuto && cuda_backend_compiled()) {
+  // Fault backend_auto_ignores_gpu: auto falls back to the CPU without asking the GPU.
+  if (kind == BackendKind::kAuto && cuda_backend_compiled() && !fault_on(Fault::kBackendAutoIgnoresGpu)) {
     auto b = make_cuda(n_threads, model);
     if (b.ok()) return b;
   }

@@ -5,6 +5,7 @@
 #include <new>
 #include <string_view>
 
+#include "engine/core/faults.h"
 #include "engine/cpu/elementwise.h"
 #include "engine/cpu/embed.h"
 #include "engine/cpu/kv_store.h"
@@ -117,7 +118,9 @@ Status CpuBackend::store_kv(KvCache& cache, int64_t il, int64_t pos0, int64_t n_
 
 void CpuBackend::attention(const KvCache& cache, int64_t il, const float* q, int64_t n_tokens, int64_t pos0,
                            const AttentionShape& s, float* out) {
-  cpu::attention(kv_cache_as<CpuKvCache>(cache, kHostDevice).store(), il, q, n_tokens, pos0, s, out,
+  // Fault attention_drops_last_key: a continuing step's queries see one key fewer (their own).
+  const int64_t key_pos0 = pos0 > 0 && fault_on(Fault::kAttentionDropsLastKey) ? pos0 - 1 : pos0;
+  cpu::attention(kv_cache_as<CpuKvCache>(cache, kHostDevice).store(), il, q, n_tokens, key_pos0, s, out,
                  attention_, pool_);
 }
 

@@ -1,10 +1,13 @@
 #include "engine/model/model.h"
 
+#include <chrono>
 #include <cmath>
 #include <set>
+#include <thread>
 #include <type_traits>
 #include <utility>
 
+#include "engine/core/faults.h"
 #include "engine/core/log.h"
 #include "engine/model/ffn_guard.h"
 
@@ -142,7 +145,8 @@ Status Session::forward(std::span<const int32_t> tokens, float* logits, std::vec
                       cache_->n_pos() + int64_t(tokens.size()), ") but the capacity is ", cache_->capacity());
   }
   if (tokens.empty()) return make_error("forward: no tokens");
-  if (c.is_moe() && options_.force_dense_ffn) {
+  // Fault moe_as_dense: the seed's dispatch bug, a qwen3moe model sent down the dense FFN.
+  if (c.is_moe() && (options_.force_dense_ffn || fault_on(Fault::kMoeAsDense))) {
     // The guard: the serve contract greps for this exact line. Nothing has run.
     log_error(kDenseFfnOnMoeGuardMessage);
     return Error{std::string(kDenseFfnOnMoeGuardMessage)};
@@ -173,6 +177,9 @@ Status Session::issue_layers(int64_t n, int64_t pos0) {
   const PreparedWeights& w = *weights_;
   const AttentionShape shape{c.n_head, c.n_head_kv, c.head_dim, 1.0f / std::sqrt(float(c.head_dim))};
   const int64_t k = c.n_expert_used;
+  // Fault kv_stale_position: a continuing step stores its keys and values one position early,
+  // so the newest position of the cache holds a stale entry when attention reads it.
+  const int64_t store_pos0 = pos0 > 0 && fault_on(Fault::kKvStalePosition) ? pos0 - 1 : pos0;
   backend_.embed(*w.token_embd, tokens_.data(), n, x_.data());
   backend_.rmsnorm(x_.data(), *w.layers[0].attn_norm, n, c.rms_eps, xn_.data());
   for (int64_t il = 0; il < c.n_layer; ++il) {
@@ -182,7 +189,7 @@ Status Session::issue_layers(int64_t n, int64_t pos0) {
     backend_.project(qkv, xn_.data(), n);
     backend_.rmsnorm_rope(q_.data(), *L.attn_q_norm, n, c.n_head, c.rms_eps, pos0, c.rope_freq_base);
     backend_.rmsnorm_rope(k_.data(), *L.attn_k_norm, n, c.n_head_kv, c.rms_eps, pos0, c.rope_freq_base);
-    POPPER_RETURN_IF_ERROR(backend_.store_kv(*cache_, il, pos0, n, k_.data(), v_.data()));
+    POPPER_RETURN_IF_ERROR(backend_.store_kv(*cache_, il, store_pos0, n, k_.data(), v_.data()));
     backend_.attention(*cache_, il, q_.data(), n, pos0, shape, attn_.data());
     const Projection o{L.wo, proj_.data()};
     backend_.project({&o, 1}, attn_.data(), n);
@@ -231,6 +238,10 @@ Status Session::forward_chunk(const int32_t* tokens, int64_t n, float* logits_ou
     if (!grown.ok()) return make_error("logits of ", rows, " tokens: ", grown.message());
     logits_ = std::move(grown.value());
   }
+  // Faults decode_sleep / prefill_sleep: a slow step (falsifies the throughput floors): 250 ms a
+  // decode step, 50 ms a prompt token of a multi-token chunk (a 20 tok/s prefill ceiling).
+  if (n == 1 ? fault_on(Fault::kDecodeSleep) : fault_on(Fault::kPrefillSleep))
+    std::this_thread::sleep_for(std::chrono::milliseconds(n == 1 ? 250 : 50 * n));
   tokens_.upload(tokens, n);
   const Backend::Step step{step_record_.get(), n, pos0, !options_.record_routing};
   POPPER_RETURN_IF_ERROR(backend_.run_step(step, [&] { return issue_layers(n, pos0); }));

@@ -88,6 +88,7 @@ struct Binding {
 struct Control {
   std::vector<std::string> faults;  // switched on together (POPPER_FAULTS=a,b)
   std::string filter;               // optional: a narrower filter for the control run
+  std::optional<int> repetitions;   // optional, benchmarks: fewer repetitions for the control run
   std::string note;                 // optional prose: why this fault, or why one is hard to place
   SourcePos pos;
 };

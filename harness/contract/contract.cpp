@@ -260,13 +260,7 @@ class Reader {
         b.timeout_s = *v;
       }
     }
-    if (n["repetitions"].IsDefined()) {
-      if (auto v = number(n["repetitions"], where + ".repetitions")) {
-        if (*v < 1 || *v != static_cast<int>(*v))
-          error(n["repetitions"], where + ".repetitions", "expected a positive whole number");
-        b.repetitions = static_cast<int>(*v);
-      }
-    }
+    if (auto r = repetitions(n, where)) b.repetitions = *r;
     if (n["seed"].IsDefined()) {
       if (auto v = number(n["seed"], where + ".seed")) {
         if (*v < 0 || *v != static_cast<double>(static_cast<uint64_t>(*v)))
@@ -299,7 +293,18 @@ class Reader {
     return b;
   }
 
-  // `control: fault`, `control: [a, b]` or `control: {faults: [a, b], filter: ..., note: ...}`.
+  // n.repetitions: a positive whole number (reported otherwise); nullopt when absent.
+  std::optional<int> repetitions(const YAML::Node& n, const std::string& where) {
+    if (!n["repetitions"].IsDefined()) return std::nullopt;
+    auto v = number(n["repetitions"], where + ".repetitions");
+    if (!v) return std::nullopt;
+    if (*v < 1 || *v != static_cast<int>(*v))
+      error(n["repetitions"], where + ".repetitions", "expected a positive whole number");
+    return static_cast<int>(*v);
+  }
+
+  // `control: fault`, `control: [a, b]` or
+  // `control: {faults: [a, b], filter: ..., repetitions: n, note: ...}`.
   Control control(const YAML::Node& n, const std::string& where) {
     Control c;
     c.pos = pos_of(n);
@@ -309,7 +314,7 @@ class Reader {
       c.faults = str_list(n, where);
       if (n.size() == 0) error(n, where, "names no fault");
     } else if (n.IsMap()) {
-      check_keys(n, where, {"faults", "filter", "note"});
+      check_keys(n, where, {"faults", "filter", "repetitions", "note"});
       if (n["faults"].IsDefined()) {
         const YAML::Node& f = n["faults"];
         c.faults = f.IsScalar() ? std::vector<std::string>{f.Scalar()} : str_list(f, where + ".faults");
@@ -318,6 +323,7 @@ class Reader {
         error(n, where + ".faults", "missing required field 'faults'");
       }
       c.filter = str(n, "filter", where, false);
+      c.repetitions = repetitions(n, where);
       c.note = str(n, "note", where, false);
     } else {
       error(n, where,

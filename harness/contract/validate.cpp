@@ -159,6 +159,8 @@ void check_control(Ctx& x, const Item& it, const std::string& f, const ValidateO
       x.error(c.pos, f + ".control.faults[" + std::to_string(i) + "]",
               "unknown fault '" + c.faults[i] + "' (`popper --list-faults` lists the faults of this build)");
   const Binding& b = *it.falsifier;
+  if (c.repetitions && b.kind && !b.is(BindingKind::kBenchmark))
+    x.error(c.pos, f + ".control.repetitions", "only a benchmark binding has repetitions");
   if (c.filter.empty() || !opts.check_bindings || !b.kind) return;
   const KindStrategy& kind = kind_strategy(*b.kind);
   if (!kind.lists_tests()) {

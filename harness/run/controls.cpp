@@ -16,6 +16,7 @@ std::optional<ControlResult> run_control(const Contract& contract, const Item& i
   RunVariant variant;
   variant.faults = c.faults;
   variant.filter = c.filter;
+  variant.repetitions = item.control->repetitions;
   ItemResult r = run_item(contract, item, opts, &variant);
   c.ran = true;
   c.verdict = r.verdict;

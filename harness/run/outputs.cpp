@@ -127,6 +127,9 @@ Result<ParsedOutput> parse_gtest_output(const std::string& json_text, const std:
           std::string v = it->is_string() ? it->get<std::string>() : it->dump();
           r.properties[it.key()] = v;
           if (it.key().rfind("metric.", 0) == 0) {
+            // A failed test may have measured nothing (every request failed, say): its failure is
+            // the verdict, not malformed output. A passing test must report numbers.
+            if (!r.failures.empty() && trim(v).empty()) continue;
             auto nums = parse_number_list(v);
             if (!nums.ok()) return make_error(r.name, ": property ", it.key(), ": ", nums.message());
             auto& dst = out.metrics[r.name][it.key().substr(7)];

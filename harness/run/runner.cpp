@@ -147,6 +147,7 @@ class ItemRun {
     if (!item_.falsifier) return Decided{Verdict::kInconclusive, blocked_prefix() + "no falsifier binding"};
     eb_ = effective_binding(*item_.falsifier, opts_.profile);
     if (variant_ && !variant_->filter.empty()) eb_.binding.filter = variant_->filter;
+    if (variant_ && variant_->repetitions) eb_.binding.repetitions = *variant_->repetitions;
     const Binding& b = eb_.binding;
     r_.profile = eb_.profile;
     fingerprint_.profile = eb_.profile;

@@ -79,6 +79,7 @@ EffectiveBinding effective_binding(const Binding& b, const std::optional<std::st
 struct RunVariant {
   std::vector<std::string> faults;  // POPPER_FAULTS for the child
   std::string filter;               // replaces the binding's filter when not empty
+  std::optional<int> repetitions;   // replaces a benchmark binding's repetitions when set
   bool fail_fast = true;            // stop at the first failed test: one counterexample is enough
   std::string scratch = "control";  // sub-directory of the item's scratch directory
 };
