@@ -13,7 +13,10 @@
 #include "engine/core/rng.h"
 #include "engine/core/thread_pool.h"
 #include "engine/cpu/bandwidth_probe.h"
+#include "engine/cpu/flash_attention.h"
 #include "engine/cpu/matmul.h"
+#include "engine/cpu/packed_matmul.h"
+#include "engine/cpu/repack.h"
 #include "engine/cpu/vec_dot.h"
 #include "engine/quant/traits.h"
 
@@ -83,11 +86,58 @@ void BM_VecDot(benchmark::State& state, GgmlType type) {
   state.SetLabel(simd_path_name(path));
 }
 
+// ---- the same on weights repacked into the x8 layouts (engine/cpu/repack.h) -----------------
+
+struct PackedCold {
+  std::vector<uint8_t> bytes;
+  std::vector<PackedMatrix> copies;
+};
+
+const PackedCold& packed_cold(GgmlType type, int64_t n_in, int64_t n_out) {
+  static std::map<std::tuple<GgmlType, int64_t, int64_t>, std::unique_ptr<PackedCold>> cache;
+  auto& slot = cache[{type, n_in, n_out}];
+  if (!slot) {
+    const ColdMatrices& file = cold_matrices(type, n_in, n_out);
+    slot = std::make_unique<PackedCold>();
+    slot->bytes.resize(file.bytes.size());
+    const int64_t matrix_bytes = file.copies[0].row_bytes * n_out;
+    for (size_t c = 0; c < file.copies.size(); ++c) {
+      uint8_t* dst = slot->bytes.data() + c * matrix_bytes;
+      repack_rows(type, file.copies[c].data, n_in, n_out, dst);
+      slot->copies.push_back(PackedMatrix::make(type, dst, n_in, n_out));
+    }
+  }
+  return *slot;
+}
+
+struct PackedLayout {
+  static const PackedCold& cold(GgmlType type, int64_t n_in, int64_t n_out) {
+    return packed_cold(type, n_in, n_out);
+  }
+  static int64_t bytes(const PackedMatrix& w) { return w.group_bytes * (w.n_out / kPackRows); }
+  static void run(const PackedMatrix& w, const QuantizedActivations& a, float* y, ThreadPool& pool) {
+    packed_matmul(w, a, y, w.n_out, pool);
+  }
+};
+
 // ---- matrix x vector over cold weights: the decode step --------------------------------------
+// The file's layout (matmul) or the x8 repacked one (packed_matmul), same shapes and bytes.
+
+struct FileLayout {
+  static const ColdMatrices& cold(GgmlType type, int64_t n_in, int64_t n_out) {
+    return cold_matrices(type, n_in, n_out);
+  }
+  static int64_t bytes(const WeightMatrix& w) { return w.row_bytes * w.n_out; }
+  static void run(const WeightMatrix& w, const QuantizedActivations& a, float* y, ThreadPool& pool) {
+    matmul(w, a, y, w.n_out, pool);
+  }
+};
+
+template <class Layout>
 void BM_Matvec(benchmark::State& state, GgmlType type) {
   const int64_t n_out = state.range(0), n_in = state.range(1);
   const int threads = static_cast<int>(state.range(2));
-  const ColdMatrices& m = cold_matrices(type, n_in, n_out);
+  const auto& m = Layout::cold(type, n_in, n_out);
   ThreadPool pool(threads);
   const auto x = activations(n_in, 4);
   QuantizedActivations a;
@@ -96,19 +146,20 @@ void BM_Matvec(benchmark::State& state, GgmlType type) {
   for (auto _ : state) {
     // Quantising the activation row is part of every decode matvec, so it is timed too.
     a.quantize(x.data(), 1, n_in, n_in, quant_traits(type)->vec_dot_type);
-    matmul(m.copies[next], a, y.data(), n_out, pool);
+    Layout::run(m.copies[next], a, y.data(), pool);
     next = (next + 1) % m.copies.size();
     benchmark::ClobberMemory();
   }
-  state.SetBytesProcessed(state.iterations() * m.copies[0].row_bytes * n_out);
+  state.SetBytesProcessed(state.iterations() * Layout::bytes(m.copies[0]));
 }
 
 // ---- many tokens: the prefill case -------------------------------------------------------------
+template <class Layout>
 void BM_Matmul(benchmark::State& state, GgmlType type) {
   const int64_t tokens = state.range(0);
   const int threads = static_cast<int>(state.range(1));
   const int64_t n_in = 2048, n_out = 2048;
-  const ColdMatrices& m = cold_matrices(type, n_in, n_out);
+  const auto& m = Layout::cold(type, n_in, n_out);
   ThreadPool pool(threads);
   const auto x = activations(tokens * n_in, 5);
   QuantizedActivations a;
@@ -116,13 +167,33 @@ void BM_Matmul(benchmark::State& state, GgmlType type) {
   std::vector<float> y(static_cast<size_t>(tokens * n_out));
   size_t next = 0;
   for (auto _ : state) {
-    matmul(m.copies[next], a, y.data(), n_out, pool);
+    Layout::run(m.copies[next], a, y.data(), pool);
     next = (next + 1) % m.copies.size();
     benchmark::ClobberMemory();
   }
-  state.SetBytesProcessed(state.iterations() * m.copies[0].row_bytes * n_out);
+  state.SetBytesProcessed(state.iterations() * Layout::bytes(m.copies[0]));
   state.counters["tokens_per_s"] =
       benchmark::Counter(static_cast<double>(tokens * state.iterations()), benchmark::Counter::kIsRate);
+}
+
+// ---- attention of one kv head's query group over a cached depth (a decode step's inner op) ------
+void BM_Attention_F16(benchmark::State& state) {
+  const int64_t n_kv = state.range(0), group = state.range(1), hd = 128;
+  const SimdPath path = state.range(2) ? SimdPath::kAvx2 : SimdPath::kScalar;
+  Rng rng(7);
+  std::vector<uint16_t> k(static_cast<size_t>(n_kv * hd)), v(k.size());
+  for (auto& e : k) e = f32_to_fp16(rng.normal());
+  for (auto& e : v) e = f32_to_fp16(rng.normal());
+  std::vector<float> q(static_cast<size_t>(group * hd)), out(q.size());
+  for (auto& e : q) e = rng.normal();
+  const KvHeadView kv{GgmlType::F16, reinterpret_cast<const uint8_t*>(k.data()),
+                      reinterpret_cast<const uint8_t*>(v.data()), n_kv, hd};
+  for (auto _ : state) {
+    attention_head_group(q.data(), group, kv, n_kv, 0.088f, out.data(), path);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(state.iterations() * n_kv * hd * 2 * 2);  // K and V bytes
+  state.SetLabel(simd_path_name(path));
 }
 
 // ---- raw streaming read: the bound a decode step cannot beat -----------------------------------
@@ -152,7 +223,8 @@ void register_all() {
         ->ArgNames({"n", "simd"})
         ->Args({4096, 0})
         ->Args({4096, 1});
-    auto* mv = benchmark::RegisterBenchmark((std::string("BM_Matvec_") + t.name).c_str(), BM_Matvec, t.type)
+    auto* mv = benchmark::RegisterBenchmark((std::string("BM_Matvec_") + t.name).c_str(),
+                                            BM_Matvec<FileLayout>, t.type)
                    ->ArgNames({"rows", "cols", "threads"})
                    ->UseRealTime();
     for (int threads : {1, 2}) {
@@ -164,14 +236,44 @@ void register_all() {
       if (t.type == GgmlType::Q4_K) mv->Args({8192, 4096, threads});  // 18.9 MB, one matrix
     }
   }
-  auto* mm = benchmark::RegisterBenchmark("BM_Matmul_Q4_K", BM_Matmul, GgmlType::Q4_K)
-                 ->ArgNames({"tokens", "threads"})
-                 ->UseRealTime();
-  for (int tokens : {16, 64, 128, 512}) mm->Args({tokens, 2});
-  benchmark::RegisterBenchmark("BM_Matmul_Q6_K", BM_Matmul, GgmlType::Q6_K)
+  for (const auto& t : types) {
+    if (!has_packed_layout(t.type)) continue;
+    auto* pmv = benchmark::RegisterBenchmark((std::string("BM_PackedMatvec_") + t.name).c_str(),
+                                             BM_Matvec<PackedLayout>, t.type)
+                    ->ArgNames({"rows", "cols", "threads"})
+                    ->UseRealTime();
+    for (int threads : {1, 2}) {
+      pmv->Args({2048, 2048, threads});
+      if (t.type != GgmlType::Q8_0) {
+        pmv->Args({768, 2048, threads});
+        pmv->Args({2048, 768, threads});
+      }
+      if (t.type == GgmlType::Q4_K) pmv->Args({8192, 4096, threads});
+    }
+  }
+  auto* pmm = benchmark::RegisterBenchmark("BM_PackedMatmul_Q4_K", BM_Matmul<PackedLayout>, GgmlType::Q4_K)
+                  ->ArgNames({"tokens", "threads"})
+                  ->UseRealTime();
+  for (int tokens : {16, 64, 128, 512}) pmm->Args({tokens, 2});
+  pmm->Args({64, 1})->Args({512, 1});
+  benchmark::RegisterBenchmark("BM_PackedMatmul_Q6_K", BM_Matmul<PackedLayout>, GgmlType::Q6_K)
       ->ArgNames({"tokens", "threads"})
       ->UseRealTime()
       ->Args({64, 2});
+  auto* mm = benchmark::RegisterBenchmark("BM_Matmul_Q4_K", BM_Matmul<FileLayout>, GgmlType::Q4_K)
+                 ->ArgNames({"tokens", "threads"})
+                 ->UseRealTime();
+  for (int tokens : {16, 64, 128, 512}) mm->Args({tokens, 2});
+  mm->Args({64, 1})->Args({512, 1});
+  benchmark::RegisterBenchmark("BM_Matmul_Q6_K", BM_Matmul<FileLayout>, GgmlType::Q6_K)
+      ->ArgNames({"tokens", "threads"})
+      ->UseRealTime()
+      ->Args({64, 2});
+  benchmark::RegisterBenchmark("BM_Attention_F16", BM_Attention_F16)
+      ->ArgNames({"n_kv", "group", "simd"})
+      ->Args({512, 8, 1})
+      ->Args({4096, 8, 1})
+      ->Args({4096, 8, 0});
   benchmark::RegisterBenchmark("BM_ReadBandwidth", BM_ReadBandwidth)
       ->ArgName("threads")
       ->Arg(1)

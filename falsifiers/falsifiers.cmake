@@ -9,6 +9,8 @@ popper_falsifier(convert_quantize_test LABEL quant SOURCES convert_quantize_test
 popper_falsifier(quant_quality_test LABEL quant SOURCES quant_quality_test.cpp LIBS nlohmann_json::nlohmann_json)
 popper_falsifier(eval_perplexity_test LABEL eval SOURCES eval_perplexity_test.cpp LIBS nlohmann_json::nlohmann_json)
 popper_falsifier(vec_dot_test LABEL kernels SOURCES vec_dot_test.cpp)
+popper_falsifier(packed_matmul_test LABEL kernels SOURCES packed_matmul_test.cpp LAYERS popper_cpu)
+popper_falsifier(flash_attention_test LABEL kernels SOURCES flash_attention_test.cpp LAYERS popper_cpu)
 popper_falsifier(tokenizer_test LABEL tokenizer SOURCES tokenizer_test.cpp LIBS nlohmann_json::nlohmann_json)
 popper_falsifier(chat_template_test LABEL tokenizer SOURCES chat_template_test.cpp LIBS nlohmann_json::nlohmann_json)
 popper_falsifier(model_kv_cache_test LABEL model SOURCES model_kv_cache_test.cpp)

@@ -2,6 +2,8 @@
 // router's arithmetic and spread, GQA attention against a plain per-head loop, RoPE.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <set>
 
 #include "engine/core/fp16.h"
@@ -41,8 +43,10 @@ TEST(ChunkedPrefill, ChunksOf1And7AndWholeGiveTheSameLogits) {
       ASSERT_TRUE(s.forward(prompt, nullptr, &all[i]).ok());
       ASSERT_EQ(all[i].size(), prompt.size() * size_t(model.config().n_vocab));
     }
-    EXPECT_LE(max_abs_diff(all[0], all[2]), kChunkLogitTolerance) << synth_arch_name(arch) << " chunk 1 vs whole";
-    EXPECT_LE(max_abs_diff(all[1], all[2]), kChunkLogitTolerance) << synth_arch_name(arch) << " chunk 7 vs whole";
+    EXPECT_LE(max_abs_diff(all[0], all[2]), kChunkLogitTolerance)
+        << synth_arch_name(arch) << " chunk 1 vs whole";
+    EXPECT_LE(max_abs_diff(all[1], all[2]), kChunkLogitTolerance)
+        << synth_arch_name(arch) << " chunk 7 vs whole";
   }
 }
 
@@ -68,8 +72,10 @@ TEST(ChunkedPrefill, PromptFedInPiecesEqualsOneForward) {
 TEST(Router, SoftmaxIsFiniteOnExtremeLogits) {
   RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_FORWARD_V1_002");
   const float big = std::numeric_limits<float>::max();
-  const std::vector<std::vector<float>> cases = {
-      {big, -big, 0.0f, 1e30f}, {-big, -big, -big, -big}, {1e30f, 1e30f, -1e30f, 88.0f}, {-1e-45f, 1e-45f, 0, 0}};
+  const std::vector<std::vector<float>> cases = {{big, -big, 0.0f, 1e30f},
+                                                 {-big, -big, -big, -big},
+                                                 {1e30f, 1e30f, -1e30f, 88.0f},
+                                                 {-1e-45f, 1e-45f, 0, 0}};
   for (const auto& logits : cases) {
     std::vector<float> p(logits.size());
     cpu::router_softmax(logits.data(), int64_t(logits.size()), p.data());
@@ -197,12 +203,71 @@ TEST(BackendSeam, AWeightOfAnotherDeviceAborts) {
   EXPECT_FLOAT_EQ(y[0], 1.0f / std::sqrt(1.0f + 1e-6f));
 }
 
+// The CPU backend repacks Q4_K/Q5_K/Q6_K/Q8_0 matrices at load (engine/cpu/prepared_weight.h);
+// POPPER_REPACK=0 keeps the file's layout (the reference path). The packed kernels equal the
+// scalar reference dot bit for bit (packed_matmul_test); the file layout's default AVX2 dots
+// differ from that only in float summation order (vec_dot_test). So the two paths' logits agree
+// within kRepackLogitTolerance at every step and greedy decoding gives the same tokens.
+constexpr float kRepackLogitTolerance = 1e-4f;  // worst seen on the tiny models: 2.4e-6
+
+TEST(RepackedWeights, LogitsAndGreedyTokensMatchTheFileLayout) {
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_FORWARD_V1_004");
+  constexpr int64_t kSteps = 12;
+  for (const testing::TinyModelSpec spec : {testing::TinyModelSpec{SynthArch::kQwen3Moe, SynthQuant::kQ4_K_M},
+                                            testing::TinyModelSpec{SynthArch::kQwen3Moe, SynthQuant::kQ8_0},
+                                            testing::TinyModelSpec{SynthArch::kQwen3, SynthQuant::kQ4_K_M}}) {
+    // Two loads of one file: prepared weights are kept per model and device.
+    auto packed_model = Model::load(testing::tiny_model_path(spec));
+    auto file_model = Model::load(testing::tiny_model_path(spec));
+    ASSERT_TRUE(packed_model.ok() && file_model.ok());
+    CpuBackend packed(2);
+    ::setenv("POPPER_REPACK", "0", 1);
+    CpuBackend reference(2);
+    ::unsetenv("POPPER_REPACK");
+    auto pw = packed_model.value()->weights_on(packed);
+    auto fw = file_model.value()->weights_on(reference);
+    ASSERT_TRUE(pw.ok() && fw.ok());
+    // The packed backend really holds copies of its own; the reference views the file.
+    int copies = 0, reference_copies = 0;
+    pw.value()->for_each_with_file(packed_model.value()->weights(), [&](WeightRef h, const auto&) {
+      copies += h != nullptr && !h->views_file();
+    });
+    fw.value()->for_each_with_file(file_model.value()->weights(), [&](WeightRef h, const auto&) {
+      reference_copies += h != nullptr && !h->views_file();
+    });
+    EXPECT_GT(copies, 0) << spec.name();
+    EXPECT_EQ(reference_copies, 0) << spec.name();
+
+    const int64_t n_vocab = packed_model.value()->config().n_vocab;
+    SessionOptions so;
+    so.capacity = 64;
+    Session a(*packed_model.value(), packed, so), b(*file_model.value(), reference, so);
+    std::vector<int32_t> prompt = test_prompt(9, n_vocab, 3);
+    std::vector<float> la(static_cast<size_t>(n_vocab)), lb(static_cast<size_t>(n_vocab));
+    ASSERT_TRUE(a.forward(prompt, la.data()).ok());
+    ASSERT_TRUE(b.forward(prompt, lb.data()).ok());
+    float worst = 0.0f;
+    for (int64_t step = 0; step < kSteps; ++step) {
+      worst = std::max(worst, max_abs_diff(la, lb));
+      const auto next = int32_t(std::max_element(la.begin(), la.end()) - la.begin());
+      ASSERT_EQ(next, int32_t(std::max_element(lb.begin(), lb.end()) - lb.begin()))
+          << spec.name() << " step " << step;
+      ASSERT_TRUE(a.forward({&next, 1}, la.data()).ok());
+      ASSERT_TRUE(b.forward({&next, 1}, lb.data()).ok());
+    }
+    RecordProperty("max_abs_logit_diff_" + spec.name(), std::to_string(worst));
+    std::printf("%s: packed vs file layout, worst |logit diff| %.3g (bound %.3g)\n", spec.name().c_str(),
+                worst, kRepackLogitTolerance);
+    EXPECT_LE(worst, kRepackLogitTolerance) << spec.name();
+  }
+}
+
 // --- attention / RoPE ---------------------------------------------------------------------
 
 // Plain causal attention, one head at a time, in double.
 std::vector<float> naive_attention(const std::vector<float>& q, const std::vector<float>& k,
-                                   const std::vector<float>& v, int64_t n_tokens, int64_t pos0, int64_t n_head,
-                                   int64_t n_head_kv, int64_t hd, bool f16) {
+                                   const std::vector<float>& v, int64_t n_tokens, int64_t pos0,
+                                   int64_t n_head, int64_t n_head_kv, int64_t hd, bool f16) {
   auto kv = [&](const std::vector<float>& m, int64_t p, int64_t kvh, int64_t i) {
     float x = m[(p * n_head_kv + kvh) * hd + i];
     return double(f16 ? fp16_to_f32(f32_to_fp16(x)) : x);
@@ -237,7 +302,8 @@ TEST(Attention, BatchedGqaEqualsAPlainPerHeadLoop) {
   const int64_t n_head = 8, n_head_kv = 2, hd = 64, total = 37;
   Rng rng(17);
   std::vector<float> q(total * n_head * hd), k(total * n_head_kv * hd), v(total * n_head_kv * hd);
-  for (auto* m : {&q, &k, &v}) for (auto& x : *m) x = rng.normal();
+  for (auto* m : {&q, &k, &v})
+    for (auto& x : *m) x = rng.normal();
   for (KvType type : {KvType::kF32, KvType::kF16}) {
     for (int threads : {1, 2}) {
       CpuBackend backend(threads);
@@ -249,7 +315,9 @@ TEST(Attention, BatchedGqaEqualsAPlainPerHeadLoop) {
       std::vector<float> out(total * n_head * hd);
       ASSERT_TRUE(backend.store_kv(cache, 0, 0, 30, k.data(), v.data()).ok());
       backend.attention(cache, 0, q.data(), 30, 0, shape, out.data());
-      ASSERT_TRUE(backend.store_kv(cache, 0, 30, 7, k.data() + 30 * n_head_kv * hd, v.data() + 30 * n_head_kv * hd).ok());
+      ASSERT_TRUE(
+          backend.store_kv(cache, 0, 30, 7, k.data() + 30 * n_head_kv * hd, v.data() + 30 * n_head_kv * hd)
+              .ok());
       backend.attention(cache, 0, q.data() + 30 * n_head * hd, 7, 30, shape, out.data() + 30 * n_head * hd);
       const auto want = naive_attention(q, k, v, total, 0, n_head, n_head_kv, hd, type == KvType::kF16);
       EXPECT_LE(max_abs_diff(out, want), kAttentionTolerance) << kv_type_name(type) << " threads " << threads;
@@ -289,7 +357,8 @@ TEST(Rope, NeoxPairsRotateByPositionTimesBasePower) {
         const double a = in[i], b = in[i + hd / 2];
         const float* o = got.data() + (t * n_heads + h) * hd;
         worst = std::max<float>(worst, std::fabs(float(a * std::cos(theta) - b * std::sin(theta)) - o[i]));
-        worst = std::max<float>(worst, std::fabs(float(a * std::sin(theta) + b * std::cos(theta)) - o[i + hd / 2]));
+        worst = std::max<float>(worst,
+                                std::fabs(float(a * std::sin(theta) + b * std::cos(theta)) - o[i + hd / 2]));
       }
     }
   }

@@ -10,15 +10,21 @@
 #include <cstring>
 #include <vector>
 
+#include "engine/core/cpu_features.h"
 #include "engine/core/fp16.h"
 #include "engine/core/rng.h"
 #include "engine/cpu/kernels.h"
 #include "engine/cpu/matmul.h"
 #include "engine/quant/blocks.h"
 #include "engine/quant/traits.h"
+#include "falsifiers/kernel_test_util.h"
 
 namespace popper::cpu {
 namespace {
+
+using testing::activation_row;
+using testing::gaussian;
+using testing::random_weight_row;
 
 constexpr GgmlType kWeightTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q8_0,
                                      GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
@@ -32,70 +38,7 @@ constexpr double kBoundSlack = 4.0;
 
 bool simd_available() { return vec_dot_fn(GgmlType::Q4_K, SimdPath::kAvx2) != nullptr; }
 
-int64_t block_size(GgmlType t) { return ggml_type_info(t).block_size; }
-
-// Random bytes for a weight row, with the fp16 scales overwritten by sane values (random bits
-// would include NaN and inf).
-std::vector<uint8_t> random_weight_row(GgmlType type, int64_t n, Rng& rng) {
-  std::vector<uint8_t> bytes(static_cast<size_t>(ggml_row_size(type, n)));
-  for (auto& b : bytes) b = static_cast<uint8_t>(rng.next());
-  const int64_t nb = n / block_size(type);
-  auto scale = [&] { return f32_to_fp16(rng.uniform(0.001f, 0.05f)); };
-  switch (type) {
-    case GgmlType::F32: {
-      auto* f = reinterpret_cast<float*>(bytes.data());
-      for (int64_t i = 0; i < n; ++i) f[i] = rng.normal();
-      break;
-    }
-    case GgmlType::F16: {
-      auto* h = reinterpret_cast<uint16_t*>(bytes.data());
-      for (int64_t i = 0; i < n; ++i) h[i] = f32_to_fp16(rng.normal());
-      break;
-    }
-    case GgmlType::BF16: {
-      auto* h = reinterpret_cast<uint16_t*>(bytes.data());
-      for (int64_t i = 0; i < n; ++i) h[i] = f32_to_bf16(rng.normal());
-      break;
-    }
-    case GgmlType::Q8_0:
-      for (int64_t i = 0; i < nb; ++i) reinterpret_cast<BlockQ8_0*>(bytes.data())[i].d = scale();
-      break;
-    case GgmlType::Q4_K:
-      for (int64_t i = 0; i < nb; ++i) {
-        auto& b = reinterpret_cast<BlockQ4K*>(bytes.data())[i];
-        b.d = scale();
-        b.dmin = scale();
-      }
-      break;
-    case GgmlType::Q5_K:
-      for (int64_t i = 0; i < nb; ++i) {
-        auto& b = reinterpret_cast<BlockQ5K*>(bytes.data())[i];
-        b.d = scale();
-        b.dmin = scale();
-      }
-      break;
-    case GgmlType::Q6_K:
-      for (int64_t i = 0; i < nb; ++i) reinterpret_cast<BlockQ6K*>(bytes.data())[i].d = scale();
-      break;
-    default:
-      ADD_FAILURE() << "no generator for " << ggml_type_name(type);
-  }
-  return bytes;
-}
-
-std::vector<float> gaussian(int64_t n, Rng& rng) {
-  std::vector<float> x(static_cast<size_t>(n));
-  for (auto& v : x) v = rng.normal();
-  return x;
-}
-
-// Activation row in the weight type's vec_dot_type, quantised by the scalar reference.
-std::vector<uint8_t> activation_row(GgmlType weight_type, const std::vector<float>& x) {
-  const GgmlType vt = quant_traits(weight_type)->vec_dot_type;
-  std::vector<uint8_t> a(static_cast<size_t>(ggml_row_size(vt, static_cast<int64_t>(x.size()))));
-  quant_traits(vt)->quantize_row_ref(x.data(), a.data(), static_cast<int64_t>(x.size()));
-  return a;
-}
+using testing::block_size;
 
 // sum |w_i * a_i| over the dequantised rows, and the exact (double) dot of the same.
 struct DequantDot {
@@ -394,17 +337,24 @@ TEST(Matmul, QuantisedMatvecTracksTheF32ProductOfDequantisedWeights) {
 }
 
 TEST(VecDot, DispatchHonoursTheSimdOverride) {
-  // POPPER_SIMD=scalar caps the path (engine/core/cpu_features.h); without it the best path
-  // this CPU supports is chosen.
+  // POPPER_SIMD caps the path (engine/core/cpu_features.h); without it the best path this CPU
+  // supports is chosen: avx512 needs AVX-512 F/BW/VL/VNNI (its own kernels are the packed ones,
+  // packed_matmul_test.cpp; on the file's layout it runs the AVX2 dots).
   const char* cap = std::getenv("POPPER_SIMD");
   const SimdPath p = active_simd_path();
+  const SimdPath best = cpu_features().has_avx512_vnni() && simd_available() ? SimdPath::kAvx512
+                        : simd_available()                                   ? SimdPath::kAvx2
+                                                                             : SimdPath::kScalar;
   if (cap != nullptr && std::string(cap) == "scalar") {
     EXPECT_EQ(p, SimdPath::kScalar);
+  } else if (cap != nullptr && std::string(cap) == "avx2") {
+    EXPECT_EQ(p, best == SimdPath::kScalar ? SimdPath::kScalar : SimdPath::kAvx2);
   } else {
-    EXPECT_EQ(p, simd_available() ? SimdPath::kAvx2 : SimdPath::kScalar);
+    EXPECT_EQ(p, best);
   }
   EXPECT_EQ(vec_dot_fn(GgmlType::Q4_0, SimdPath::kScalar), nullptr);
-  EXPECT_EQ(vec_dot_fn(GgmlType::Q4_K, SimdPath::kAvx512), nullptr) << "no AVX-512 kernels are claimed";
+  EXPECT_EQ(vec_dot_fn(GgmlType::Q4_K, SimdPath::kAvx512) != nullptr, best == SimdPath::kAvx512)
+      << "the avx512 path is offered exactly where the CPU has it";
 }
 
 }  // namespace

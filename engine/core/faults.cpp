@@ -47,6 +47,9 @@ constexpr FaultInfo kFaultTable[] = {
      "atomic writes (evidence, MANIFEST, contracts) rename without fsync: a crash can lose them"},
     {Fault::kQuantDropsLastBlock, "quantize_drops_last_block", "engine/convert/quantize.cpp convert_rows",
      "popper quantize leaves the last block of every quantised row zero (a row loop one block short)"},
+    {Fault::kAttentionQuadratic, "attention_quadratic", "engine/cpu/attention.cpp attention",
+     "a one-token (decode) step recomputes each query's attention once per 256 cached positions: same "
+     "result, cost quadratic in the depth (the slow long-context decode issue 12's depth item catches)"},
 };
 static_assert(sizeof(kFaultTable) / sizeof(kFaultTable[0]) == kFaultCount, "one kFaultTable row per Fault");
 

@@ -42,6 +42,7 @@ enum class Fault : uint8_t {
   kCudaSignFlip,           // CUDA kernels
   kEvidenceSkipsFsync,     // durable writes
   kQuantDropsLastBlock,    // popper quantize
+  kAttentionQuadratic,     // attention's cost at depth
   kCount
 };
 

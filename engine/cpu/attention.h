@@ -27,8 +27,12 @@ struct AttentionScratch {
 };
 
 // Query token t (position pos0 + t) attends to positions [0, pos0 + t] of layer il; query head h
-// reads kv head h / (n_head / n_head_kv). Scores are q·k * scale, softmax (max subtracted, sum in
-// double), then the probability-weighted sum of the values. Positions [0, pos0 + n_tokens) must
+// reads kv head h / (n_head / n_head_kv). Scores are q·k * scale, softmax, then the
+// probability-weighted sum of the values. Shapes the flash kernel takes (head_dim a multiple of 8
+// up to kMaxHeadDim, at most kMaxAttentionGroup query heads per kv head: every Qwen3) run it:
+// one pass of tiles with an online softmax, its error bound against an exact reference stated in
+// falsifiers/flash_attention_test.cpp. Other shapes: scores as a matmul, softmax with the max
+// subtracted and the sum in double, values as a second matmul. Positions [0, pos0 + n_tokens) must
 // have been stored. q, out: [n_tokens, n_head, head_dim] f32.
 void attention(const KvStore& kv, int64_t il, const float* q, int64_t n_tokens, int64_t pos0,
                const AttentionShape& s, float* out, AttentionScratch& scratch, ThreadPool& pool);

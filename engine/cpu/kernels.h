@@ -9,6 +9,8 @@
 
 namespace popper::cpu {
 
+struct KvHeadView;  // flash_attention.h
+
 namespace scalar {
 float vec_dot_f32(int64_t n, const void* w, const void* a);
 float vec_dot_f16(int64_t n, const void* w, const void* a);
@@ -40,9 +42,40 @@ void vec_dot_q6_k_x4(int64_t n, const void* w, const void* const* a, float* out)
 void quantize_row_q8_k(const float* src, void* dst, int64_t n);
 void quantize_row_q8_0(const float* src, void* dst, int64_t n);
 
+// Packed-layout (repack.h) matmuls: n_groups groups of 8 weight rows, group g at
+// w + g * group_bytes (n / block_size x8 blocks), against n_tokens activation rows in the type's
+// vec_dot_type, token t at a + t * a_stride. Writes y[t * ldy + 8 * g + r]. Each output is
+// bit-identical to scalar::vec_dot_*(n, file row 8g + r, a row t).
+void packed_gemm_q4_k(int64_t n, const uint8_t* w, int64_t group_bytes, int64_t n_groups, const uint8_t* a,
+                      int64_t a_stride, int64_t n_tokens, float* y, int64_t ldy);
+void packed_gemm_q5_k(int64_t n, const uint8_t* w, int64_t group_bytes, int64_t n_groups, const uint8_t* a,
+                      int64_t a_stride, int64_t n_tokens, float* y, int64_t ldy);
+void packed_gemm_q6_k(int64_t n, const uint8_t* w, int64_t group_bytes, int64_t n_groups, const uint8_t* a,
+                      int64_t a_stride, int64_t n_tokens, float* y, int64_t ldy);
+void packed_gemm_q8_0(int64_t n, const uint8_t* w, int64_t group_bytes, int64_t n_groups, const uint8_t* a,
+                      int64_t a_stride, int64_t n_tokens, float* y, int64_t ldy);
+
+// flash_attention.h's attention_head_group on AVX2 + FMA + F16C.
+void attention_head_group(const float* q, int64_t n_q, const KvHeadView& kv, int64_t n_kv, float scale,
+                          float* out);
+
 // Sums `bytes` (a multiple of 128) starting at p with 256-bit loads; the result only defeats
 // dead-code elimination. For the bandwidth probe.
 uint64_t read_stream(const uint8_t* p, int64_t bytes);
 }  // namespace avx2
+
+// AVX-512 F + BW + VL + VNNI, defined in *_avx512.cpp. Call only when
+// cpu_features().has_avx512_vnni(). Same contracts as the avx2:: packed kernels (bit-identical
+// to the scalar reference).
+namespace avx512 {
+void packed_gemm_q4_k(int64_t n, const uint8_t* w, int64_t group_bytes, int64_t n_groups, const uint8_t* a,
+                      int64_t a_stride, int64_t n_tokens, float* y, int64_t ldy);
+void packed_gemm_q5_k(int64_t n, const uint8_t* w, int64_t group_bytes, int64_t n_groups, const uint8_t* a,
+                      int64_t a_stride, int64_t n_tokens, float* y, int64_t ldy);
+void packed_gemm_q6_k(int64_t n, const uint8_t* w, int64_t group_bytes, int64_t n_groups, const uint8_t* a,
+                      int64_t a_stride, int64_t n_tokens, float* y, int64_t ldy);
+void packed_gemm_q8_0(int64_t n, const uint8_t* w, int64_t group_bytes, int64_t n_groups, const uint8_t* a,
+                      int64_t a_stride, int64_t n_tokens, float* y, int64_t ldy);
+}  // namespace avx512
 
 }  // namespace popper::cpu

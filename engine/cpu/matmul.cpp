@@ -63,6 +63,24 @@ void QuantizedActivations::quantize(const float* x, int64_t n_rows, int64_t n_co
   }
 }
 
+void QuantizedActivations::prepare(int64_t n_rows, int64_t n_cols, GgmlType vec_dot_type) {
+  POPPER_CHECK(n_cols % ggml_type_info(vec_dot_type).block_size == 0, "n_cols ", n_cols);
+  type_ = vec_dot_type;
+  n_rows_ = n_rows;
+  n_cols_ = n_cols;
+  row_bytes_ = ggml_row_size(vec_dot_type, n_cols);
+  bytes_.resize(static_cast<size_t>(n_rows * row_bytes_));
+}
+
+void QuantizedActivations::quantize_cols(int64_t r, int64_t c0, int64_t c1, const float* src) {
+  const int64_t block = ggml_type_info(type_).block_size;
+  POPPER_CHECK(
+      r >= 0 && r < n_rows_ && c0 % block == 0 && c1 % block == 0 && 0 <= c0 && c0 <= c1 && c1 <= n_cols_,
+      "quantize_cols row ", r, " [", c0, ", ", c1, ")");
+  const ActivationQuantizeFn fn = activation_quantize_fn(type_);
+  fn(src, bytes_.data() + r * row_bytes_ + ggml_row_size(type_, c0), c1 - c0);
+}
+
 void matmul_rows(const WeightMatrix& w, const QuantizedActivations& x, float* y, int64_t ldy,
                  int64_t row_begin, int64_t row_end) {
   const QuantTraits* traits = quant_traits(w.type);

@@ -36,11 +36,20 @@ class QuantizedActivations {
   void quantize(const float* x, int64_t n_rows, int64_t n_cols, int64_t ldx, GgmlType vec_dot_type,
                 ThreadPool* pool = nullptr);
 
+  // Shapes the buffer for n_rows x n_cols in vec_dot_type without writing it, for filling piece
+  // by piece with quantize_cols (threads may fill disjoint pieces).
+  void prepare(int64_t n_rows, int64_t n_cols, GgmlType vec_dot_type);
+  // Quantises columns [c0, c1) of row r (c0, c1 multiples of the block size) from src[0, c1 - c0):
+  // the same bytes as quantize() writes there, blocks being independent.
+  void quantize_cols(int64_t r, int64_t c0, int64_t c1, const float* src);
+
   GgmlType type() const { return type_; }
   int64_t n_rows() const { return n_rows_; }
   int64_t n_cols() const { return n_cols_; }
   int64_t row_bytes() const { return row_bytes_; }
   const uint8_t* row(int64_t i) const { return bytes_.data() + i * row_bytes_; }
+  // For filling rows with bytes quantised elsewhere (a gather of already quantised rows).
+  uint8_t* mutable_row(int64_t i) { return bytes_.data() + i * row_bytes_; }
 
  private:
   GgmlType type_ = GgmlType::F32;

@@ -26,9 +26,17 @@ struct MoeFfnScratch {
   // Per expert, its grouped rows in an activation format: the input in the gate's format and (when
   // it differs) the up's, and silu(gate) * up in the down's.
   std::vector<QuantizedActivations> x_gate_format, x_up_format, mid;
+  QuantizedActivations x_all;  // fused path: every token's input, quantised once
+
   std::vector<MatmulJob> jobs;
 };
 
+// Repacked experts (prepared_weight.h) take the fused path: the layer's input quantised once and
+// gathered per expert, then work items of (expert, kSwigluChunk rows) that compute gate and up
+// together, write silu(gate) * up already quantised for down (swiglu.h) and are handed to the
+// threads dynamically, so experts with more tokens balance; then the down matmuls. Same bits as
+// the unfused path on the same layout.
+//
 // out[t] = sum over slots s of weights[t, s] * down_e(silu(gate_e x[t]) * up_e x[t]), e = ids[t, s],
 // summed in slot order, so a batch and single tokens give the same bits. w: the three expert
 // tensors ([n_embd, n_ff, n_expert], [n_embd, n_ff, n_expert], [n_ff, n_embd, n_expert]).

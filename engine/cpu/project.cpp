@@ -17,8 +17,11 @@ constexpr int64_t kChunkWeightBytes = 32 * 1024;
 // adds slots, so the vector is sized once and never reallocates.
 constexpr size_t kMaxActivationFormats = 4;
 
+// Whole packed groups for a repacked weight (matmul_rows takes row ranges on its row_align()).
 int64_t rows_per_item(const PreparedWeight& w) {
-  return std::max<int64_t>(1, kChunkWeightBytes / std::max<int64_t>(1, w.row_bytes()));
+  const int64_t align = w.row_align();
+  const int64_t rows = kChunkWeightBytes / std::max<int64_t>(1, w.row_bytes());
+  return std::max<int64_t>(align, rows / align * align);
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "engine/cpu/vec_dot.h"
 
+#include <string>
+
 #include "engine/core/cpu_features.h"
 #include "engine/cpu/kernels.h"
 #include "engine/quant/traits.h"
@@ -30,7 +32,7 @@ bool path_available(SimdPath path) {
     case SimdPath::kAvx2:
       return cpu_features().has_avx2_fma();
     case SimdPath::kAvx512:
-      return false;  // no AVX-512 kernels yet: the AVX2 ones serve there
+      return cpu_features().has_avx512_vnni() && cpu_features().has_avx2_fma();
   }
   return false;
 }
@@ -38,8 +40,11 @@ bool path_available(SimdPath path) {
 }  // namespace
 
 SimdPath active_simd_path() {
-  // simd_level() already applies POPPER_SIMD; "avx512" CPUs run the AVX2 kernels.
-  static const SimdPath path = simd_level() == "scalar" ? SimdPath::kScalar : SimdPath::kAvx2;
+  // simd_level() already applies POPPER_SIMD.
+  static const SimdPath path = [] {
+    const std::string level = simd_level();
+    return level == "avx512" ? SimdPath::kAvx512 : level == "avx2" ? SimdPath::kAvx2 : SimdPath::kScalar;
+  }();
   return path;
 }
 
@@ -58,13 +63,15 @@ const char* simd_path_name(SimdPath path) {
 VecDotFn vec_dot_fn(GgmlType weight_type, SimdPath path) {
   if (!path_available(path)) return nullptr;
   for (const auto& k : kKernels) {
+    // The AVX-512 path's own kernels are the packed-layout ones (packed_matmul.h); on the file's
+    // layout it runs the AVX2 dots.
     if (k.type == weight_type) return path == SimdPath::kScalar ? k.scalar : k.avx2;
   }
   return nullptr;
 }
 
 VecDotMultiFn vec_dot_multi_fn(GgmlType weight_type, SimdPath path) {
-  if (path != SimdPath::kAvx2 || !path_available(path)) return nullptr;
+  if (path == SimdPath::kScalar || !path_available(path)) return nullptr;
   if (weight_type == GgmlType::Q4_K) return avx2::vec_dot_q4_k_x4;
   if (weight_type == GgmlType::Q6_K) return avx2::vec_dot_q6_k_x4;
   return nullptr;
@@ -74,8 +81,8 @@ ActivationQuantizeFn activation_quantize_fn(GgmlType vec_dot_type, SimdPath path
   if (!path_available(path)) return nullptr;
   if (vec_dot_type != GgmlType::F32 && vec_dot_type != GgmlType::Q8_0 && vec_dot_type != GgmlType::Q8_K)
     return nullptr;
-  if (path == SimdPath::kAvx2 && vec_dot_type == GgmlType::Q8_K) return avx2::quantize_row_q8_k;
-  if (path == SimdPath::kAvx2 && vec_dot_type == GgmlType::Q8_0) return avx2::quantize_row_q8_0;
+  if (path != SimdPath::kScalar && vec_dot_type == GgmlType::Q8_K) return avx2::quantize_row_q8_k;
+  if (path != SimdPath::kScalar && vec_dot_type == GgmlType::Q8_0) return avx2::quantize_row_q8_0;
   return quant_traits(vec_dot_type)->quantize_row_ref;
 }
 

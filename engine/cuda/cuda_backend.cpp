@@ -126,7 +126,7 @@ void CudaBackend::upload(void* dst, const void* host, size_t bytes) { cuda::uplo
 
 void CudaBackend::download(void* host, const void* src, size_t bytes) { cuda::download(host, src, bytes); }
 
-Result<std::unique_ptr<PreparedWeights>> CudaBackend::prepare(const ModelWeights& w) {
+Result<std::unique_ptr<PreparedWeights>> CudaBackend::prepare(const ModelWeights& w, const CopiedFn& copied) {
   // Shapes past what the kernels take are refused here, at load, not at the first step.
   for (const LayerWeights& L : w.layers) {
     if (L.attn_q_norm.n > cuda::kMaxAttentionHeadDim) {
@@ -143,7 +143,7 @@ Result<std::unique_ptr<PreparedWeights>> CudaBackend::prepare(const ModelWeights
     return make_error("CUDA: the weights need ", w.bytes_total, " bytes on ", info_.name, " but only ",
                       now.free_bytes, " of ", now.total_bytes, " are free");
   }
-  return Backend::prepare(w);
+  return Backend::prepare(w, copied);
 }
 
 Result<std::unique_ptr<BackendWeight>> CudaBackend::prepare_weight(const WeightMatrix& file, int64_t n_expert,

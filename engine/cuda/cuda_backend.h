@@ -76,7 +76,8 @@ class CudaBackend final : public Backend {
                                                         WeightUse use) override;
   // Error, before anything is uploaded, when the weights do not fit (bytes needed vs free) or a
   // shape is past what the kernels take (head_dim, number of experts).
-  Result<std::unique_ptr<PreparedWeights>> prepare(const ModelWeights& weights) override;
+  Result<std::unique_ptr<PreparedWeights>> prepare(const ModelWeights& weights,
+                                                   const CopiedFn& copied = nullptr) override;
   // Error when the device cannot hold it (the bytes) or head_dim is past the attention kernel's.
   Result<std::unique_ptr<KvCache>> make_kv_cache(const KvCacheShape& shape) override;
 

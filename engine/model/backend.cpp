@@ -13,7 +13,7 @@ Result<std::unique_ptr<BackendWeight>> Backend::prepare_norm(const NormWeight& n
   return prepare_weight(WeightMatrix::make(GgmlType::F32, norm.data, norm.n, 1), 1, WeightUse::kNorm);
 }
 
-Result<std::unique_ptr<PreparedWeights>> Backend::prepare(const ModelWeights& file) {
+Result<std::unique_ptr<PreparedWeights>> Backend::prepare(const ModelWeights& file, const CopiedFn& copied) {
   auto out = std::make_unique<PreparedWeights>(device());
   Status failed;
   // One tensor: a null view stays a null handle (the arch has no such tensor).
@@ -25,6 +25,7 @@ Result<std::unique_ptr<PreparedWeights>> Backend::prepare(const ModelWeights& fi
       return;
     }
     handle = out->own(std::move(w.value()));
+    if (copied && !handle->views_file()) copied(view.data, uint64_t(view.n_out) * uint64_t(view.row_bytes));
   };
   auto take_any = [&](WeightRef& handle, const auto& view) {
     using View = std::decay_t<decltype(view)>;

@@ -74,8 +74,13 @@ class Backend {
   // Takes a model's weights once: every bound tensor through prepare_weight (a tied output shares
   // token_embd's handle). A device backend overrides it to refuse, before copying anything, weights
   // that do not fit (bytes needed vs free) or shapes its kernels do not take. Callers go through
-  // Model::weights_on, which keeps the result for every backend of this device.
-  virtual Result<std::unique_ptr<PreparedWeights>> prepare(const ModelWeights& weights);
+  // Model::weights_on, which keeps the result for every backend of this device. `copied`, when
+  // given, is called with a tensor's file bytes as soon as its handle holds a copy of its own
+  // (views_file() false), so the caller can hand those pages back before the next tensor is
+  // copied: the resident set then never holds both copies of the weights.
+  using CopiedFn = std::function<void(const void* data, uint64_t bytes)>;
+  virtual Result<std::unique_ptr<PreparedWeights>> prepare(const ModelWeights& weights,
+                                                           const CopiedFn& copied = nullptr);
 
   // --- KV caches --------------------------------------------------------------------------------
   // A KV cache of `shape` in this backend's memory and layout; the caller owns it (and with it the

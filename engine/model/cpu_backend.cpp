@@ -1,7 +1,9 @@
 #include "engine/model/cpu_backend.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <new>
+#include <string_view>
 
 #include "engine/core/faults.h"
 #include "engine/cpu/elementwise.h"
@@ -34,6 +36,12 @@ const cpu::PreparedWeight& cpu_weight(const BackendWeight& w) {
   return backend_weight_as<CpuWeight>(w, kHostDevice).prepared();
 }
 
+// POPPER_REPACK=0: every weight in the file's layout (the reference path, engine/cpu/prepared_weight.h).
+bool repack_from_environment() {
+  const char* v = std::getenv("POPPER_REPACK");
+  return v == nullptr || std::string_view(v) != "0";
+}
+
 cpu::FfnWeights cpu_ffn(const FfnWeights& f) {
   return {&cpu_weight(*f.gate), &cpu_weight(*f.up), &cpu_weight(*f.down)};
 }
@@ -53,13 +61,16 @@ class CpuKvCache final : public KvCache {
 
 }  // namespace
 
-CpuBackend::CpuBackend(int n_threads) : pool_(n_threads), attention_(pool_.size()) {}
+CpuBackend::CpuBackend(int n_threads)
+    : pool_(n_threads), repack_(repack_from_environment()), attention_(pool_.size()) {}
 
 Result<std::unique_ptr<BackendWeight>> CpuBackend::prepare_weight(const WeightMatrix& file, int64_t n_expert,
                                                                   WeightUse use) {
   if (quant_traits(file.type) == nullptr)
     return make_error("the CPU backend has no kernels for ", ggml_type_name(file.type));
-  return std::unique_ptr<BackendWeight>(new CpuWeight(cpu::prepare_weight(file, n_expert, use)));
+  auto w = cpu::prepare_weight(file, n_expert, use, {.repack = repack_, .pool = &pool_});
+  if (!w.ok()) return w.error();
+  return std::unique_ptr<BackendWeight>(new CpuWeight(std::move(w.value())));
 }
 
 Result<std::unique_ptr<KvCache>> CpuBackend::make_kv_cache(const KvCacheShape& shape) {

@@ -3,8 +3,9 @@
 // moe_route, moe_ffn, ffn, embed, elementwise, project).
 //
 // Weights: prepare_weight turns a file view into a cpu::PreparedWeight (cpu::prepare_weight, the
-// one place that decides the CPU layout; today the file's layout in place). Every CpuBackend runs
-// on the host device, so a model's prepared weights serve all of them (a server's per-slot
+// one place that decides the CPU layout: an x8 repacked copy for the matrices that have one, the
+// file's layout in place for the rest; POPPER_REPACK=0 keeps every weight in the file's layout). Every
+// CpuBackend runs on the host device, so a model's prepared weights serve all of them (a server's per-slot
 // backends share one copy). KV caches: cpu::KvStore (host memory, allocated by the first store).
 // Scratch: each op's own, named for what it holds, grown to its high-water mark and then reused,
 // so a decode step allocates nothing after the first.
@@ -48,7 +49,8 @@ class CpuBackend final : public Backend {
   void embed(const BackendWeight& table, const int32_t* tokens, int64_t n_tokens, float* x) override;
   void rmsnorm(const float* x, const BackendWeight& w, int64_t n_rows, float eps, float* y) override;
   void project(std::span<const Projection> outs, const float* x, int64_t n_tokens) override;
-  void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t pos0, float freq_base) override;
+  void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t pos0,
+            float freq_base) override;
   Status store_kv(KvCache& cache, int64_t il, int64_t pos0, int64_t n_tokens, const float* k,
                   const float* v) override;
   void attention(const KvCache& cache, int64_t il, const float* q, int64_t n_tokens, int64_t pos0,
@@ -64,6 +66,7 @@ class CpuBackend final : public Backend {
 
  private:
   ThreadPool pool_;
+  bool repack_;  // prepare_weight repacks (POPPER_REPACK unset or not "0")
   cpu::Projector projector_;
   std::vector<cpu::Projector::Output> project_outputs_;  // project()'s outputs as the Projector takes them
   std::vector<float> rope_cos_sin_;                      // rope(): one token's cos and sin tables

@@ -32,7 +32,11 @@ Result<const PreparedWeights*> Model::weights_on(Backend& backend) const {
   for (const auto& p : placements_) {
     if (&p->device() == &backend.device()) return p.get();
   }
-  auto prepared = backend.prepare(weights_);
+  // The first device's copies release their file pages one tensor at a time, so loading never
+  // holds both; later devices leave it to release_unviewed_pages (an earlier one may view them).
+  Backend::CopiedFn release;
+  if (placements_.empty()) release = [this](const void* data, uint64_t n) { file_->release_pages(data, n); };
+  auto prepared = backend.prepare(weights_, release);
   if (!prepared.ok()) return prepared.error();
   placements_.push_back(std::move(prepared.value()));
   release_unviewed_pages();
