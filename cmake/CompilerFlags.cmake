@@ -5,9 +5,19 @@ target_compile_options(popper_warnings INTERFACE -Wall -Wextra -Wno-unused-param
 if(POPPER_NATIVE)
   add_compile_options(-march=native)
 endif()
-if(POPPER_SANITIZE)
+
+# POPPER_SANITIZE (scripts/test-sanitize.sh): OFF, ON or address (ASan+UBSan), or
+# thread (TSan). The two cannot share a build: each wants its own shadow memory.
+string(TOLOWER "${POPPER_SANITIZE}" _popper_san)
+if(_popper_san STREQUAL "thread")
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=thread)
+  # Code that must tell TSan about what it cannot see (the CUDA emulation's fiber switches).
+  add_compile_definitions(POPPER_TSAN=1)
+elseif(POPPER_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
   add_link_options(-fsanitize=address,undefined)
+  add_compile_definitions(POPPER_ASAN=1)
 endif()
 
 # Flags for the translation units that hold the AVX2+FMA kernels. Only those files get them,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Configures and builds Popper into build/ (Release, -O3). Extra arguments go to CMake:
 #   scripts/build.sh -DPOPPER_NATIVE=ON
+# $POPPER_BUILD_DIR picks the tree; $POPPER_BUILD_TARGETS (space-separated) builds only those.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build_dir=${POPPER_BUILD_DIR:-$root/build}
@@ -16,4 +17,5 @@ if [[ ! -f "$build_dir/CMakeCache.txt" ]]; then
 elif (($# > 0)); then
   cmake "$build_dir" "$@"
 fi
-cmake --build "$build_dir" -j "$(nproc)"
+read -ra targets <<<"${POPPER_BUILD_TARGETS:-}"
+cmake --build "$build_dir" -j "$(nproc)" ${targets[@]+--target "${targets[@]}"}

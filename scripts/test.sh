@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite — the README's test command, and all that .ci/run calls:
-#   1. install dependencies (Debian packages, idempotent) and build (Release, -O3);
-#   2. every falsifier through CTest;
-#   3. the parsers of untrusted bytes again under ASan+UBSan (scripts/test-sanitize.sh);
+#   1. install dependencies (Debian packages, idempotent) and build (Release, -O3) what popper
+#      run needs: popper, the targets the contracts bind, the benchmarks (contract_targets,
+#      cmake/ContractTargets.cmake);
+#   2. every falsifier through CTest, built with ASan+UBSan (scripts/test-sanitize.sh address):
+#      one CTest run that checks both the claims and the memory safety of reaching them; the
+#      Release tree is for popper run (below) and the benchmarks;
+#   3. the threaded parts (thread pool, server, runner, CUDA emulation's fibers) under TSan
+#      (scripts/test-sanitize.sh thread), and in Release the checks a sanitizer cannot judge
+#      (resident memory under load: serve_load_test, falsifiers/sanitizer_util.h);
 #   4. the contracts themselves: popper validate, popper run --controls (writes evidence/) and
 #      popper gate. Every item that survives runs again under its negative control (its
 #      `control:` faults, docs/faults.md), which must falsify it. The gate fails on any falsified
@@ -21,12 +27,15 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "dependencies"
 bash scripts/install-deps.sh
-step "build ($build)"
-bash scripts/build.sh
-step "falsifiers (ctest)"
-ctest --test-dir "$build" --output-on-failure -j "$(nproc)" --timeout 600
-step "sanitizers (ASan+UBSan on the GGUF parser)"
-bash scripts/test-sanitize.sh
+step "build ($build: contract_targets)"
+unsanitized=(serve_load_test)
+POPPER_BUILD_TARGETS="contract_targets ${unsanitized[*]}" bash scripts/build.sh
+step "falsifiers (ctest, ASan+UBSan build)"
+bash scripts/test-sanitize.sh address
+step "threaded falsifiers (ctest, TSan build)"
+bash scripts/test-sanitize.sh thread
+step "falsifiers a sanitizer cannot judge (Release)"
+for t in "${unsanitized[@]}"; do "$build/falsifiers/$t" --gtest_brief=1; done
 step "contracts: validate, run, gate"
 popper="$build/harness/popper"
 "$popper" validate

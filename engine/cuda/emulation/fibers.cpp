@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "engine/core/result.h"
+#include "engine/cuda/emulation/fiber_sanitizer.h"
 
 // Saves the callee-saved registers and the stack pointer of the running context in *save_sp and
 // resumes the context whose stack pointer is load_sp (x86-64 System V).
@@ -38,7 +39,13 @@ popper_emu_switch:
 namespace popper::emu {
 namespace {
 
-constexpr size_t kStackBytes = 32 * 1024;  // kernel frames are small (no recursion, no big locals)
+// Kernel frames are small (no recursion, no big locals); AddressSanitizer's redzones make them
+// several times larger.
+#if defined(POPPER_ASAN)
+constexpr size_t kStackBytes = 128 * 1024;
+#else
+constexpr size_t kStackBytes = 32 * 1024;
+#endif
 constexpr int kWarpSize = 32;
 
 enum class State { kRunnable, kAtBlockBarrier, kAtWarpBarrier, kDone };
@@ -51,14 +58,25 @@ struct Fiber {
   uint64_t exchanges = 0;  // shuffles done: picks the exchange buffer
 };
 
+// A fiber's stack and what the sanitizers know of it, kept across blocks and grids.
+struct Stack {
+  std::unique_ptr<char[]> bytes{new char[kStackBytes]};
+  san::Context san;
+  Stack() = default;
+  Stack(const Stack&) = delete;
+  Stack& operator=(const Stack&) = delete;
+  ~Stack() { san::destroy(san); }
+};
+
 struct Machine {
-  std::vector<std::unique_ptr<char[]>> stacks;
+  std::vector<std::unique_ptr<Stack>> stacks;  // [i]: fiber i's
   std::vector<Fiber> fibers;
   std::vector<int> warp_live, warp_waiting;
   std::vector<uint64_t> exchange;  // [warp][2][32]
   int live = 0, block_waiting = 0;
   Fiber* current = nullptr;
   void* scheduler_sp = nullptr;
+  san::Context scheduler_san;
   const std::function<void()>* body = nullptr;
   Dim3 block_idx, block_dim, grid_dim;
 };
@@ -82,9 +100,17 @@ void release_block() {
   g.block_waiting = 0;
 }
 
-void yield_to_scheduler() { popper_emu_switch(&g.current->sp, g.scheduler_sp); }
+san::Context& current_san() { return g.stacks[size_t(g.current - g.fibers.data())]->san; }
+
+void yield_to_scheduler() {
+  san::Context& self = current_san();
+  san::start_switch(self, g.scheduler_san, false);
+  popper_emu_switch(&g.current->sp, g.scheduler_sp);
+  san::finish_switch(self, g.scheduler_san);
+}
 
 [[noreturn]] void fiber_entry() {
+  san::finish_switch(current_san(), g.scheduler_san);
   (*g.body)();
   Fiber& f = *g.current;
   f.state = State::kDone;
@@ -93,11 +119,14 @@ void yield_to_scheduler() { popper_emu_switch(&g.current->sp, g.scheduler_sp); }
   // A thread that exits no longer holds back its block's or its warp's barrier.
   if (g.warp_waiting[f.warp] > 0 && g.warp_waiting[f.warp] == g.warp_live[f.warp]) release_warp(f.warp);
   if (g.block_waiting > 0 && g.block_waiting == g.live) release_block();
-  yield_to_scheduler();
+  san::start_switch(current_san(), g.scheduler_san, true);
+  popper_emu_switch(&f.sp, g.scheduler_sp);
   __builtin_trap();  // a finished fiber is never resumed
 }
 
-void start_fiber(Fiber& f, char* stack) {
+void start_fiber(Fiber& f, Stack& s) {
+  char* stack = s.bytes.get();
+  san::init_fiber(s.san, stack, kStackBytes);
   auto top = reinterpret_cast<uintptr_t>(stack + kStackBytes) & ~uintptr_t(15);
   auto* sp = reinterpret_cast<uint64_t*>(top);
   *--sp = 0;                                            // fiber_entry's return address: none
@@ -108,7 +137,7 @@ void start_fiber(Fiber& f, char* stack) {
 
 void run_block(unsigned n_threads) {
   const int n_warps = int((n_threads + kWarpSize - 1) / kWarpSize);
-  while (g.stacks.size() < n_threads) g.stacks.emplace_back(new char[kStackBytes]);
+  while (g.stacks.size() < n_threads) g.stacks.push_back(std::make_unique<Stack>());
   g.fibers.assign(n_threads, Fiber{});
   g.warp_live.assign(size_t(n_warps), 0);
   g.warp_waiting.assign(size_t(n_warps), 0);
@@ -119,7 +148,7 @@ void run_block(unsigned n_threads) {
     f.warp = int(t / kWarpSize);
     f.lane = int(t % kWarpSize);
     ++g.warp_live[size_t(f.warp)];
-    start_fiber(f, g.stacks[t].get());
+    start_fiber(f, *g.stacks[t]);
   }
   g.live = int(n_threads);
   g.block_waiting = 0;
@@ -135,7 +164,10 @@ void run_block(unsigned n_threads) {
           Fiber& f = g.fibers[i];
           if (f.state != State::kRunnable) continue;
           g.current = &f;
+          san::Context& fiber_san = g.stacks[i]->san;
+          san::start_switch(g.scheduler_san, fiber_san, false);
           popper_emu_switch(&g.scheduler_sp, f.sp);
+          san::finish_switch(g.scheduler_san, fiber_san);
           warp_ran = ran = true;
         }
       }
@@ -154,6 +186,7 @@ void run_grid(Dim3 grid, Dim3 block, const std::function<void()>& body) {
   POPPER_CHECK(n_threads >= 1 && n_threads <= 1024, "CUDA emulation: ", n_threads, " threads per block");
   POPPER_CHECK(grid.y <= 65535 && grid.z <= 65535, "CUDA emulation: grid (", grid.x, ", ", grid.y, ", ", grid.z,
                ") is past the device's limits");
+  san::init_thread(g.scheduler_san);  // the launching thread may differ from the last grid's
   g.body = &body;
   g.block_dim = block;
   g.grid_dim = grid;
