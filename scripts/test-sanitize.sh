@@ -20,14 +20,27 @@ mode=${1:-address}
 (($# > 0)) && shift
 supp=$root/scripts/sanitizers
 
+# Bounded: model-heavy tests that take minutes under a sanitizer, each still run in full
+# elsewhere in scripts/test.sh. Every falsifier binary keeps tests that run its code here.
+# The CUDA emulation's big kernels and a test that fills the emulated device's memory: the small
+# cases run the same fiber machine and backend code; popper run runs them all in Release
+# (contracts/cuda-backend-parity-v1.yaml). A grid runs on one thread: TSan loses no race there.
+emulated_big='^emulated\.(CudaOps\.(Attention|MoeRouting)|CudaErrors\.SessionBuffersTooBig)'
+# The emulated end-to-end decodes: one runs under ASan; all run in Release (scripts/test.sh).
+emulated_e2e='^emulated\.TinyModels/CudaEndToEnd'
+
 case $mode in
   address)
     build=${POPPER_ASAN_BUILD_DIR:-$root/build-asan}
     falsifiers=()  # all
-    # Bounded: quant_quality_test scores whole held-out corpora per quantised file (minutes each
-    # under ASan). One case runs the same code (popper quantize, perplexity, the judge's inputs);
-    # all of them run in Release under popper run (contracts/quantization-quality-v1.yaml).
-    bounded='^Trained/QuantQuality\.(Kl[^/]*/(qwen3moe_q4_k_m|qwen3_)|AccuracyDrop)|^QuantQualityJudge\.'
+    bounded_tests=(
+      # Whole held-out corpora per quantised file; one KL case runs popper quantize, perplexity
+      # and the judge's inputs; popper run runs all (contracts/quantization-quality-v1.yaml).
+      '^Trained/QuantQuality\.(Kl[^/]*/(qwen3moe_q4_k_m|qwen3_)|AccuracyDrop)' '^QuantQualityJudge\.'
+      # The task corpus through popper bench / every transformers task: the Control case and the
+      # qwen3moe reference run the same code; popper run runs both in full.
+      '^ServeBench\.ModelAnswersTheHeldOutTasks' '^Trained/TransformersReference\..*trained_qwen3_bf16'
+      "$emulated_big" "${emulated_e2e}.*/qwen3(moe_f32|moe_q8_0|_q4_k_m)_s0")
     # Leaks too; UBSan halts on its first finding. The child processes the harness falsifiers
     # start (popper, the fixtures) inherit these and are checked the same way.
     export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1
@@ -38,10 +51,10 @@ case $mode in
     build=${POPPER_TSAN_BUILD_DIR:-$root/build-tsan}
     falsifiers=(core_test serve_unit_test serve_dispatch_test serve_api_test serve_load_test
                 harness_runner_test harness_cli_test cuda_backend_emu_test)
-    # Bounded: under TSan every fiber switch of the CUDA emulation is a synchronisation, so its
-    # big kernels take minutes; the small cases run the same fiber machine and backend code, the
-    # rest run unsanitized in popper run (contracts/cuda-backend-parity-v1.yaml).
-    bounded='^emulated\.(CudaOps\.(Attention|MoeRouting)|TinyModels/CudaEndToEnd|Types/QuantMatmulParity\..*, (37|100)\)$)'
+    # TSan makes every fiber switch a synchronisation: the emulated decodes (end to end, and
+    # the recorded steps of CudaGraphs) and the larger matmuls take minutes too; ASan runs them.
+    bounded_tests=("$emulated_big" "$emulated_e2e" '^emulated\.CudaGraphs\.'
+                   '^emulated\.Types/QuantMatmulParity\..*, (37|100)\)$')
     export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$supp/tsan.supp
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     ;;
@@ -52,6 +65,7 @@ case $mode in
 esac
 
 list=$(IFS=';'; echo "${falsifiers[*]}")
+bounded=$(IFS='|'; echo "${bounded_tests[*]}")
 POPPER_BUILD_DIR=$build POPPER_BUILD_TARGETS="${falsifiers[*]}" bash "$root/scripts/build.sh" \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
   -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" -DPOPPER_SANITIZE="$mode" -DCMAKE_UNITY_BUILD=ON \
