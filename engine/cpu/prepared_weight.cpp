@@ -21,10 +21,6 @@ WeightMatrix PreparedWeight::file_rows(int64_t e) const {
 
 bool repacks(const WeightMatrix& file, int64_t n_expert, WeightUse use, const PrepareOptions& options) {
   // Every expert's slice must be whole packed groups (PackedMatrix::rows).
-  // Q5_K stays in the file's layout for now: on the tiny MoE Q4_K_M (whose llama.cpp recipe makes
-  // attn_output Q5_K) its packed path put a logit 2.04 from the file layout's, while every other
-  // type agrees within 3e-6 (RepackedWeights). Until the x8 Q5_K kernel is fixed, the file kernel.
-  if (file.type == GgmlType::Q5_K) return false;
   return options.repack && use == WeightUse::kMatmul && file.n_out > 0 && n_expert >= 1 &&
          file.n_out % n_expert == 0 && can_pack(file.type, file.n_in, file.n_out / n_expert);
 }
