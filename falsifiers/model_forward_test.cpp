@@ -213,7 +213,7 @@ TEST(BackendSeam, AWeightOfAnotherDeviceAborts) {
 constexpr float kRepackLogitTolerance = 0.0f;
 
 TEST(RepackedWeights, LogitsAndGreedyTokensMatchTheFileLayout) {
-  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_FORWARD_V1_004");
+  RecordProperty("falsification_id", "FALSIFY-QWEN3_MOE_FORWARD_V1_010");
   constexpr int64_t kSteps = 12;
   for (const testing::TinyModelSpec spec : {testing::TinyModelSpec{SynthArch::kQwen3Moe, SynthQuant::kQ4_K_M},
                                             testing::TinyModelSpec{SynthArch::kQwen3Moe, SynthQuant::kQ8_0},

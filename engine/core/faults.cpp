@@ -50,6 +50,9 @@ constexpr FaultInfo kFaultTable[] = {
     {Fault::kAttentionQuadratic, "attention_quadratic", "engine/cpu/attention.cpp attention",
      "a one-token (decode) step recomputes each query's attention once per 256 cached positions: same "
      "result, cost quadratic in the depth (the slow long-context decode issue 12's depth item catches)"},
+    {Fault::kRepackDropsLastGroup, "repack_drops_last_group", "engine/cpu/prepared_weight.cpp prepare_weight",
+     "the load-time x8 repack leaves the last group of 8 rows of every repacked matrix zero (a group "
+     "loop one short): those outputs read 0 on the packed path only"},
 };
 static_assert(sizeof(kFaultTable) / sizeof(kFaultTable[0]) == kFaultCount, "one kFaultTable row per Fault");
 

@@ -44,6 +44,7 @@ enum class Fault : uint8_t {
   kEvidenceSkipsFsync,     // durable writes
   kQuantDropsLastBlock,    // popper quantize
   kAttentionQuadratic,     // attention's cost at depth
+  kRepackDropsLastGroup,   // CPU weight repacking
   kCount
 };
 

@@ -1,7 +1,9 @@
 #include "engine/cpu/prepared_weight.h"
 
 #include <algorithm>
+#include <cstring>
 
+#include "engine/core/faults.h"
 #include "engine/core/result.h"
 #include "engine/cpu/repack.h"
 
@@ -54,6 +56,9 @@ Result<PreparedWeight> prepare_weight(const WeightMatrix& file, int64_t n_expert
                                repack);
   } else {
     repack(0, groups, 0);
+  }
+  if (fault_on(Fault::kRepackDropsLastGroup)) {  // control: once per matrix, after the copy
+    std::memset(dst + (groups - 1) * group_bytes, 0, size_t(group_bytes));
   }
   w.packed_ = PackedMatrix::make(file.type, dst, file.n_in, file.n_out);
   w.rows_.data = nullptr;  // the file's bytes are the caller's to release from here on
