@@ -34,6 +34,10 @@ popper_falsifier(serve_dispatch_test LABEL serve SOURCES serve_dispatch_test.cpp
 popper_falsifier(serve_api_test LABEL serve SOURCES serve_api_test.cpp)
 popper_falsifier(serve_load_test LABEL serve SOURCES serve_load_test.cpp)
 popper_falsifier(serve_bench_test LABEL serve SOURCES serve_bench_test.cpp)
+popper_falsifier(serve_abuse_test LABEL serve SOURCES serve_abuse_test.cpp)
+popper_falsifier(serve_bounds_test LABEL serve SOURCES serve_bounds_test.cpp)
+popper_falsifier(serve_parallel_stream_test LABEL serve SOURCES serve_parallel_stream_test.cpp)
+popper_falsifier(serve_soak_test LABEL long SOURCES serve_soak_test.cpp)  # a soak: -L long
 popper_falsifier(task_generate_test LABEL serve SOURCES task_generate_test.cpp)
 add_dependencies(task_generate_test popper)
 popper_falsifier(backend_select_test LABEL serve SOURCES backend_select_test.cpp LIBS popper_harness)
