@@ -50,6 +50,10 @@ constexpr FaultInfo kFaultTable[] = {
     {Fault::kAttentionQuadratic, "attention_quadratic", "engine/cpu/attention.cpp attention",
      "a one-token (decode) step recomputes each query's attention once per 256 cached positions: same "
      "result, cost quadratic in the depth (the slow long-context decode issue 12's depth item catches)"},
+    {Fault::kAtomicWriteInPlace, "atomic_write_in_place",
+     "engine/core/atomic_file.cpp AtomicFileWriter::open",
+     "streamed atomic writes (GGUF models, bundles' files) truncate and write the target itself, as a naive "
+     "writer does: a kill mid-write leaves a torn file (harness_kill9_test's control)"},
 };
 static_assert(sizeof(kFaultTable) / sizeof(kFaultTable[0]) == kFaultCount, "one kFaultTable row per Fault");
 

@@ -43,6 +43,7 @@ enum class Fault : uint8_t {
   kEvidenceSkipsFsync,     // durable writes
   kQuantDropsLastBlock,    // popper quantize
   kAttentionQuadratic,     // attention's cost at depth
+  kAtomicWriteInPlace,     // durable writes
   kCount
 };
 

@@ -265,8 +265,12 @@ Status build_model(const ModelSpec& spec, const std::string& popper_exe, const s
                       tail.empty() ? "" : ": " + tail);
   }
   if (!fs::exists(tmp, ec)) return make_error(build_command(spec), " exited 0 but wrote no file at ", tmp);
-  fs::rename(tmp, spec.path, ec);
-  if (ec) return make_error(spec.path, ": cannot move the built model into place: ", ec.message());
+  // The child wrote tmp atomically (whole or absent); the rename makes it the cache entry.
+  Status moved = rename_durably(tmp, spec.path);
+  if (!moved.ok()) {
+    fs::remove(tmp, ec);
+    return make_error("the built model: ", moved.message());
+  }
   return Status::success();
 }
 
