@@ -54,6 +54,9 @@ constexpr FaultInfo kFaultTable[] = {
      "engine/core/atomic_file.cpp AtomicFileWriter::open",
      "streamed atomic writes (GGUF models, bundles' files) truncate and write the target itself, as a naive "
      "writer does: a kill mid-write leaves a torn file (harness_kill9_test's control)"},
+    {Fault::kServeUnboundedReads, "serve_unbounded_reads", "engine/serve/guarded_server.cpp Connection::begin",
+     "requests read with httplib 0.11.4's bounds only: no head/body deadline or byte cap, no early "
+     "413/411/400 on the framing (serve_abuse_test's control)"},
 };
 static_assert(sizeof(kFaultTable) / sizeof(kFaultTable[0]) == kFaultCount, "one kFaultTable row per Fault");
 

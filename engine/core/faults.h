@@ -44,6 +44,7 @@ enum class Fault : uint8_t {
   kQuantDropsLastBlock,    // popper quantize
   kAttentionQuadratic,     // attention's cost at depth
   kAtomicWriteInPlace,     // durable writes
+  kServeUnboundedReads,    // server connections
   kCount
 };
 

@@ -10,9 +10,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <exception>
 
+#include "engine/core/faults.h"
 #include "engine/core/log.h"
 
 namespace popper::serve {
@@ -96,6 +98,11 @@ struct Connection {
     deadline = Clock::now() + (p == Phase::kHead ? limits.head_timeout : limits.body_timeout);
     phase_bytes = 0;
     phase_cap = p == Phase::kHead ? limits.max_head_bytes : limits.max_body_bytes + kChunkFramingSlack;
+    // Fault serve_unbounded_reads: httplib's own bounds, a stall limit per read and nothing more.
+    if (fault_on(Fault::kServeUnboundedReads)) {
+      deadline = Clock::time_point::max();
+      phase_cap = SIZE_MAX;
+    }
   }
   void refuse(int status, std::string message, std::string code = "") {
     if (refusal.status == 0) refusal = {status, std::move(message), std::move(code)};
@@ -310,6 +317,7 @@ GuardedServer::GuardedServer(const ConnectionLimits& limits, ErrorBody error_bod
     Connection* c = t_conn;
     if (c == nullptr) return HandlerResponse::Unhandled;
     c->begin(Phase::kBody);
+    if (fault_on(Fault::kServeUnboundedReads)) return HandlerResponse::Unhandled;
     auto refuse = [&](int status, std::string message, const char* code = "") {
       c->refuse(status, std::move(message), code);
       res.status = status;
