@@ -281,10 +281,17 @@ TEST(KillNine, ModelCacheBuildLeavesNoModelOrTheWholeModel) {
                 "model cache", [&] { return build(spec, ref / "kill.log"); }, [&] { fs::remove(spec.path); },
                 [&] { return has_temp(cache.path()); }, cache.path(), spec.path, "", new_sha, run_time),
             0);
-  // After all those kills (their leftovers included) a build still succeeds, whole.
+  // After all those kills a build still succeeds, whole, and clears what killed builds left: a
+  // partial file of a harness that no longer runs (planted, so that there is one for certain).
+  fs::remove(spec.path);
+  const pid_t gone = fork_child("/dev/null", [] { ::_exit(0); });
+  ::waitpid(gone, nullptr, 0);
+  ASSERT_TRUE(
+      write_file_atomic(spec.path + ".partial-" + std::to_string(gone) + ".gguf", "half a model").ok());
   Status st = build_model(spec, popper_exe(), ref / "final.log", 120);
   ASSERT_TRUE(st.ok()) << st.message();
   EXPECT_EQ(judge_gguf(spec.path, "", new_sha), "new");
+  EXPECT_FALSE(has_temp(cache.path())) << "a killed build's partial file was left in the cache";
   ::prctl(PR_SET_CHILD_SUBREAPER, 0);
 }
 
