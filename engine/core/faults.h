@@ -45,6 +45,8 @@ enum class Fault : uint8_t {
   kQuantDropsLastBlock,    // popper quantize
   kAttentionQuadratic,     // attention's cost at depth
   kRepackDropsLastGroup,   // CPU weight repacking
+  kAtomicWriteInPlace,     // durable writes
+  kServeUnboundedReads,    // server connections
   kCount
 };
 
