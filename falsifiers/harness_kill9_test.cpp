@@ -225,20 +225,20 @@ int kill_synth_rounds(const char* what, const char* faults) {
 }
 
 TEST(KillNine, SynthOverAnOldModelLeavesTheOldOrTheWholeNewFile) {
-  RecordProperty("falsification_id", "harness: kill -9 during popper synth");
+  RecordProperty("falsification_id", "FALSIFY-HARDENING_V1_004");
   EXPECT_EQ(kill_synth_rounds("popper synth", nullptr), 0);
 }
 
 // The negative control: a writer that truncates and writes the target itself (fault
 // atomic_write_in_place) must be caught torn by the same kills and checks.
 TEST(KillNine, ControlAWriterThatWritesInPlaceIsCaughtTorn) {
-  RecordProperty("falsification_id", "harness: kill -9 control (atomic_write_in_place)");
+  RecordProperty("falsification_id", "FALSIFY-HARDENING_V1_004 control (atomic_write_in_place)");
   EXPECT_GT(kill_synth_rounds("popper synth, in place (control)", "atomic_write_in_place"), 0)
       << "kills inside an in-place write left no torn file: the check cannot see tearing";
 }
 
 TEST(KillNine, QuantizeOverAnOldModelLeavesTheOldOrTheWholeNewFile) {
-  RecordProperty("falsification_id", "harness: kill -9 during popper quantize");
+  RecordProperty("falsification_id", "FALSIFY-HARDENING_V1_004");
   TempDir ref, dir;
   const std::string src = ref / "src.gguf", old_path = ref / "old.gguf", new_path = ref / "new.gguf",
                     target = dir / "model.gguf";
@@ -258,7 +258,7 @@ TEST(KillNine, QuantizeOverAnOldModelLeavesTheOldOrTheWholeNewFile) {
 }
 
 TEST(KillNine, ModelCacheBuildLeavesNoModelOrTheWholeModel) {
-  RecordProperty("falsification_id", "harness: kill -9 during a model cache build");
+  RecordProperty("falsification_id", "FALSIFY-HARDENING_V1_004");
   // The cache runs `popper synth` as its own child; adopted here when the harness is killed, so
   // that the test can stop it too (a real kill -9 leaves it running to its end: see below).
   ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
@@ -313,7 +313,7 @@ status_history:
 )";
 
 TEST(KillNine, SignoffLeavesNoBundleOrOneThatVerifies) {
-  RecordProperty("falsification_id", "harness: kill -9 during popper signoff");
+  RecordProperty("falsification_id", "FALSIFY-HARDENING_V1_004");
   testing::TempRepo repo;
   repo.init({{"kill-demo-v1", kContract}});
   auto key = generate_ed25519();

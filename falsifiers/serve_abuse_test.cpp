@@ -53,7 +53,7 @@ SlowResult slow_client(int port, const std::string& head, const std::string& tri
 }
 
 TEST(ServeAbuse, SlowHeaderAndSlowBodyClientsAreTimedOutWhileOthersAreServed) {
-  RecordProperty("falsification_id", "FALSIFY-SERVE-ABUSE-SLOW-CLIENTS");
+  RecordProperty("falsification_id", "FALSIFY-HARDENING_V1_001");
   ServerProcess server(dense_model_path(), abuse_args({"--parallel", "2"}));
   ASSERT_TRUE(server.ok()) << server.log();
   const std::string body = chat_body("hello", 4).dump();
@@ -106,7 +106,7 @@ TEST(ServeAbuse, SlowHeaderAndSlowBodyClientsAreTimedOutWhileOthersAreServed) {
 // The negative control: with the guard's bounds off (fault serve_unbounded_reads, httplib's own
 // reading) the same slow-header client still holds its connection when the time-out has passed.
 TEST(ServeAbuse, ControlWithoutTheGuardASlowClientIsNotTimedOut) {
-  RecordProperty("falsification_id", "FALSIFY-SERVE-ABUSE-SLOW-CLIENTS control (serve_unbounded_reads)");
+  RecordProperty("falsification_id", "FALSIFY-HARDENING_V1_001 control (serve_unbounded_reads)");
   ::setenv("POPPER_FAULTS", "serve_unbounded_reads", 1);  // inherited by the server only
   ServerProcess server(dense_model_path(), abuse_args());
   ::unsetenv("POPPER_FAULTS");
@@ -121,7 +121,7 @@ TEST(ServeAbuse, ControlWithoutTheGuardASlowClientIsNotTimedOut) {
 }
 
 TEST(ServeAbuse, OversizedAndUnframedBodiesAreRefusedBeforeTheyAreRead) {
-  RecordProperty("falsification_id", "FALSIFY-SERVE-ABUSE-BODY-LIMITS");
+  RecordProperty("falsification_id", "FALSIFY-HARDENING_V1_002");
   ServerProcess server(dense_model_path(), abuse_args());
   ASSERT_TRUE(server.ok()) << server.log();
   const std::string post =
