@@ -260,6 +260,15 @@ void register_all() {
       ->ArgNames({"tokens", "threads"})
       ->UseRealTime()
       ->Args({64, 2});
+  // Q5_K (attn_output under llama.cpp's Q4_K_M recipe): a prefill in either layout.
+  benchmark::RegisterBenchmark("BM_PackedMatmul_Q5_K", BM_Matmul<PackedLayout>, GgmlType::Q5_K)
+      ->ArgNames({"tokens", "threads"})
+      ->UseRealTime()
+      ->Args({64, 1});
+  benchmark::RegisterBenchmark("BM_Matmul_Q5_K", BM_Matmul<FileLayout>, GgmlType::Q5_K)
+      ->ArgNames({"tokens", "threads"})
+      ->UseRealTime()
+      ->Args({64, 1});
   auto* mm = benchmark::RegisterBenchmark("BM_Matmul_Q4_K", BM_Matmul<FileLayout>, GgmlType::Q4_K)
                  ->ArgNames({"tokens", "threads"})
                  ->UseRealTime();

@@ -160,7 +160,7 @@ TEST(Faults, AnUnknownFaultInTheEnvironmentEndsTheProcessNamingIt) {
 }
 
 TEST(AtomicFile, AWriteIsFsyncedBeforeItsRenameAndTheSkipFsyncFaultShowsInTheCount) {
-  RecordProperty("falsification_id", "core: atomic writes are durable (fsync of the file and its directory)");
+  RecordProperty("falsification_id", "FALSIFY-HARDENING_V1_003");
   const std::string path = ::testing::TempDir() + "popper-fsync-count.txt";
   const int before = g_fsync_calls;
   ASSERT_TRUE(write_file_atomic(path, "durable\n").ok());

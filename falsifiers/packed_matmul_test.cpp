@@ -1,17 +1,21 @@
 // Falsifiers for the x8 repacked layouts (engine/cpu/repack.h) and their kernels
 // (engine/cpu/packed_matmul.h): the repacking is lossless, and every packed kernel path gives
 // the scalar reference's dot on the file's layout bit for bit (parity bound: 0 ulp), for every
-// type, shape, token count, thread count, and at the extremes of the int16 headroom.
+// type, shape, token count, thread count, and at the extremes of the int16 headroom; and the file
+// layout's default (AVX2) dots give the packed kernels' bits on quantiser-made weights.
 #include "engine/cpu/packed_matmul.h"
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "engine/core/cpu_features.h"
 #include "engine/core/thread_pool.h"
 #include "engine/cpu/kernels.h"
+#include "engine/cpu/matmul.h"
 #include "engine/cpu/repack.h"
 #include "engine/cpu/swiglu.h"
 #include "engine/quant/blocks.h"
@@ -154,6 +158,74 @@ TEST(PackedMatmul, Avx512KernelsEqualTheScalarReferenceBitForBit) {
            x.row_bytes(), tokens, got.data(), n_out);
         ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)))
             << ggml_type_name(type) << " n_in " << n_in << " tokens " << tokens;
+      }
+    }
+  }
+}
+
+// Rows quantised by the reference quantiser from float weights of a trained model's kind: a
+// normal bulk with a per-row scale, and about 1 in 64 weights an outlier of 6-10x (what makes
+// quantised rows differ from random bytes: the outliers set the scales, the bulk sits low).
+std::vector<uint8_t> quantised_matrix(GgmlType type, int64_t n_in, int64_t n_out, Rng& rng) {
+  std::vector<uint8_t> m(static_cast<size_t>(ggml_row_size(type, n_in) * n_out));
+  std::vector<float> row(static_cast<size_t>(n_in));
+  for (int64_t r = 0; r < n_out; ++r) {
+    const float scale = rng.uniform(0.01f, 0.1f);
+    for (auto& v : row) {
+      v = scale * rng.normal();
+      if (rng.next() % 64 == 0) v *= rng.uniform(6.0f, 10.0f);
+    }
+    quant_traits(type)->quantize_row_ref(row.data(), m.data() + r * ggml_row_size(type, n_in), n_in);
+  }
+  return m;
+}
+
+// Activations of a residual stream: a normal bulk with a few large channels, and (every other
+// token) one sign throughout, which fills the int16 sums of a sub-block from one side.
+std::vector<float> realistic_activations(int64_t tokens, int64_t n_in, Rng& rng) {
+  std::vector<float> x = gaussian(tokens * n_in, rng);
+  for (int64_t t = 0; t < tokens; ++t) {
+    for (int64_t i = 0; i < n_in; ++i) {
+      float& v = x[static_cast<size_t>(t * n_in + i)];
+      if (t % 2 == 1) v = std::fabs(v) + 0.5f;
+      if (i % 97 == 13) v *= 20.0f;
+    }
+  }
+  return x;
+}
+
+// What RepackedWeights (model_forward_test) rests on: with POPPER_REPACK=0 the model runs the
+// file layout's default dots (matmul_rows on a WeightMatrix: AVX2, with its 4-token variants),
+// and those give the packed kernels' bits. An ulp between them is not harmless: the next layer
+// requantises its input to int8, and a value on a rounding boundary moves a whole level (on the
+// tiny MoE Q4_K_M a 3e-7 difference after the Q5_K attn_output moved a Q8_0 level of attn_k's
+// input, and the logits 2.04 apart through a routing flip). Shapes: the tiny models' attn_output
+// [256 -> 256], 30b-a3b's attn_output input width (4096) and an expert's down (768).
+TEST(PackedMatmul, FileLayoutDotsGiveThePackedKernelsBitsOnQuantisedWeights) {
+  RecordProperty("falsification_id", "FALSIFY-KERNEL-PACKED-PARITY");
+  if (!avx2_available()) GTEST_SKIP() << "CPU lacks AVX2/FMA: the file layout runs the scalar dots";
+  Rng rng(71);
+  for (GgmlType type : kPackedTypes) {
+    const GgmlType vt = quant_traits(type)->vec_dot_type;
+    for (const auto& [n_in, n_out] : {std::pair<int64_t, int64_t>{256, 256}, {4096, 16}, {768, 32}}) {
+      const auto file = quantised_matrix(type, n_in, n_out, rng);
+      const auto packed = repacked(type, file, n_in, n_out);
+      const PackedMatrix w = PackedMatrix::make(type, packed.data(), n_in, n_out);
+      const WeightMatrix fw = WeightMatrix::make(type, file.data(), n_in, n_out);
+      for (int64_t tokens : {1, 4, 5, 9}) {
+        const auto xf = realistic_activations(tokens, n_in, rng);
+        QuantizedActivations x;
+        x.quantize(xf.data(), tokens, n_in, n_in, vt);
+        std::vector<float> want(static_cast<size_t>(tokens * n_out)), got(want.size());
+        matmul_rows(fw, x, want.data(), n_out, 0, n_out);
+        for (SimdPath path : {SimdPath::kAvx2, SimdPath::kAvx512}) {  // AVX-512: where the CPU has it
+          packed_matmul_rows(w, x, got.data(), n_out, 0, n_out, path);
+          for (size_t i = 0; i < got.size(); ++i) {
+            ASSERT_EQ(got[i], want[i])
+                << ggml_type_name(type) << " [" << n_in << " -> " << n_out << "] tokens " << tokens << " "
+                << simd_path_name(path) << ": token " << i / n_out << " row " << i % n_out;
+          }
+        }
       }
     }
   }

@@ -18,6 +18,16 @@ namespace {
 // Bytes gathered before each write(2).
 constexpr size_t kBufferBytes = size_t{4} << 20;
 
+// Makes a rename in `dir` durable. Best effort: a directory that cannot be opened (or a file
+// system without directory fsync) costs durability on power loss, never correctness.
+void sync_dir(const std::string& dir) {
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
 }  // namespace
 
 Result<std::unique_ptr<AtomicFileWriter>> AtomicFileWriter::open(const std::string& path) {
@@ -29,6 +39,13 @@ Result<std::unique_ptr<AtomicFileWriter>> AtomicFileWriter::open(const std::stri
   name += target.filename().string();
   name += ".tmp.XXXXXX";
   std::string tmp = (dir / name).string();
+  // Fault atomic_write_in_place: the "temp file" is the target itself, truncated, and commit's
+  // rename is a no-op (rename(2) onto the same name).
+  if (fault_on(Fault::kAtomicWriteInPlace)) {
+    const int in_place = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (in_place < 0) return make_error(path, ": cannot open: ", std::strerror(errno));
+    return std::unique_ptr<AtomicFileWriter>(new AtomicFileWriter(path, path, dir.string(), in_place));
+  }
   int fd = ::mkstemp(tmp.data());
   if (fd < 0)
     return make_error(path, ": cannot create temp file in ", dir.string(), ": ", std::strerror(errno));
@@ -88,11 +105,15 @@ Status AtomicFileWriter::commit() {
     st = make_error(path_, ": rename from temp file failed: ", std::strerror(errno));
   if (!st.ok()) return st;  // the destructor removes the temp file
   committed_ = true;
-  int dfd = sync ? ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY) : -1;
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  if (sync) sync_dir(dir_);
+  return Status::success();
+}
+
+Status rename_durably(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0)
+    return make_error(to, ": cannot move ", from, " into place: ", std::strerror(errno));
+  const std::filesystem::path target(to);
+  sync_dir(target.has_parent_path() ? target.parent_path().string() : std::string("."));
   return Status::success();
 }
 

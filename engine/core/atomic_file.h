@@ -14,6 +14,11 @@ namespace popper {
 
 Status write_file_atomic(const std::string& path, std::string_view contents);
 
+// rename(2) of a file or directory written beside `to` (a finished temp), then fsync of the
+// directory holding `to`, so that the new name survives a crash as well as a kill. Errors name
+// both paths and the errno text; on error nothing has moved.
+Status rename_durably(const std::string& from, const std::string& to);
+
 // Reads a whole file; the error names the path and errno text.
 Result<std::string> read_file(const std::string& path);
 

@@ -50,6 +50,16 @@ constexpr FaultInfo kFaultTable[] = {
     {Fault::kAttentionQuadratic, "attention_quadratic", "engine/cpu/attention.cpp attention",
      "a one-token (decode) step recomputes each query's attention once per 256 cached positions: same "
      "result, cost quadratic in the depth (the slow long-context decode issue 12's depth item catches)"},
+    {Fault::kRepackDropsLastGroup, "repack_drops_last_group", "engine/cpu/prepared_weight.cpp prepare_weight",
+     "the load-time x8 repack leaves the last group of 8 rows of every repacked matrix zero (a group "
+     "loop one short): those outputs read 0 on the packed path only"},
+    {Fault::kAtomicWriteInPlace, "atomic_write_in_place",
+     "engine/core/atomic_file.cpp AtomicFileWriter::open",
+     "streamed atomic writes (GGUF models, bundles' files) truncate and write the target itself, as a naive "
+     "writer does: a kill mid-write leaves a torn file (harness_kill9_test's control)"},
+    {Fault::kServeUnboundedReads, "serve_unbounded_reads", "engine/serve/guarded_server.cpp Connection::begin",
+     "requests read with httplib 0.11.4's bounds only: no head/body deadline or byte cap, no early "
+     "413/411/400 on the framing (serve_abuse_test's control)"},
 };
 static_assert(sizeof(kFaultTable) / sizeof(kFaultTable[0]) == kFaultCount, "one kFaultTable row per Fault");
 

@@ -8,7 +8,8 @@
 // request, a file load) and never inside a loop over elements, so the only cost is one load and
 // one well-predicted branch per op. Configuring with -DPOPPER_FAULT_SITES=OFF compiles every site
 // away (fault_on() is constant false) for a build that must not carry them;
-// docs/faults.md counts the checks per decode step and compares the decode benchmark of both builds.
+// docs/faults.md counts the checks per decode step and compares both builds (machine code,
+// instructions per decode: scripts/fault_sites_ab.py).
 //
 // Adding a fault: an enumerator here, a row of kFaultTable in faults.cpp (same order), the site
 // (`if (fault_on(Fault::kX))` at op level), and a contract item whose `control:` names it.
@@ -43,6 +44,9 @@ enum class Fault : uint8_t {
   kEvidenceSkipsFsync,     // durable writes
   kQuantDropsLastBlock,    // popper quantize
   kAttentionQuadratic,     // attention's cost at depth
+  kRepackDropsLastGroup,   // CPU weight repacking
+  kAtomicWriteInPlace,     // durable writes
+  kServeUnboundedReads,    // server connections
   kCount
 };
 

@@ -101,7 +101,7 @@ template <int NT, class Block>
 void tile_k4_family(int64_t nb, const Block* w, const BlockQ8K* const* y, float* const* out) {
   constexpr bool kFifthBit = std::is_same_v<Block, BlockQ5Kx8>;
   constexpr int kStepsPerSum = kFifthBit ? 4 : 8;  // maddubs per int16 sum
-  const __m256i m4 = _mm256_set1_epi8(0xF), bit = _mm256_set1_epi8(1);
+  const __m256i m4 = _mm256_set1_epi8(0xF), bit4 = _mm256_set1_epi8(0x10);
   __m256 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
   alignas(32) uint8_t sc[64], m[64];
@@ -122,10 +122,12 @@ void tile_k4_family(int64_t nb, const Block* w, const BlockQ8K* const* y, float*
         wv[q + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
       }
       if constexpr (kFifthBit) {
+        // Bit s of each qh byte moved to bit 4 in one shift (16-bit lanes: the mask drops what
+        // crosses from the other byte), then or-ed in.
         const __m256i h = loadu(b.qh + 32 * j);
         for (int s = 0; s < 8; ++s) {
-          wv[s] =
-              _mm256_or_si256(wv[s], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, s), bit), 4));
+          const __m256i at4 = s < 4 ? _mm256_slli_epi16(h, 4 - s) : s > 4 ? _mm256_srli_epi16(h, s - 4) : h;
+          wv[s] = _mm256_or_si256(wv[s], _mm256_and_si256(at4, bit4));
         }
       }
       for (int t = 0; t < NT; ++t) {

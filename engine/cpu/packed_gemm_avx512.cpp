@@ -103,8 +103,14 @@ inline __m256i k4_min_term(const uint8_t* m, const int16_t* bsums) {
 template <int NT, class Block>
 void tile_k4_family(int64_t nb, const Block* w, const BlockQ8K* const* y, float* const* out) {
   constexpr bool kFifthBit = std::is_same_v<Block, BlockQ5Kx8>;
-  const __m512i m4 = _mm512_set1_epi8(0xF), bit = _mm512_set1_epi8(1);
+  const __m512i m4 = _mm512_set1_epi8(0xF), sixteen = _mm512_set1_epi8(16);
   const __m512i idx[4] = {pair_index(0), pair_index(2), pair_index(4), pair_index(6)};
+  // The qh bit of steps (2p, 2p + 1): bit 2p in the low half, bit 2p + 1 in the high half.
+  __m512i step_bits[4];
+  for (int p = 0; p < 4; ++p) {
+    step_bits[p] = _mm512_mask_blend_epi64(0xF0, _mm512_set1_epi8(static_cast<char>(1 << (2 * p))),
+                                           _mm512_set1_epi8(static_cast<char>(1 << (2 * p + 1))));
+  }
   __m256 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
   alignas(32) uint8_t sc[64], m[64];
@@ -124,13 +130,10 @@ void tile_k4_family(int64_t nb, const Block* w, const BlockQ8K* const* y, float*
       }
       if constexpr (kFifthBit) {
         // qh byte bit s is step s's fifth bit; the zmm of steps (s, s + 1) takes bit s in its low
-        // half and bit s + 1 in its high half.
-        const __m256i h = loadu256(b.qh + 32 * j);
+        // half and bit s + 1 in its high half. A byte mask per zmm adds the 16 (bit 4 is clear).
+        const __m512i h = _mm512_broadcast_i64x4(loadu256(b.qh + 32 * j));
         for (int p = 0; p < 4; ++p) {
-          const int s = 2 * p;
-          const __m512i shifted = _mm512_inserti64x4(_mm512_zextsi256_si512(_mm256_srli_epi16(h, s)),
-                                                     _mm256_srli_epi16(h, s + 1), 1);
-          wv[p] = _mm512_or_si512(wv[p], _mm512_slli_epi16(_mm512_and_si512(shifted, bit), 4));
+          wv[p] = _mm512_mask_add_epi8(wv[p], _mm512_test_epi8_mask(h, step_bits[p]), wv[p], sixteen);
         }
       }
       for (int t = 0; t < NT; ++t) {

@@ -1,7 +1,9 @@
 #include "engine/cpu/prepared_weight.h"
 
 #include <algorithm>
+#include <cstring>
 
+#include "engine/core/faults.h"
 #include "engine/core/result.h"
 #include "engine/cpu/repack.h"
 
@@ -21,10 +23,6 @@ WeightMatrix PreparedWeight::file_rows(int64_t e) const {
 
 bool repacks(const WeightMatrix& file, int64_t n_expert, WeightUse use, const PrepareOptions& options) {
   // Every expert's slice must be whole packed groups (PackedMatrix::rows).
-  // Q5_K stays in the file's layout for now: on the tiny MoE Q4_K_M (whose llama.cpp recipe makes
-  // attn_output Q5_K) its packed path put a logit 2.04 from the file layout's, while every other
-  // type agrees within 3e-6 (RepackedWeights). Until the x8 Q5_K kernel is fixed, the file kernel.
-  if (file.type == GgmlType::Q5_K) return false;
   return options.repack && use == WeightUse::kMatmul && file.n_out > 0 && n_expert >= 1 &&
          file.n_out % n_expert == 0 && can_pack(file.type, file.n_in, file.n_out / n_expert);
 }
@@ -58,6 +56,9 @@ Result<PreparedWeight> prepare_weight(const WeightMatrix& file, int64_t n_expert
                                repack);
   } else {
     repack(0, groups, 0);
+  }
+  if (fault_on(Fault::kRepackDropsLastGroup)) {  // control: once per matrix, after the copy
+    std::memset(dst + (groups - 1) * group_bytes, 0, size_t(group_bytes));
   }
   w.packed_ = PackedMatrix::make(file.type, dst, file.n_in, file.n_out);
   w.rows_.data = nullptr;  // the file's bytes are the caller's to release from here on

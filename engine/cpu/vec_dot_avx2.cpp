@@ -1,10 +1,19 @@
 // AVX2 + FMA + F16C dot products and activation quantisers. The quantised dots follow the
 // scheme of ggml's x86 kernels: unsigned weight quants times signed int8 activations with
 // maddubs (no int16 overflow: 2 * 63 * 127 < 32767), scaled by the sub-block scale with madd,
-// summed exactly in int32 per block; only the per-block float accumulation differs from the
-// scalar reference (engine/cpu/vec_dot_scalar.cpp).
+// summed exactly in int32 per block.
+//
+// The quantised dots are bit-identical with the scalar reference (engine/cpu/vec_dot_scalar.cpp)
+// and so with the packed kernels (packed_gemm_avx2.cpp): each block's integer sums are reduced
+// to one int32 (exact), and the float steps per block are the reference's, in its order, into
+// one float (this file is built with -ffp-contract=off). Why: the file layout and the packed
+// layout serve the same model (POPPER_REPACK=0 is its reference path), and a last-bit
+// difference between them is not harmless: the next layer requantises its input to int8, and a
+// value on a rounding boundary moves a whole level (falsifiers/packed_matmul_test.cpp). The
+// float-weight dots (F32/F16/BF16) have no packed twin and keep their 8-lane FMA sums.
 #include <immintrin.h>
 
+#include <cstddef>
 #include <cstring>
 
 #include "engine/core/fp16.h"
@@ -21,11 +30,13 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-inline int hsum_i32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+inline int hsum_i32(__m128i s) {
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
   return _mm_cvtsi128_si32(s);
+}
+inline int hsum_i32(__m256i v) {
+  return hsum_i32(_mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)));
 }
 
 // Software prefetch distance for weight blocks. A decode matvec streams every weight once, and
@@ -83,6 +94,32 @@ inline __m128i min_products(__m256i mins_and_scales, const int16_t* bsums) {
   return _mm_madd_epi16(_mm256_extracti128_si256(mins_and_scales, 1), q8sums);
 }
 
+// fp16 fields as floats, in lanes 0 and 1 (F16C converts exactly, as fp16_to_f32 does): a
+// Q4_K/Q5_K block's adjacent d and dmin, or two scales packed by the caller.
+inline __m128 fp16x2_to_f32(uint32_t two_halves) {
+  return _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(two_halves)));
+}
+static_assert(offsetof(BlockQ4K, dmin) == offsetof(BlockQ4K, d) + 2 &&
+                  offsetof(BlockQ5K, dmin) == offsetof(BlockQ5K, d) + 2,
+              "block_d_dmin reads d and dmin as one 32-bit word");
+inline __m128 block_d_dmin(const uint16_t* d_then_dmin) {
+  uint32_t v;
+  std::memcpy(&v, d_then_dmin, 4);
+  return fp16x2_to_f32(v);
+}
+
+// One Q4_K/Q5_K block's float step, the reference's: sum + (d * sumi - dmin * min term), with
+// d = x.d * y.d and dmin = x.dmin * y.d. x_d_dmin holds [x.d, x.dmin]; sumi's 8 lanes and the
+// min term's 4 are reduced together (exact int sums), one multiply serves both products.
+inline float k4_block_step(float sum, __m128 x_d_dmin, const BlockQ8K& y, __m256i sumi,
+                           __m256i mins_and_scales) {
+  const __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sumi), _mm256_extracti128_si256(sumi, 1));
+  const __m128i h = _mm_hadd_epi32(s4, min_products(mins_and_scales, y.bsums));
+  const __m128 sums = _mm_cvtepi32_ps(_mm_hadd_epi32(h, h));                  // [sumi, min term, ...]
+  const __m128 p = _mm_mul_ps(_mm_mul_ps(x_d_dmin, _mm_set1_ps(y.d)), sums);  // [d * sumi, dmin * mins]
+  return sum + (_mm_cvtss_f32(p) - _mm_cvtss_f32(_mm_movehdup_ps(p)));
+}
+
 // Rounds ties away from zero (roundf), exactly: trunc plus one where |fraction| >= 0.5.
 inline __m256 round_half_away(__m256 v) {
   const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
@@ -109,25 +146,15 @@ inline void dot_q4_k(int64_t n, const void* w, const void* const* a, float* out)
   const BlockQ8K* y[kTokens];
   for (int t = 0; t < kTokens; ++t) y[t] = static_cast<const BlockQ8K*>(a[t]);
   const __m256i m4 = _mm256_set1_epi8(0xF);
-  __m256 acc[kTokens];
-  __m128 acc_m[kTokens];
-  for (int t = 0; t < kTokens; ++t) {
-    acc[t] = _mm256_setzero_ps();
-    acc_m[t] = _mm_setzero_ps();
-  }
+  float sum[kTokens];
+  for (int t = 0; t < kTokens; ++t) sum[t] = 0.0f;
   for (int64_t i = 0; i < n / kQK_K; ++i) {
     prefetch_ahead<sizeof(x[i])>(&x[i]);
-    const float xd = fp16_to_f32(x[i].d);
-    const float xdmin = fp16_to_f32(x[i].dmin);
+    const __m128 x_d_dmin = block_d_dmin(&x[i].d);
     const __m256i mins_and_scales = _mm256_cvtepu8_epi16(unpack_scales_mins(x[i].scales));
     const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(mins_and_scales));
     __m256i sumi[kTokens];
-    for (int t = 0; t < kTokens; ++t) {
-      const float dmin = -y[t][i].d * xdmin;
-      acc_m[t] = _mm_fmadd_ps(_mm_set1_ps(dmin),
-                              _mm_cvtepi32_ps(min_products(mins_and_scales, y[t][i].bsums)), acc_m[t]);
-      sumi[t] = _mm256_setzero_si256();
-    }
+    for (int t = 0; t < kTokens; ++t) sumi[t] = _mm256_setzero_si256();
     const uint8_t* q4 = x[i].qs;
     for (int g = 0; g < 4; ++g, q4 += 32) {
       const __m256i bits = loadu(q4);
@@ -143,15 +170,10 @@ inline void dot_q4_k(int64_t n, const void* w, const void* const* a, float* out)
       }
     }
     for (int t = 0; t < kTokens; ++t) {
-      const float d = y[t][i].d * xd;
-      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+      sum[t] = k4_block_step(sum[t], x_d_dmin, y[t][i], sumi[t], mins_and_scales);
     }
   }
-  for (int t = 0; t < kTokens; ++t) {
-    __m128 m = _mm_add_ps(acc_m[t], _mm_movehl_ps(acc_m[t], acc_m[t]));
-    m = _mm_add_ss(m, _mm_movehdup_ps(m));
-    out[t] = hsum(acc[t]) + _mm_cvtss_f32(m);
-  }
+  for (int t = 0; t < kTokens; ++t) out[t] = sum[t];
 }
 
 // Q6_K x Q8_K for kTokens activation rows, the block unpacked once; per token the same
@@ -163,11 +185,11 @@ inline void dot_q6_k(int64_t n, const void* w, const void* const* a, float* out)
   for (int t = 0; t < kTokens; ++t) y[t] = static_cast<const BlockQ8K*>(a[t]);
   const __m256i m4 = _mm256_set1_epi8(0xF);
   const __m256i m2 = _mm256_set1_epi8(3);
-  __m256 acc[kTokens];
-  for (int t = 0; t < kTokens; ++t) acc[t] = _mm256_setzero_ps();
+  float sum[kTokens];
+  for (int t = 0; t < kTokens; ++t) sum[t] = 0.0f;
   for (int64_t i = 0; i < n / kQK_K; ++i) {
     prefetch_ahead<sizeof(x[i])>(&x[i]);
-    const float xd = fp16_to_f32(x[i].d);
+    const float xd = _mm_cvtss_f32(fp16x2_to_f32(x[i].d));
     const uint8_t* ql = x[i].ql;
     const uint8_t* qh = x[i].qh;
     const __m128i scales = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].scales));
@@ -198,12 +220,12 @@ inline void dot_q6_k(int64_t n, const void* w, const void* const* a, float* out)
     for (int t = 0; t < kTokens; ++t) {
       // 32 * sum_k sc_k * bsums_k: the offset of the stored quants (q - 32), from the bsums.
       const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(loadu(y[t][i].bsums), scales16), 5);
-      const float d = y[t][i].d * xd;
-      acc[t] =
-          _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi[t], offset)), acc[t]);
+      // The reference: sum += x.d * y.d * sumi.
+      const int block_sum = hsum_i32(_mm256_sub_epi32(sumi[t], offset));
+      sum[t] += xd * y[t][i].d * static_cast<float>(block_sum);
     }
   }
-  for (int t = 0; t < kTokens; ++t) out[t] = hsum(acc[t]);
+  for (int t = 0; t < kTokens; ++t) out[t] = sum[t];
 }
 
 }  // namespace
@@ -257,15 +279,28 @@ float vec_dot_q8_0(int64_t n, const void* w, const void* a) {
   const auto* x = static_cast<const BlockQ8_0*>(w);
   const auto* y = static_cast<const BlockQ8_0*>(a);
   const __m256i ones = _mm256_set1_epi16(1);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t i = 0; i < n / kQK8_0; ++i) {
+  auto block_sums = [&](int64_t i) {  // 8 int32 lanes summing to block i's integer dot
     const __m256i qx = loadu(x[i].qs);
     const __m256i qy = loadu(y[i].qs);
-    const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
-    const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d)), p, acc);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx)), ones);
+  };
+  // The reference, block by block: sum += sumi * (x.d * y.d). [x.d, y.d] converts in one step.
+  auto dd = [&](int64_t i) {
+    const __m128 v = fp16x2_to_f32(uint32_t(x[i].d) | uint32_t(y[i].d) << 16);
+    return _mm_cvtss_f32(_mm_mul_ss(v, _mm_movehdup_ps(v)));
+  };
+  const int64_t nb = n / kQK8_0;
+  float sum = 0.0f;
+  int64_t i = 0;
+  for (; i + 2 <= nb; i += 2) {  // two blocks' lanes reduced together: [sumi_i, sumi_i+1]
+    const __m256i h = _mm256_hadd_epi32(block_sums(i), block_sums(i + 1));
+    const __m128i h4 = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    const __m128 sums = _mm_cvtepi32_ps(_mm_hadd_epi32(h4, h4));
+    sum += _mm_cvtss_f32(sums) * dd(i);
+    sum += _mm_cvtss_f32(_mm_movehdup_ps(sums)) * dd(i + 1);
   }
-  return hsum(acc);
+  if (i < nb) sum += static_cast<float>(hsum_i32(block_sums(i))) * dd(i);
+  return sum;
 }
 
 float vec_dot_q4_k(int64_t n, const void* w, const void* a) {
@@ -283,15 +318,10 @@ float vec_dot_q5_k(int64_t n, const void* w, const void* a) {
   const auto* y = static_cast<const BlockQ8K*>(a);
   const __m256i m4 = _mm256_set1_epi8(0xF);
   const __m256i bit = _mm256_set1_epi8(1);
-  __m256 acc = _mm256_setzero_ps();
-  __m128 acc_m = _mm_setzero_ps();
+  float sum = 0.0f;
   for (int64_t i = 0; i < n / kQK_K; ++i) {
     prefetch_ahead<sizeof(x[i])>(&x[i]);
-    const float d = y[i].d * fp16_to_f32(x[i].d);
-    const float dmin = -y[i].d * fp16_to_f32(x[i].dmin);
     const __m256i mins_and_scales = _mm256_cvtepu8_epi16(unpack_scales_mins(x[i].scales));
-    acc_m =
-        _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(min_products(mins_and_scales, y[i].bsums)), acc_m);
     const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(mins_and_scales));
     const uint8_t* q5 = x[i].qs;
     const int8_t* q8 = y[i].qs;
@@ -309,11 +339,9 @@ float vec_dot_q5_k(int64_t n, const void* w, const void* a) {
       p_hi = _mm256_madd_epi16(broadcast16(scales, 2 * g + 1), p_hi);
       sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p_lo, p_hi));
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    sum = k4_block_step(sum, block_d_dmin(&x[i].d), y[i], sumi, mins_and_scales);
   }
-  __m128 m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
-  m = _mm_add_ss(m, _mm_movehdup_ps(m));
-  return hsum(acc) + _mm_cvtss_f32(m);
+  return sum;
 }
 
 float vec_dot_q6_k(int64_t n, const void* w, const void* a) {

@@ -1,5 +1,6 @@
 #include "engine/serve/api.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -195,7 +196,9 @@ std::optional<ApiError> parse_completion_request(const std::string& body_text, b
   if (body.contains("top_p") && !body["top_p"].is_null()) {
     double v = 0;
     if (auto e = get_number(body["top_p"], "top_p", 0.0, 1.0, true, &v)) return e;
-    out->sampling.top_p = float(v);
+    // A positive double under float's range (1e-300) would round to 0, which the sampler
+    // rejects (a 500): the smallest positive float keeps the same meaning, the top token only.
+    out->sampling.top_p = std::max(float(v), std::numeric_limits<float>::denorm_min());
   }
   if (body.contains("top_k") && !body["top_k"].is_null()) {
     int64_t v = 0;

@@ -5,8 +5,10 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <memory>
 #include <thread>
@@ -16,6 +18,7 @@
 #include "engine/core/log.h"
 #include "engine/model/ffn_guard.h"
 #include "engine/serve/api.h"
+#include "engine/serve/guarded_server.h"
 #include "engine/serve/metrics.h"
 #include "engine/serve/text_util.h"
 
@@ -45,7 +48,20 @@ std::string endpoint_label(const std::string& path) {
 
 class HttpServer {
  public:
-  HttpServer(Engine& engine, const ServerOptions& options) : engine_(engine), options_(options) {}
+  HttpServer(Engine& engine, const ServerOptions& options)
+      : engine_(engine),
+        options_(options),
+        svr_(
+            options.limits,
+            [](int status, const std::string& message, const std::string& code) {
+              ApiError e;
+              e.status = status;
+              e.message = message;
+              e.code = code;
+              if (status >= 500) e.type = "server_error";
+              return dump(e.to_json());
+            },
+            [this](int status) { metrics_.count_request("other", status); }) {}
 
   int run();
   void stop() { svr_.stop(); }
@@ -76,8 +92,8 @@ class HttpServer {
 
   Engine& engine_;
   ServerOptions options_;
-  httplib::Server svr_;
-  Metrics metrics_;
+  Metrics metrics_;  // before svr_, whose refusal hook counts into it
+  GuardedServer svr_;
   const uint64_t id_base_ = uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
   std::atomic<uint64_t> id_counter_{0};
   std::atomic<uint64_t> auto_seed_{0x5eed};
@@ -232,7 +248,6 @@ void HttpServer::handle_completion(const httplib::Request& req, httplib::Respons
 int HttpServer::run() {
   const int n_threads = engine_.parallel() + engine_.queue_limit() + kExtraHttpThreads;
   svr_.new_task_queue = [n_threads] { return new httplib::ThreadPool(size_t(n_threads)); };
-  svr_.set_payload_max_length(options_.max_body_bytes);
   // A deliberately broken server says so on every response (and log.cpp on every log line), so
   // nobody mistakes a negative control's answers for the engine's.
   if (any_fault_on()) {
@@ -268,24 +283,6 @@ int HttpServer::run() {
   svr_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(metrics_.render(engine_), "text/plain; version=0.0.4");
   });
-  // Statuses httplib sets itself (404 no route, 413 body too large, 400 unreadable request) get
-  // an OpenAI error body too.
-  svr_.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    ApiError e;
-    e.status = res.status;
-    if (res.status == 404) {
-      e.message = "unknown route: " + req.method + " " + req.path;
-      e.code = "not_found";
-    } else if (res.status == 413) {
-      e.message =
-          "request body larger than the limit of " + std::to_string(options_.max_body_bytes) + " bytes";
-      e.code = "payload_too_large";
-    } else {
-      e.message = "bad request (HTTP " + std::to_string(res.status) + ")";
-    }
-    res.set_content(dump(e.to_json()), "application/json");
-  });
   svr_.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
     metrics_.count_request(endpoint_label(req.path), res.status);
     log_info(req.method, " ", req.path, " ", res.status);
@@ -302,6 +299,7 @@ int HttpServer::run() {
     log_error("cannot bind ", options_.host, ":", port);
     return 2;
   }
+  if (!svr_.widen_backlog()) log_warn("listen backlog stays at httplib's 5: ", std::strerror(errno));
   log_info("listening on http://", options_.host, ":", port);
   if (!options_.port_file.empty()) {
     Status s = write_file_atomic(options_.port_file, std::to_string(port) + "\n");

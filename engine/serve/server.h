@@ -7,8 +7,10 @@
 //   GET  /metrics               Prometheus text (metrics.h)
 //
 // Errors are OpenAI error objects: 400 bad JSON / field (naming it) / prompt longer than the
-// context (with both numbers), 404 unknown route, 413 body over --max-body, 503 with Retry-After
-// when --parallel slots and the --queue are full, 500 when the forward pass fails.
+// context (with both numbers) / bad body framing, 404 unknown route, 408 request not received
+// in time, 411 POST without a length, 413 body over --max-body-mib (before it is read),
+// 431 headers too large, 503 with Retry-After when --parallel slots and the --queue are full,
+// 500 when the forward pass fails. Connection limits: guarded_server.h.
 // SSE: `data: {chunk}\n\n` per event, a last chunk with finish_reason, then `data: [DONE]\n\n`.
 // A client that goes away mid-stream cancels its generation and frees the slot.
 #pragma once
@@ -17,6 +19,7 @@
 #include <string>
 
 #include "engine/serve/engine.h"
+#include "engine/serve/guarded_server.h"
 
 namespace popper::serve {
 
@@ -24,7 +27,7 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;        // 0: any free port (see port_file)
   std::string port_file;  // when set, the bound port is written here (atomically) once listening
-  size_t max_body_bytes = 8u << 20;
+  ConnectionLimits limits;  // time-outs and byte caps per connection and request
 };
 
 // Blocks SIGTERM and SIGINT in the calling thread and every thread it starts later, so that

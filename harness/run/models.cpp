@@ -1,8 +1,10 @@
 #include "harness/run/models.h"
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
@@ -237,9 +239,28 @@ Status check_substitute(const std::string& name, const std::string& path, const 
   return Status::success();
 }
 
+// Removes what builds of `target` killed before their rename left beside it: "<name>.partial-
+// <pid>.gguf" and its writer's ".<name>.partial-<pid>.gguf.tmp.XXXXXX", for each pid that no
+// longer runs (a harness killed with -9 leaves its `popper synth` running to the end, and that
+// finished file with nobody to rename it: gigabytes for the large presets).
+static void remove_stale_partials(const fs::path& target) {
+  const std::string mark = target.filename().string() + ".partial-";
+  std::vector<fs::path> stale;
+  std::error_code ec;
+  for (fs::directory_iterator it(target.parent_path(), ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    const size_t at = name.find(mark);
+    if (at != 0 && at != 1) continue;  // 1: the writer's temp file, "." + name
+    const long pid = std::strtol(name.c_str() + at + mark.size(), nullptr, 10);
+    if (pid > 0 && ::kill(pid_t(pid), 0) != 0 && errno == ESRCH) stale.push_back(it->path());
+  }
+  for (const auto& p : stale) fs::remove(p, ec);
+}
+
 Status build_model(const ModelSpec& spec, const std::string& popper_exe, const std::string& log_path,
                    double timeout_s) {
   std::error_code ec;
+  remove_stale_partials(spec.path);
   if (!spec.quantize_from.empty() && !fs::exists(spec.quantize_from, ec))
     return make_error("the trained model ", spec.quantize_from,
                       " does not exist (the train branch commits it)");
@@ -265,8 +286,12 @@ Status build_model(const ModelSpec& spec, const std::string& popper_exe, const s
                       tail.empty() ? "" : ": " + tail);
   }
   if (!fs::exists(tmp, ec)) return make_error(build_command(spec), " exited 0 but wrote no file at ", tmp);
-  fs::rename(tmp, spec.path, ec);
-  if (ec) return make_error(spec.path, ": cannot move the built model into place: ", ec.message());
+  // The child wrote tmp atomically (whole or absent); the rename makes it the cache entry.
+  Status moved = rename_durably(tmp, spec.path);
+  if (!moved.ok()) {
+    fs::remove(tmp, ec);
+    return make_error("the built model: ", moved.message());
+  }
   return Status::success();
 }
 

@@ -312,10 +312,10 @@ SignoffOutcome create_signoff(const SignoffOptions& opts) {
     }
     out.files.push_back(path);
   }
-  fs::rename(tmp, target, ec);
-  if (ec) {
+  // rename(2) of a directory onto a name that does not exist (checked above) is atomic.
+  if (Status moved = rename_durably(tmp.string(), target.string()); !moved.ok()) {
     fs::remove_all(tmp, ec);
-    out.problems.push_back(target.string() + ": cannot move the bundle into place: " + ec.message());
+    out.problems.push_back("the bundle: " + moved.message());
     out.exit_code = 2;
   }
   return out;
