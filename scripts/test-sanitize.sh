@@ -69,4 +69,5 @@ POPPER_BUILD_DIR=$build POPPER_BUILD_TARGETS="${falsifiers[*]}" bash "$root/scri
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
   -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" -DPOPPER_SANITIZE="$mode" -DCMAKE_UNITY_BUILD=ON \
   -DPOPPER_BUILD_BENCHMARKS=OFF -DPOPPER_CUDA=OFF -DPOPPER_FALSIFIERS="$list"
-ctest --test-dir "$build" --output-on-failure -j "$(nproc)" --timeout 600 -E "$bounded" "$@"
+# -LE long: the soaks (10,000 requests, a resident-memory bound) run in Release (scripts/test.sh).
+ctest --test-dir "$build" --output-on-failure -j "$(nproc)" --timeout 600 -E "$bounded" -LE long "$@"

@@ -8,7 +8,8 @@
 #      Release tree is for popper run (below) and the benchmarks;
 #   3. the threaded parts (thread pool, server, runner, CUDA emulation's fibers) under TSan
 #      (scripts/test-sanitize.sh thread), and in Release what the sanitizer trees leave out:
-#      checks a sanitizer cannot judge (resident memory under load, falsifiers/sanitizer_util.h)
+#      checks a sanitizer cannot judge (resident memory under load and the soak,
+#      falsifiers/sanitizer_util.h)
 #      and the emulated end-to-end decodes popper run does not run (minutes under a sanitizer);
 #   4. the contracts themselves: popper validate, popper run --controls (writes evidence/) and
 #      popper gate. Every item that survives runs again under its negative control (its
@@ -30,8 +31,8 @@ step "dependencies"
 bash scripts/install-deps.sh
 step "build ($build: contract_targets)"
 # "<falsifier> <gtest filter>" for the Release step below.
-unsanitized=("serve_load_test *" "cuda_backend_emu_test TinyModels/CudaEndToEnd.*")
-POPPER_BUILD_TARGETS="contract_targets serve_load_test" bash scripts/build.sh
+unsanitized=("serve_load_test *" "serve_soak_test *" "cuda_backend_emu_test TinyModels/CudaEndToEnd.*")
+POPPER_BUILD_TARGETS="contract_targets serve_load_test serve_soak_test" bash scripts/build.sh
 step "falsifiers (ctest, ASan+UBSan build)"
 bash scripts/test-sanitize.sh address
 step "threaded falsifiers (ctest, TSan build)"
