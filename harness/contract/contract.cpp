@@ -4,14 +4,37 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <initializer_list>
 #include <set>
+#include <string_view>
 
 #include "engine/core/atomic_file.h"
 #include "engine/core/sha256.h"
 
 namespace popper::harness {
 namespace {
+
+// Offset of the first byte of `s` that is not well-formed UTF-8 (RFC 3629: no overlong forms,
+// surrogates or code points past U+10FFFF), or npos. Contracts must be UTF-8: their text goes
+// into evidence JSON, which cannot hold other bytes (nlohmann's dump throws on them).
+size_t first_invalid_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = s[i];
+    const size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return i;
+    uint32_t cp = n == 1 ? c : c & (0x7f >> n);
+    for (size_t k = 1; k < n; ++k) {
+      const unsigned char d = s[i + k];
+      if ((d >> 6) != 0x2) return i;
+      cp = cp << 6 | (d & 0x3f);
+    }
+    const uint32_t min_cp[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min_cp[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+    i += n;
+  }
+  return std::string_view::npos;
+}
 
 const char* severity_name(Severity s) {
   switch (s) {
@@ -459,6 +482,20 @@ bool LoadedContract::has_errors() const {
 
 LoadedContract parse_contract(const std::string& path, const std::string& text) {
   LoadedContract out;
+  if (size_t bad = first_invalid_utf8(text); bad != std::string_view::npos) {
+    const size_t line_start = text.rfind('\n', bad == 0 ? 0 : bad - 1);
+    const int line = 1 + int(std::count(text.begin(), text.begin() + bad, '\n'));
+    const int col = 1 + int(bad - (line_start == std::string::npos ? 0 : line_start + 1));
+    char byte[8];
+    std::snprintf(byte, sizeof byte, "0x%02x", static_cast<unsigned char>(text[bad]));
+    out.diagnostics.push_back(
+        {Severity::kError,
+         path,
+         {line, col},
+         "",
+         std::string("not UTF-8 text: an ill-formed sequence starts with byte ") + byte});
+    return out;
+  }
   YAML::Node root;
   try {
     root = YAML::Load(text);
