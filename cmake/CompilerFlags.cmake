@@ -19,6 +19,16 @@ elseif(POPPER_SANITIZE)
   add_link_options(-fsanitize=address,undefined)
   add_compile_definitions(POPPER_ASAN=1)
 endif()
+# The fuzz build: coverage instrumentation (fuzzer-no-link) and ASan+UBSan on every library; only
+# the fuzz binaries link libFuzzer itself (falsifiers/fuzz/CMakeLists.txt).
+if(POPPER_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "POPPER_FUZZ=ON needs clang (libFuzzer): -DCMAKE_CXX_COMPILER=clang++")
+  endif()
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+                      -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()
 
 # Flags for the translation units that hold the AVX2+FMA kernels. Only those files get them,
 # so one binary runs on any x86-64 and picks its path at run time (engine/core/cpu_features.h).

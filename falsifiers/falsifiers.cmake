@@ -51,3 +51,7 @@ if(TARGET popper_cuda_emu)
   popper_falsifier(cuda_backend_emu_test LABEL cuda-emulated PREFIX "emulated." SOURCES cuda_backend_test.cpp
                    LAYERS "$<LINK_LIBRARY:WHOLE_ARCHIVE,popper_cuda_emu>" popper_model popper_synth)
 endif()
+# The fuzz targets' committed inputs, replayed without clang (falsifiers/fuzz, docs/fuzzing.md).
+include(${CMAKE_CURRENT_SOURCE_DIR}/fuzz/sources.cmake)
+popper_falsifier(fuzz_regression_test LABEL fuzz SOURCES fuzz_regression_test.cpp ${POPPER_FUZZ_TARGET_SOURCES}
+                 ${POPPER_FUZZ_SUPPORT_SOURCES} LIBS popper_harness)

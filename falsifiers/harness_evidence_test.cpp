@@ -177,6 +177,23 @@ TEST(Evidence, ManifestDetectsEditsAndUnlistedFiles) {
   EXPECT_NE(forged.problems.back().find("forged.json: not listed in MANIFEST"), std::string::npos);
 }
 
+// A file that parses but has a field of the wrong type is an error naming the field, not an
+// exception thrown later through `popper status` (found by the evidence fuzz target). Control:
+// the same document with the field well typed reads.
+TEST(Evidence, AMistypedFieldIsAnErrorNamingIt) {
+  testing::TempDir dir;
+  Contract c = parse(kContract);
+  json doc = evidence_for(c, Verdict::kSurvived);
+  ASSERT_TRUE(write_file_atomic(dir / "good.json", doc.dump()).ok());
+  EXPECT_TRUE(read_evidence(dir / "good.json").ok());
+  doc["items"][0]["control"] = {{"ran", "yes"}};
+  ASSERT_TRUE(write_file_atomic(dir / "bad.json", doc.dump()).ok());
+  auto bad = read_evidence(dir / "bad.json");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("bad.json: items[0].control.ran: want a boolean, got string"), std::string::npos)
+      << bad.message();
+}
+
 // True when a write is in flight (or was cut off): the atomic writers' temp files carry ".tmp.".
 bool has_temp_file(const fs::path& dir) {
   std::error_code ec;

@@ -3,6 +3,9 @@
 #include <cstdlib>
 #include <fstream>
 #include <string_view>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 namespace popper {
 
@@ -13,7 +16,10 @@ const CpuFeatures& cpu_features() {
     __builtin_cpu_init();
     f.avx2 = __builtin_cpu_supports("avx2");
     f.fma = __builtin_cpu_supports("fma");
-    f.f16c = __builtin_cpu_supports("f16c");
+    // CPUID.1:ECX bit 29; read directly because clang (14) does not know "f16c" as a
+    // __builtin_cpu_supports feature, and the fuzz build compiles the engine with clang.
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    f.f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);
     f.avx512f = __builtin_cpu_supports("avx512f");
     f.avx512bw = __builtin_cpu_supports("avx512bw");
     f.avx512vl = __builtin_cpu_supports("avx512vl");
@@ -55,7 +61,9 @@ std::string cpu_model_name() {
 
 std::string simd_level() {
   const auto& f = cpu_features();
-  std::string best = f.has_avx512_vnni() && f.has_avx2_fma() ? "avx512" : f.has_avx2_fma() ? "avx2" : "scalar";
+  std::string best = f.has_avx512_vnni() && f.has_avx2_fma() ? "avx512"
+                     : f.has_avx2_fma()                      ? "avx2"
+                                                             : "scalar";
   const char* cap = std::getenv("POPPER_SIMD");
   if (cap == nullptr) return best;
   std::string_view want(cap);

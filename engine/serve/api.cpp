@@ -63,10 +63,12 @@ std::optional<ApiError> get_int(const json& v, const std::string& param, int64_t
   return std::nullopt;
 }
 
+// A float field (the sampler's parameters are floats): the range is checked on the value after
+// conversion, so 1e-50 for top_p in (0, 1] is refused rather than becoming 0.
 std::optional<ApiError> get_number(const json& v, const std::string& param, double lo, double hi,
                                    bool lo_open, double* out) {
   if (!v.is_number()) return wrong_type(param, "a number", v);
-  *out = v.get<double>();
+  *out = double(float(v.get<double>()));
   if (!std::isfinite(*out) || *out < lo || *out > hi || (lo_open && *out == lo)) {
     std::ostringstream range;
     range << (lo_open ? "(" : "[") << lo << ", " << hi << "]";

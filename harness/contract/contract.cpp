@@ -4,14 +4,46 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <initializer_list>
 #include <set>
+#include <string_view>
 
 #include "engine/core/atomic_file.h"
 #include "engine/core/sha256.h"
 
 namespace popper::harness {
 namespace {
+
+// Where `s` stops being YAML text: the offset of the first byte that does not start a
+// well-formed UTF-8 sequence (RFC 3629: no overlong forms, surrogates or code points past
+// U+10FFFF) or that starts a character YAML 1.2 does not allow in a stream (c-printable: tab,
+// line ends, U+0020-U+007E, U+0085, U+00A0-U+D7FF, U+E000-U+FFFD, U+10000 and up); npos when
+// there is none. Contracts must be such text: their strings go into evidence JSON, which holds
+// only UTF-8 (nlohmann's dump throws on other bytes), and yaml-cpp turns a NUL into scalars that
+// are not UTF-8. *cp_out is the code point found there, -1 when the sequence is ill-formed.
+size_t first_non_yaml_char(std::string_view s, long* cp_out) {
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = s[i];
+    const size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    *cp_out = -1;
+    if (n == 0 || i + n > s.size()) return i;
+    uint32_t cp = n == 1 ? c : c & (0x7f >> n);
+    for (size_t k = 1; k < n; ++k) {
+      const unsigned char d = s[i + k];
+      if ((d >> 6) != 0x2) return i;
+      cp = cp << 6 | (d & 0x3f);
+    }
+    const uint32_t min_cp[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min_cp[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+    *cp_out = cp;
+    const bool printable = cp == 0x9 || cp == 0xa || cp == 0xd || (cp >= 0x20 && cp <= 0x7e) || cp == 0x85 ||
+                           (cp >= 0xa0 && cp <= 0xfffd) || cp >= 0x10000;
+    if (!printable) return i;
+    i += n;
+  }
+  return std::string_view::npos;
+}
 
 const char* severity_name(Severity s) {
   switch (s) {
@@ -459,6 +491,20 @@ bool LoadedContract::has_errors() const {
 
 LoadedContract parse_contract(const std::string& path, const std::string& text) {
   LoadedContract out;
+  long cp = -1;
+  if (size_t bad = first_non_yaml_char(text, &cp); bad != std::string_view::npos) {
+    const size_t line_start = text.rfind('\n', bad == 0 ? 0 : bad - 1);
+    const int line = 1 + int(std::count(text.begin(), text.begin() + bad, '\n'));
+    const int col = 1 + int(bad - (line_start == std::string::npos ? 0 : line_start + 1));
+    char what[96];
+    if (cp < 0)
+      std::snprintf(what, sizeof what, "not UTF-8 text: an ill-formed sequence starts with byte 0x%02x",
+                    static_cast<unsigned char>(text[bad]));
+    else
+      std::snprintf(what, sizeof what, "not YAML text: U+%04lX is not a character YAML allows", cp);
+    out.diagnostics.push_back({Severity::kError, path, {line, col}, "", what});
+    return out;
+  }
   YAML::Node root;
   try {
     root = YAML::Load(text);

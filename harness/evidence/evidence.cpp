@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
+#include <string_view>
 
 #include "engine/core/atomic_file.h"
 #include "engine/core/sha256.h"
@@ -50,6 +52,121 @@ json control_json(const ControlResult& c) {
     j["duration_s"] = c.duration_s;
   }
   return j;
+}
+
+// The fields popper's readers take from an evidence file (status, gate, report, record,
+// sign-off, shard durations), with the JSON type each must have where present. read_evidence
+// checks them once, so a reader's json::value() cannot throw on a mistyped field of a file that
+// parses (a control's "ran": "yes" used to end `popper status` in std::terminate).
+// A path is "/"-separated; "*" stands for every element of an array.
+enum class Want { kString, kBool, kNumber, kInteger, kObject, kArray, kStringOrNull };
+struct FieldRule {
+  const char* path;
+  Want want;
+};
+constexpr FieldRule kEvidenceFields[] = {
+    {"contract", Want::kObject},
+    {"contract/name", Want::kString},
+    {"contract/version", Want::kString},
+    {"contract/path", Want::kString},
+    {"contract/sha256", Want::kString},
+    {"contract/claims_sha256", Want::kString},
+    {"run", Want::kObject},
+    {"run/started_at", Want::kString},
+    {"run/finished_at", Want::kString},
+    {"run/controls", Want::kBool},
+    {"run/profile", Want::kStringOrNull},
+    {"run/shard", Want::kObject},
+    {"run/shard/index", Want::kInteger},
+    {"run/shard/count", Want::kInteger},
+    {"run/shard/plan_sha256", Want::kString},
+    {"run/shard/contract_items", Want::kArray},
+    {"provenance", Want::kObject},
+    {"provenance/git", Want::kObject},
+    {"provenance/git/commit", Want::kString},
+    {"provenance/git/short_commit", Want::kString},
+    {"provenance/git/dirty", Want::kBool},
+    {"provenance/host", Want::kObject},
+    {"items", Want::kArray},
+    {"items/*", Want::kObject},
+    {"items/*/id", Want::kString},
+    {"items/*/verdict", Want::kString},
+    {"items/*/reason", Want::kString},
+    {"items/*/profile", Want::kString},
+    {"items/*/required", Want::kBool},
+    {"items/*/duration_s", Want::kNumber},
+    {"items/*/thresholds", Want::kArray},
+    {"items/*/thresholds/*", Want::kObject},
+    {"items/*/control", Want::kObject},
+    {"items/*/control/ran", Want::kBool},
+    {"items/*/control/verdict", Want::kString},
+    {"items/*/control/reason", Want::kString},
+    {"items/*/control/duration_s", Want::kNumber},
+    {"items/*/control/faults", Want::kArray},
+    {"items/*/control/faults/*", Want::kString},
+    {"summary", Want::kObject},
+};
+
+const char* want_name(Want w) {
+  switch (w) {
+    case Want::kString:
+      return "a string";
+    case Want::kBool:
+      return "a boolean";
+    case Want::kNumber:
+      return "a number";
+    case Want::kInteger:
+      return "an integer";
+    case Want::kObject:
+      return "an object";
+    case Want::kArray:
+      return "an array";
+    case Want::kStringOrNull:
+      return "a string or null";
+  }
+  return "?";
+}
+
+bool has_type(const json& v, Want w) {
+  switch (w) {
+    case Want::kString:
+      return v.is_string();
+    case Want::kBool:
+      return v.is_boolean();
+    case Want::kNumber:
+      return v.is_number();
+    case Want::kInteger:
+      return v.is_number_integer();
+    case Want::kObject:
+      return v.is_object();
+    case Want::kArray:
+      return v.is_array();
+    case Want::kStringOrNull:
+      return v.is_string() || v.is_null();
+  }
+  return false;
+}
+
+// The first value under `rest` (a rule's remaining path) of the wrong type, as
+// "items[3].control.ran: want a boolean, got string"; nullopt when every one has the wanted type.
+std::optional<std::string> mistyped(const json& v, std::string_view rest, const std::string& at, Want want) {
+  if (rest.empty()) {
+    if (has_type(v, want)) return std::nullopt;
+    return at + ": want " + want_name(want) + ", got " + v.type_name();
+  }
+  const size_t slash = rest.find('/');
+  const std::string_view head = rest.substr(0, slash);
+  const std::string_view tail = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
+  if (head == "*") {
+    if (!v.is_array()) return std::nullopt;  // its own rule reports a non-array
+    for (size_t i = 0; i < v.size(); ++i)
+      if (auto bad = mistyped(v[i], tail, at + "[" + std::to_string(i) + "]", want)) return bad;
+    return std::nullopt;
+  }
+  if (!v.is_object()) return std::nullopt;
+  auto it = v.find(std::string(head));
+  if (it == v.end()) return std::nullopt;
+  return mistyped(*it, tail, at.empty() ? std::string(head) : at + "." + std::string(head), want);
 }
 
 }  // namespace
@@ -164,6 +281,11 @@ Result<json> read_evidence(const std::string& path) {
     if (doc.value("schema_version", 0) != kEvidenceSchemaVersion)
       return make_error(path, ": evidence schema_version ", doc.value("schema_version", 0),
                         ", this popper reads ", kEvidenceSchemaVersion);
+    for (const FieldRule& r : kEvidenceFields) {
+      if (auto bad = mistyped(doc, r.path, "", r.want)) {
+        return make_error(path, ": ", *bad);
+      }
+    }
     return doc;
   } catch (const json::exception& e) {
     return make_error(path, ": invalid JSON: ", e.what());

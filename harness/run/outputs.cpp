@@ -1,5 +1,6 @@
 #include "harness/run/outputs.h"
 
+#include <cmath>
 #include <set>
 #include <sstream>
 
@@ -79,10 +80,11 @@ Result<std::vector<double>> parse_number_list(const std::string& s) {
     try {
       size_t used = 0;
       double v = std::stod(tok, &used);
-      if (used != tok.size()) throw std::invalid_argument(tok);
+      // stod reads "nan" and "inf" too: a figure that is not finite would slip past a threshold.
+      if (used != tok.size() || !std::isfinite(v)) throw std::invalid_argument(tok);
       out.push_back(v);
     } catch (const std::exception&) {
-      return make_error("'", s, "' is not a comma-separated list of numbers");
+      return make_error("'", s, "' is not a comma-separated list of finite numbers");
     }
   }
   if (out.empty()) return make_error("'", s, "' holds no numbers");
