@@ -10,6 +10,7 @@ packages=(
   build-essential cmake ninja-build git pkg-config
   libyaml-cpp-dev nlohmann-json3-dev libcpp-httplib-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev libssl-dev curl
+  clang libclang-rt-dev  # libFuzzer and the sanitizer runtimes for scripts/fuzz.sh
 )
 # Headless Chromium renders the HTML report in harness_report_test (CI must run it);
 # POPPER_WITH_BROWSER=0 leaves it out (the browser test then reports itself skipped).
