@@ -63,13 +63,16 @@ std::optional<ApiError> get_int(const json& v, const std::string& param, int64_t
   return std::nullopt;
 }
 
-// A float field (the sampler's parameters are floats): the range is checked on the value after
-// conversion, so 1e-50 for top_p in (0, 1] is refused rather than becoming 0.
+// A float field (the sampler's parameters are floats): the range is checked on the number the
+// client sent, so 1e-50 is a valid top_p in (0, 1]. Rounding to float is monotonic and the
+// bounds are floats, so the float stays in [lo, hi]; an open bound is the caller's to keep
+// (top_p clamps a value that rounds to 0 up to the smallest positive float).
 std::optional<ApiError> get_number(const json& v, const std::string& param, double lo, double hi,
                                    bool lo_open, double* out) {
   if (!v.is_number()) return wrong_type(param, "a number", v);
-  *out = double(float(v.get<double>()));
-  if (!std::isfinite(*out) || *out < lo || *out > hi || (lo_open && *out == lo)) {
+  const double sent = v.get<double>();
+  *out = double(float(sent));
+  if (!std::isfinite(sent) || sent < lo || sent > hi || (lo_open && sent == lo)) {
     std::ostringstream range;
     range << (lo_open ? "(" : "[") << lo << ", " << hi << "]";
     return field_error(param, "want a number in " + range.str() + ", got " + v.dump());
