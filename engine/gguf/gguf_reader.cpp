@@ -499,6 +499,13 @@ Status GgufFile::parse_header_and_tables() {
   // Data section: starts at the next multiple of the alignment after the tensor infos.
   const uint64_t infos_end = c.pos();
   data_offset_ = (infos_end + alignment_ - 1) / alignment_ * alignment_;  // infos_end <= size < 2^63
+  // Writers pad the tensor infos to the alignment even with no tensors, so the data section
+  // starts inside the file. Checked here, not only per tensor: a tensor-less file with a huge
+  // general.alignment (1 GiB) would otherwise load, and rewriting it allocate the padding.
+  if (data_offset_ > size_) {
+    return c.error_at(alignment_at, "key general.alignment: ", alignment_, " puts the data section at ",
+                      data_offset_, ", past the end of the file (", size_, " bytes)");
+  }
 
   for (const auto& t : tensors_) {
     uint64_t start = 0;
