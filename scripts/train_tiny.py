@@ -4,7 +4,9 @@ dump transformers' reference outputs (a fixture generator: never needed by the b
 
 Steps (each reads what the previous one wrote in --run-dir, outside the repository):
   tokenizer   byte-level BPE on a seeded sample of the training tasks   -> tokenizer.json
+              (--from-gguf F: the tokenizer F was made with, to continue from F's weights)
   train       --arch qwen3moe|qwen3: transformers model, fixed seed      -> <arch>/hf, <arch>/train.jsonl
+              (--init-from F: from F's weights instead of random ones)
   export      the trained model -> GGUF (BF16 matrices, F32 norms/router) -> <arch>.gguf
   reference   transformers' greedy answers and logits on the held-out set -> <arch>.reference.json
   install     copies the GGUFs, logs, corpus and references into falsifiers/fixtures/trained/
@@ -42,6 +44,14 @@ def cmd_tokenizer(args):
     from tiny import tokenizer
 
     os.makedirs(args.run_dir, exist_ok=True)
+    path = os.path.join(args.run_dir, "tokenizer.json")
+    if args.from_gguf:
+        from tiny import from_gguf
+
+        tok = from_gguf.tokenizer_from_gguf(args.from_gguf)
+        tok.save(path)
+        print(f"tokenizer: {tok.get_vocab_size()} tokens from {args.from_gguf} -> {path}")
+        return
     held = held_out()
     stream = tasks.TrainStream(f"tokenizer:{args.seed}", [t.prompt for t in held])
     texts = []
@@ -50,7 +60,6 @@ def cmd_tokenizer(args):
         texts.append(chat.prompt_text(t.prompt) + chat.reply_text(t.answer, t.thinking))
     tok = tokenizer.train_tokenizer(texts, args.vocab)
     tokenizer.check_single_tokens(tok, [" " + k for k in tasks.KEYS] + [" " + c for c in tasks._LETTERS] + list(tasks._LETTERS))
-    path = os.path.join(args.run_dir, "tokenizer.json")
     tok.save(path)
     print(f"tokenizer: {tok.get_vocab_size()} tokens -> {path}")
 
@@ -74,6 +83,16 @@ def cmd_train(args):
     )
     tiny_model.check_shapes(config)
     model = tiny_model.make_model(config)
+    if args.init_from:
+        from tiny import export, from_gguf
+
+        arch, n_layer, n_ff = from_gguf.gguf_config(args.init_from)
+        if (arch, n_layer) != (args.arch, args.layers) or (arch == "qwen3" and n_ff != args.n_ff):
+            raise SystemExit(f"--init-from {args.init_from}: {arch}, {n_layer} layers, n_ff {n_ff}; "
+                             f"the run asks for {args.arch}, {args.layers} layers, n_ff {args.n_ff}")
+        n = from_gguf.load_weights(model, args.init_from)
+        export.verify_gguf(model, args.init_from)  # loaded weights export to the same file's tensors
+        print(f"{args.arch}: {n} parameters set from {args.init_from}")
     n_params = sum(p.numel() for p in model.parameters())
     log_path = os.path.join(out, "train.jsonl")
     log_file = open(log_path, "a")
@@ -226,6 +245,7 @@ def main():
     p.add_argument("--run-dir", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--vocab", type=int, default=2048, help="BPE tokens (bytes + merges), before the added ones")
+    p.add_argument("--from-gguf", help="rebuild the tokenizer a trained GGUF was made with instead of training one")
     p.set_defaults(fn=cmd_tokenizer)
 
     p = sub.add_parser("train")
@@ -248,6 +268,8 @@ def main():
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--checkpoint-every", type=int, default=100)
+    p.add_argument("--init-from", help="start from a trained GGUF's weights (BF16/F32, this script's export) "
+                   "instead of random ones; use the tokenizer rebuilt from the same file")
     p.set_defaults(fn=cmd_train)
     for cmd, fn in (("export", cmd_export), ("reference", cmd_reference)):
         p = sub.add_parser(cmd)

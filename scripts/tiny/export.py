@@ -30,6 +30,24 @@ from . import chat, tokenizer as tiny_tokenizer
 ARCH = {"qwen3_moe": "qwen3moe", "qwen3": "qwen3"}
 
 
+# HF name inside a layer -> (GGUF name inside blk.N., kept F32). The MoE experts (one 3-D
+# gate_up_proj and down_proj per layer in transformers) are split in gguf_tensors.
+LAYER_NAMES = {
+    "input_layernorm.weight": ("attn_norm.weight", True),
+    "post_attention_layernorm.weight": ("ffn_norm.weight", True),
+    "self_attn.q_proj.weight": ("attn_q.weight", False),
+    "self_attn.k_proj.weight": ("attn_k.weight", False),
+    "self_attn.v_proj.weight": ("attn_v.weight", False),
+    "self_attn.o_proj.weight": ("attn_output.weight", False),
+    "self_attn.q_norm.weight": ("attn_q_norm.weight", True),
+    "self_attn.k_norm.weight": ("attn_k_norm.weight", True),
+    "mlp.gate_proj.weight": ("ffn_gate.weight", False),
+    "mlp.up_proj.weight": ("ffn_up.weight", False),
+    "mlp.down_proj.weight": ("ffn_down.weight", False),
+    "mlp.gate.weight": ("ffn_gate_inp.weight", True),  # router: F32 like the converter
+}
+
+
 def gguf_tensors(model):
     """(gguf name, float32 tensor, keep_f32) in the converter's order (HF state-dict order)."""
     c = model.config
@@ -47,22 +65,8 @@ def gguf_tensors(model):
             assert parts[:2] == ["model", "layers"], name
             il, rest = int(parts[2]), ".".join(parts[3:])
             p = f"blk.{il}."
-            simple = {
-                "input_layernorm.weight": ("attn_norm.weight", True),
-                "post_attention_layernorm.weight": ("ffn_norm.weight", True),
-                "self_attn.q_proj.weight": ("attn_q.weight", False),
-                "self_attn.k_proj.weight": ("attn_k.weight", False),
-                "self_attn.v_proj.weight": ("attn_v.weight", False),
-                "self_attn.o_proj.weight": ("attn_output.weight", False),
-                "self_attn.q_norm.weight": ("attn_q_norm.weight", True),
-                "self_attn.k_norm.weight": ("attn_k_norm.weight", True),
-                "mlp.gate_proj.weight": ("ffn_gate.weight", False),
-                "mlp.up_proj.weight": ("ffn_up.weight", False),
-                "mlp.down_proj.weight": ("ffn_down.weight", False),
-                "mlp.gate.weight": ("ffn_gate_inp.weight", True),  # router: F32 like the converter
-            }
-            if rest in simple:
-                g, keep = simple[rest]
+            if rest in LAYER_NAMES:
+                g, keep = LAYER_NAMES[rest]
                 out.append((p + g, t, keep))
             elif rest == "mlp.experts.gate_up_proj":  # [n_expert, 2 * n_ff_exp, n_embd]
                 n_ff = t.shape[1] // 2

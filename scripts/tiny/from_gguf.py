@@ -1,0 +1,112 @@
+"""Read a trained model back out of its GGUF: the tokenizer and the weights.
+
+A run can start from a committed model instead of from random weights (train --init-from):
+the committed BF16 file is the only copy of a finished run's weights that outlives the machine
+it trained on. The tokenizer is rebuilt from the file's own vocabulary and merges (retraining
+it would give other merges whenever the task generators changed since), with the normaliser
+and pre-tokenizer of tiny/tokenizer.py; the weights go through export.gguf_tensors' names in
+reverse, so a model loaded here and exported again gives the same tensors bit for bit.
+"""
+import numpy as np
+import torch
+from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers
+
+import gguf
+
+from . import export
+from . import tokenizer as tiny_tokenizer
+
+_CONTROL = 3  # llama.cpp's token_type: 3 control (special), 4 user-defined (<think> pair)
+
+
+def _field(reader, key):
+    f = reader.fields.get(key)
+    if f is None:
+        raise SystemExit(f"{reader.path}: no key {key}")
+    return f.contents()
+
+
+def tokenizer_from_gguf(path):
+    """The tokenizer the file was made with: BPE vocabulary and merges as stored, then the
+    ADDED tokens in tiny/tokenizer.py's order, each checked to land on the file's id."""
+    r = gguf.GGUFReader(path)
+    tokens = _field(r, "tokenizer.ggml.tokens")
+    merges = [tuple(m.split(" ", 1)) for m in _field(r, "tokenizer.ggml.merges")]
+    n_bpe = len(tokens) - len(tiny_tokenizer.ADDED)
+    added = tokens[n_bpe:]
+    if added != [text for text, _ in tiny_tokenizer.ADDED]:
+        raise SystemExit(f"{path}: the last {len(added)} tokens are {added}, not tiny/tokenizer.py's ADDED")
+    tok = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(tokens[:n_bpe])}, merges=merges))
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(tiny_tokenizer.Regex(tiny_tokenizer.QWEN2_SPLIT), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
+    types = _field(r, "tokenizer.ggml.token_type")
+    for i, (text, special) in enumerate(tiny_tokenizer.ADDED):
+        if (types[n_bpe + i] == _CONTROL) != special:
+            raise SystemExit(f"{path}: token {text!r} has type {types[n_bpe + i]}, want special={special}")
+        t = AddedToken(text, special=special, normalized=False, single_word=False, lstrip=False, rstrip=False)
+        (tok.add_special_tokens if special else tok.add_tokens)([t])
+    for i, text in enumerate(tokens):
+        if tok.token_to_id(text) != i:
+            raise SystemExit(f"{path}: token {i} {text!r} rebuilt as id {tok.token_to_id(text)}")
+    return tok
+
+
+def gguf_config(path):
+    """(arch, n_layer, dense n_ff) of the file: what tiny/model.make_config needs beyond the tokenizer."""
+    r = gguf.GGUFReader(path)
+    arch = _field(r, "general.architecture")
+    if arch not in ("qwen3moe", "qwen3"):
+        raise SystemExit(f"{path}: architecture {arch}, want qwen3moe or qwen3")
+    return arch, int(_field(r, f"{arch}.block_count")), int(_field(r, f"{arch}.feed_forward_length"))
+
+
+def _as_float32(t):
+    data = np.asarray(t.data)
+    if t.tensor_type == gguf.GGMLQuantizationType.F32:
+        return data.astype(np.float32)
+    if t.tensor_type == gguf.GGMLQuantizationType.BF16:
+        bits = data.view(np.uint16).astype(np.uint32) << 16
+        return bits.view(np.float32)
+    raise SystemExit(f"{t.name}: type {t.tensor_type.name}; --init-from takes the BF16/F32 files train_tiny writes")
+
+
+@torch.no_grad()
+def load_weights(model, path):
+    """Sets every parameter of `model` from the file (the inverse of export.gguf_tensors)."""
+    r = gguf.GGUFReader(path)
+    got = {t.name: t for t in r.tensors}
+    want = export.gguf_tensors(model)
+    if set(got) != {n for n, _, _ in want}:
+        raise SystemExit(f"{path}: tensors differ from the model's: {sorted(set(got) ^ {n for n, _, _ in want})[:6]}")
+    state = model.state_dict()
+    done = 0
+    for name in state:
+        parts = name.split(".")
+        if name == "model.embed_tokens.weight":
+            src = ["token_embd.weight"]
+        elif name == "model.norm.weight":
+            src = ["output_norm.weight"]
+        elif name == "lm_head.weight":
+            src = ["output.weight"]
+        else:
+            p, rest = f"blk.{parts[2]}.", ".".join(parts[3:])
+            if rest == "mlp.experts.gate_up_proj":
+                src = [p + "ffn_gate_exps.weight", p + "ffn_up_exps.weight"]
+            elif rest == "mlp.experts.down_proj":
+                src = [p + "ffn_down_exps.weight"]
+            else:
+                src = [p + export.LAYER_NAMES[rest][0]]
+        arrays = [_as_float32(got[s]) for s in src]
+        value = np.concatenate(arrays, axis=1) if len(arrays) == 2 else arrays[0]
+        target = state[name]
+        if value.size != target.numel():
+            raise SystemExit(f"{path}: {src} has {value.size} values, {name} wants {target.numel()}")
+        target.copy_(torch.from_numpy(value.reshape(tuple(target.shape))))
+        done += 1
+    return done
