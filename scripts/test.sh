@@ -11,7 +11,7 @@
 #      checks a sanitizer cannot judge (resident memory under load and the soak,
 #      falsifiers/sanitizer_util.h) and the emulated end-to-end decodes popper run does not run
 #      (minutes under a sanitizer); every libFuzzer target for a few seconds (scripts/fuzz.sh,
-#      POPPER_FUZZ_SECONDS, default 10; skipped with a message where clang has no libFuzzer);
+#      POPPER_FUZZ_SECONDS, default 5; skipped with a message where clang has no libFuzzer);
 #   4. the contracts themselves: popper validate, popper run --controls (writes evidence/) and
 #      popper gate. Every item that survives runs again under its negative control (its
 #      `control:` faults, docs/faults.md), which must falsify it. The gate fails on any falsified
@@ -38,10 +38,10 @@ step "falsifiers (ctest, ASan+UBSan build)"
 bash scripts/test-sanitize.sh address
 step "threaded falsifiers (ctest, TSan build)"
 bash scripts/test-sanitize.sh thread
-step "fuzz targets (libFuzzer + ASan + UBSan, ${POPPER_FUZZ_SECONDS:-10} s each)"
+step "fuzz targets (libFuzzer + ASan + UBSan, ${POPPER_FUZZ_SECONDS:-5} s each)"
 # A short bounded run of every target from the committed seeds and regressions; the long
 # campaigns are scripts/fuzz.sh run by hand (docs/fuzzing.md). A crash fails CI.
-bash scripts/fuzz.sh "${POPPER_FUZZ_SECONDS:-10}"
+bash scripts/fuzz.sh "${POPPER_FUZZ_SECONDS:-5}"
 step "falsifiers the sanitizer trees leave out (Release)"
 for u in "${unsanitized[@]}"; do
   read -r exe filter <<<"$u"
