@@ -31,7 +31,7 @@ ARCH = {"qwen3_moe": "qwen3moe", "qwen3": "qwen3"}
 
 
 # HF name inside a layer -> (GGUF name inside blk.N., kept F32). The MoE experts (one 3-D
-# gate_up_proj and down_proj per layer in transformers) are split in gguf_tensors.
+# gate_up_proj and down_proj per layer in transformers) are named in gguf_names.
 LAYER_NAMES = {
     "input_layernorm.weight": ("attn_norm.weight", True),
     "post_attention_layernorm.weight": ("ffn_norm.weight", True),
@@ -48,35 +48,42 @@ LAYER_NAMES = {
 }
 
 
+TOP_NAMES = {
+    "model.embed_tokens.weight": ("token_embd.weight", False),
+    "model.norm.weight": ("output_norm.weight", True),
+    "lm_head.weight": ("output.weight", False),
+}
+
+
+def gguf_names(hf_name):
+    """The GGUF tensors one HF state-dict entry becomes, as [(name, kept F32)]: one, or for an MoE
+    layer's gate_up_proj [n_expert, 2 * n_ff_exp, n_embd] two (gate then up, halves of axis 1).
+    The one owner of the naming: export and from_gguf's reading back both go through it."""
+    if hf_name in TOP_NAMES:
+        return [TOP_NAMES[hf_name]]
+    parts = hf_name.split(".")
+    if parts[:2] != ["model", "layers"]:
+        raise SystemExit(f"export: no GGUF name for {hf_name}")
+    p, rest = f"blk.{int(parts[2])}.", ".".join(parts[3:])
+    if rest in LAYER_NAMES:
+        g, keep = LAYER_NAMES[rest]
+        return [(p + g, keep)]
+    if rest == "mlp.experts.gate_up_proj":
+        return [(p + "ffn_gate_exps.weight", False), (p + "ffn_up_exps.weight", False)]
+    if rest == "mlp.experts.down_proj":  # [n_expert, n_embd, n_ff_exp]
+        return [(p + "ffn_down_exps.weight", False)]
+    raise SystemExit(f"export: no GGUF name for {hf_name}")
+
+
 def gguf_tensors(model):
     """(gguf name, float32 tensor, keep_f32) in the converter's order (HF state-dict order)."""
-    c = model.config
+    assert model.config.num_hidden_layers > 0
     out = []
     for name, t in model.state_dict().items():
         t = t.detach().float()
-        if name == "model.embed_tokens.weight":
-            out.append(("token_embd.weight", t, False))
-        elif name == "model.norm.weight":
-            out.append(("output_norm.weight", t, True))
-        elif name == "lm_head.weight":
-            out.append(("output.weight", t, False))
-        else:
-            parts = name.split(".")
-            assert parts[:2] == ["model", "layers"], name
-            il, rest = int(parts[2]), ".".join(parts[3:])
-            p = f"blk.{il}."
-            if rest in LAYER_NAMES:
-                g, keep = LAYER_NAMES[rest]
-                out.append((p + g, t, keep))
-            elif rest == "mlp.experts.gate_up_proj":  # [n_expert, 2 * n_ff_exp, n_embd]
-                n_ff = t.shape[1] // 2
-                out.append((p + "ffn_gate_exps.weight", t[:, :n_ff, :].contiguous(), False))
-                out.append((p + "ffn_up_exps.weight", t[:, n_ff:, :].contiguous(), False))
-            elif rest == "mlp.experts.down_proj":  # [n_expert, n_embd, n_ff_exp]
-                out.append((p + "ffn_down_exps.weight", t, False))
-            else:
-                raise SystemExit(f"export: no GGUF name for {name} (shape {tuple(t.shape)})")
-    assert c.num_hidden_layers > 0
+        names = gguf_names(name)
+        parts = [t] if len(names) == 1 else torch.chunk(t, 2, dim=1)
+        out += [(g, part.contiguous(), keep) for (g, keep), part in zip(names, parts)]
     return out
 
 

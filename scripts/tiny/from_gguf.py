@@ -4,12 +4,11 @@ A run can start from a committed model instead of from random weights (train --i
 the committed BF16 file is the only copy of a finished run's weights that outlives the machine
 it trained on. The tokenizer is rebuilt from the file's own vocabulary and merges (retraining
 it would give other merges whenever the task generators changed since), with the normaliser
-and pre-tokenizer of tiny/tokenizer.py; the weights go through export.gguf_tensors' names in
-reverse, so a model loaded here and exported again gives the same tensors bit for bit.
+and pre-tokenizer of tiny/tokenizer.py; the weights go through export.gguf_names in reverse, so a model loaded here and exported again gives the same tensors bit for bit.
 """
 import numpy as np
 import torch
-from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers
+from tokenizers import Tokenizer, models
 
 import gguf
 
@@ -36,21 +35,13 @@ def tokenizer_from_gguf(path):
     added = tokens[n_bpe:]
     if added != [text for text, _ in tiny_tokenizer.ADDED]:
         raise SystemExit(f"{path}: the last {len(added)} tokens are {added}, not tiny/tokenizer.py's ADDED")
-    tok = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(tokens[:n_bpe])}, merges=merges))
-    tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(tiny_tokenizer.Regex(tiny_tokenizer.QWEN2_SPLIT), behavior="isolated", invert=False),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
-        ]
-    )
-    tok.decoder = decoders.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
     types = _field(r, "tokenizer.ggml.token_type")
     for i, (text, special) in enumerate(tiny_tokenizer.ADDED):
         if (types[n_bpe + i] == _CONTROL) != special:
             raise SystemExit(f"{path}: token {text!r} has type {types[n_bpe + i]}, want special={special}")
-        t = AddedToken(text, special=special, normalized=False, single_word=False, lstrip=False, rstrip=False)
-        (tok.add_special_tokens if special else tok.add_tokens)([t])
+    tok = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(tokens[:n_bpe])}, merges=merges))
+    tiny_tokenizer.set_pipeline(tok)
+    tiny_tokenizer.add_tokens(tok)
     for i, text in enumerate(tokens):
         if tok.token_to_id(text) != i:
             raise SystemExit(f"{path}: token {i} {text!r} rebuilt as id {tok.token_to_id(text)}")
@@ -85,28 +76,11 @@ def load_weights(model, path):
     if set(got) != {n for n, _, _ in want}:
         raise SystemExit(f"{path}: tensors differ from the model's: {sorted(set(got) ^ {n for n, _, _ in want})[:6]}")
     state = model.state_dict()
-    done = 0
-    for name in state:
-        parts = name.split(".")
-        if name == "model.embed_tokens.weight":
-            src = ["token_embd.weight"]
-        elif name == "model.norm.weight":
-            src = ["output_norm.weight"]
-        elif name == "lm_head.weight":
-            src = ["output.weight"]
-        else:
-            p, rest = f"blk.{parts[2]}.", ".".join(parts[3:])
-            if rest == "mlp.experts.gate_up_proj":
-                src = [p + "ffn_gate_exps.weight", p + "ffn_up_exps.weight"]
-            elif rest == "mlp.experts.down_proj":
-                src = [p + "ffn_down_exps.weight"]
-            else:
-                src = [p + export.LAYER_NAMES[rest][0]]
-        arrays = [_as_float32(got[s]) for s in src]
-        value = np.concatenate(arrays, axis=1) if len(arrays) == 2 else arrays[0]
-        target = state[name]
+    for name, target in state.items():
+        src = [g for g, _ in export.gguf_names(name)]
+        arrays = [_as_float32(got[g]) for g in src]
+        value = arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=1)  # gate, up halves
         if value.size != target.numel():
             raise SystemExit(f"{path}: {src} has {value.size} values, {name} wants {target.numel()}")
         target.copy_(torch.from_numpy(value.reshape(tuple(target.shape))))
-        done += 1
-    return done
+    return len(state)

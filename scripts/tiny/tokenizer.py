@@ -24,9 +24,8 @@ EOS = "<|im_end|>"
 PAD = "<|endoftext|>"
 
 
-def train_tokenizer(texts, vocab_size):
-    """A tokenizer with `vocab_size` BPE tokens (bytes + merges) plus the ADDED tokens."""
-    tok = Tokenizer(models.BPE())
+def set_pipeline(tok):
+    """Qwen2's normaliser, pre-tokenizer and decoder on `tok` (whatever its BPE model)."""
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [
@@ -35,6 +34,22 @@ def train_tokenizer(texts, vocab_size):
         ]
     )
     tok.decoder = decoders.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
+
+
+def add_tokens(tok):
+    """The ADDED tokens, in order, after the BPE vocabulary."""
+    for text, special in ADDED:
+        added = AddedToken(text, special=special, normalized=False, single_word=False, lstrip=False, rstrip=False)
+        if special:
+            tok.add_special_tokens([added])
+        else:
+            tok.add_tokens([added])
+
+
+def train_tokenizer(texts, vocab_size):
+    """A tokenizer with `vocab_size` BPE tokens (bytes + merges) plus the ADDED tokens."""
+    tok = Tokenizer(models.BPE())
+    set_pipeline(tok)
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         min_frequency=2,
@@ -43,12 +58,7 @@ def train_tokenizer(texts, vocab_size):
         special_tokens=[],
     )
     tok.train_from_iterator(texts, trainer=trainer)
-    for text, special in ADDED:
-        added = AddedToken(text, special=special, normalized=False, single_word=False, lstrip=False, rstrip=False)
-        if special:
-            tok.add_special_tokens([added])
-        else:
-            tok.add_tokens([added])
+    add_tokens(tok)
     return tok
 
 
