@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 #include <thread>
@@ -27,6 +28,7 @@
 #include "engine/gguf/gguf_reader.h"
 #include "falsifiers/harness_repo_fixture.h"
 #include "harness/run/models.h"
+#include "harness/run/process.h"
 #include "harness/signoff/crypto.h"
 #include "harness/signoff/signoff.h"
 
@@ -222,6 +224,56 @@ int kill_synth_rounds(const char* what, const char* faults) {
         return has_temp(dir.path()) || (!ec && size != old_size);
       },
       dir.path(), target, old_sha, new_sha, run_time);
+}
+
+// True while `pid` runs: it exists and is not a zombie (a killed child reparented to a PID 1 that
+// does not reap stays a zombie, which is dead for this purpose).
+bool running(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  const auto close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
+}
+
+// A harness killed outright takes the falsifier it is running with it (run_process sets the
+// child's death signal): a `popper run` killed by the OOM killer or kill -9 must not leave a
+// benchmark or a server running on. The harness here is a forked copy of this process that runs
+// `sh -c 'echo $$ > pid; exec sleep 60'` through run_process; it is killed once the pid is
+// written, and the sleep must be gone within 2 s.
+TEST(KillNine, AKilledHarnessTakesItsRunningFalsifierWithIt) {
+  testing::TempDir dir;
+  const fs::path pid_file = fs::path(dir.path()) / "falsifier.pid";
+  const std::string tmp = (fs::path(dir.path()) / "pid.tmp").string();
+  const pid_t harness = ::fork();
+  ASSERT_GE(harness, 0);
+  if (harness == 0) {
+    SpawnOptions o;
+    o.argv = {"/bin/sh", "-c", "echo $$ > " + tmp + " && mv " + tmp + " " + pid_file.string() + " && exec sleep 60"};
+    o.timeout_s = 120;
+    run_process(o);
+    ::_exit(0);
+  }
+  pid_t falsifier = 0;
+  for (auto t0 = Clock::now(); falsifier == 0 && Clock::now() - t0 < kTempWait;) {
+    std::ifstream in(pid_file);
+    if (!(in >> falsifier)) {
+      falsifier = 0;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  ASSERT_GT(falsifier, 0) << "the falsifier never wrote its pid";
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let it reach exec sleep
+  ::kill(harness, SIGKILL);
+  int status = 0;
+  ::waitpid(harness, &status, 0);
+  bool gone = false;
+  for (auto t0 = Clock::now(); !gone && Clock::now() - t0 < std::chrono::seconds(2);) {
+    gone = !running(falsifier);
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(gone) << "pid " << falsifier << " still runs 2 s after its harness was killed";
+  if (!gone) ::kill(falsifier, SIGKILL);
 }
 
 TEST(KillNine, SynthOverAnOldModelLeavesTheOldOrTheWholeNewFile) {

@@ -12,6 +12,7 @@
 #include "harness/run/controls.h"
 #include "harness/run/fingerprint.h"
 #include "harness/run/models.h"
+#include "harness/run/process.h"
 #include "harness/run/runner.h"
 
 namespace popper::harness {
@@ -63,6 +64,22 @@ class Runner : public ::testing::Test {
 
 std::string gtest_binding(const std::string& filter, const std::string& more = "") {
   return "{kind: gtest, target: harness_fixture_gtest, filter: \"" + filter + "\"" + more + "}";
+}
+
+TEST(Process, AMissingExecutableIsNotStartedAndSaysWhy) {
+  SpawnOptions o;
+  o.argv = {"/nonexistent/falsifier", "--gtest_list_tests"};
+  ProcessResult r = run_process(o);
+  EXPECT_FALSE(r.started);
+  EXPECT_EQ(r.describe(), "could not start: /nonexistent/falsifier: exec: No such file or directory");
+  o.argv = {"/bin/true"};
+  o.stdout_path = "/nonexistent/dir/out.txt";
+  r = run_process(o);
+  EXPECT_FALSE(r.started);
+  EXPECT_EQ(r.start_error, "/bin/true: open stdout file: No such file or directory");
+  o.stdout_path.clear();
+  r = run_process(o);
+  EXPECT_TRUE(r.exited_ok()) << r.describe();
 }
 
 TEST_F(Runner, PassingTestsSurvive) {

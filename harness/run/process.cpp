@@ -2,7 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -50,6 +50,54 @@ std::vector<char*> c_array(std::vector<std::string>& v) {
   for (auto& s : v) out.push_back(s.data());
   out.push_back(nullptr);
   return out;
+}
+
+// What a child that could not exec writes back to the harness (over the report pipe).
+struct ChildFailure {
+  int error;
+  char step[28];
+};
+
+[[noreturn]] void child_fail(int fd, const char* step) {
+  ChildFailure f{};
+  f.error = errno;
+  std::strncpy(f.step, step, sizeof f.step - 1);
+  ssize_t ignored = ::write(fd, &f, sizeof f);
+  (void)ignored;
+  ::_exit(127);
+}
+
+// Opens `path` onto descriptor `target` (the child's stdin/stdout/stderr).
+bool open_onto(const char* path, int flags, int target) {
+  int fd = ::open(path, flags, 0644);
+  if (fd < 0) return false;
+  if (fd != target) {
+    if (::dup2(fd, target) < 0) return false;
+    ::close(fd);
+  }
+  return true;
+}
+
+// The forked child, up to execve: async-signal-safe calls only (the harness is multi-threaded).
+[[noreturn]] void exec_child(char* const* argv, char* const* envp, const char* out_path, const char* err_path,
+                             const char* cwd, pid_t parent, int report_fd) {
+  ::setpgid(0, 0);
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) child_fail(report_fd, "prctl(PR_SET_PDEATHSIG)");
+  if (::getppid() != parent) ::_exit(127);  // the harness died before the prctl took hold
+  // Default signal handlers and an empty mask, whatever the harness has set up.
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);  // SIGKILL/SIGSTOP refuse: fine
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (!open_onto("/dev/null", O_RDONLY, 0)) child_fail(report_fd, "open /dev/null");
+  if (!open_onto(out_path, O_WRONLY | O_CREAT | O_TRUNC, 1)) child_fail(report_fd, "open stdout file");
+  if (!open_onto(err_path, O_WRONLY | O_CREAT | O_TRUNC, 2)) child_fail(report_fd, "open stderr file");
+  if (cwd != nullptr && ::chdir(cwd) != 0) child_fail(report_fd, "chdir");
+  ::execve(argv[0], argv, envp);
+  child_fail(report_fd, "exec");
 }
 
 }  // namespace
@@ -110,34 +158,46 @@ ProcessResult run_process(const SpawnOptions& opts) {
   auto c_argv = c_array(argv);
   auto c_env = c_array(env);
 
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   const std::string out_path = opts.stdout_path.empty() ? "/dev/null" : opts.stdout_path;
   const std::string err_path = opts.stderr_path.empty() ? "/dev/null" : opts.stderr_path;
-  posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (!opts.cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, opts.cwd.c_str());
+  const char* cwd = opts.cwd.empty() ? nullptr : opts.cwd.c_str();
 
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  // Own process group (so a timeout kills everything the child started), default signal
-  // handlers and an empty mask whatever the harness has set up.
-  sigset_t all, none;
-  sigfillset(&all);
-  sigemptyset(&none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setsigmask(&attr, &none);
-
-  pid_t pid = -1;
+  // fork + exec rather than posix_spawn, for one thing posix_spawn cannot ask for: the child's
+  // PR_SET_PDEATHSIG, so a harness killed outright (SIGKILL, the OOM killer) takes its running
+  // falsifier with it instead of leaving it to run on. The death signal fires when the thread
+  // that forked exits; that is this thread, which does not return before the child is reaped, so
+  // in practice it fires only when the whole harness dies. Exec failures come back over a
+  // close-on-exec pipe. Between fork and exec the child makes only async-signal-safe calls.
+  int report[2];
+  if (::pipe2(report, O_CLOEXEC) != 0) {
+    r.start_error = std::string("pipe: ") + std::strerror(errno);
+    return r;
+  }
+  const pid_t parent = ::getpid();
   auto t0 = Clock::now();
-  int rc = posix_spawn(&pid, c_argv[0], &fa, &attr, c_argv.data(), c_env.data());
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    r.start_error = opts.argv[0] + ": " + std::strerror(rc);
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    r.start_error = std::string("fork: ") + std::strerror(errno);
+    ::close(report[0]);
+    ::close(report[1]);
+    return r;
+  }
+  if (pid == 0) exec_child(c_argv.data(), c_env.data(), out_path.c_str(), err_path.c_str(), cwd, parent, report[1]);
+  ::close(report[1]);
+  // Own process group (so a timeout kills everything the child started); set on both sides so
+  // a kill(-pid) right after this never misses the group.
+  ::setpgid(pid, pid);
+  ChildFailure failure{};
+  ssize_t got;
+  do {
+    got = ::read(report[0], &failure, sizeof failure);
+  } while (got < 0 && errno == EINTR);
+  ::close(report[0]);
+  if (got == static_cast<ssize_t>(sizeof failure)) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    r.start_error = opts.argv[0] + ": " + failure.step + ": " + std::strerror(failure.error);
     return r;
   }
   r.started = true;
