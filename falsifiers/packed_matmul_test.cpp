@@ -276,6 +276,15 @@ TEST(PackedMatmul, ExtremeLevelsAndActivationsStayExact) {
       std::vector<float> got(want.size());
       packed_matmul_rows(w, x, got.data(), n_out, 0, n_out);
       ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float))) << ggml_type_name(type);
+      // Each row alone: the one-token tiles (a decode step) at the same extremes.
+      for (int64_t t = 0; t < 2; ++t) {
+        QuantizedActivations one;
+        one.quantize(xf.data() + t * n_in, 1, n_in, n_in, vt);
+        std::vector<float> got1(static_cast<size_t>(n_out));
+        packed_matmul_rows(w, one, got1.data(), n_out, 0, n_out);
+        ASSERT_EQ(0, std::memcmp(got1.data(), want.data() + t * n_out, got1.size() * sizeof(float)))
+            << ggml_type_name(type) << " one token, row " << t;
+      }
     }
   }
 }
