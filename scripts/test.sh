@@ -26,7 +26,8 @@ cd "$root"
 build=${POPPER_BUILD_DIR:-$root/build}
 export POPPER_BUILD_DIR=$build
 
-step() { printf '\n== %s\n' "$*"; }
+# Each step's header says how long the suite has run so far (CI's budget is 30 minutes).
+step() { printf '\n== %s (at %d s)\n' "$*" "$SECONDS"; }
 
 step "dependencies"
 bash scripts/install-deps.sh
@@ -57,3 +58,4 @@ run_status=0
 "$popper" run --controls || run_status=$?
 if ((run_status > 1)); then exit "$run_status"; fi
 "$popper" gate --allow-inconclusive --require-controls --junit "$build/popper-junit.xml" --markdown "$build/popper-gate.md"
+printf '\n== test suite passed in %d s\n' "$SECONDS"
