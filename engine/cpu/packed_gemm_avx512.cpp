@@ -10,6 +10,12 @@
 // per lane: each lane sums only its own half's steps, so Q4_K folds after 4 zmm maddubs (8 steps
 // split 4 + 4: <= 15240), Q5_K likewise (<= 31496), Q6_K after 2 (<= 32004).
 //
+// One-token calls (decode) take the activation row pre-expanded: every chunk's four step pairs
+// permuted once per call into 64-byte vectors (expand_q8k), so the inner loop loads them where it
+// would permute, on the shuffle port the unpacking also needs, once per 8 rows. The row is reused by
+// every 8-row group of the call (32 and more in a decode), and its expansion (8x the bytes: 16 KiB
+// for 2048 columns) stays in L1/L2.
+//
 // This machine class may not be the one the code is built on: a CPU without these features never
 // reaches here (packed_matmul.cpp dispatches on cpu_features() and checks the kernels once against
 // the scalar reference before trusting them).
@@ -21,6 +27,7 @@
 
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "engine/core/fp16.h"
 #include "engine/cpu/kernels.h"
@@ -51,6 +58,18 @@ inline __m512i pair_index(int s) {
 }
 // The 32 activation bytes of a chunk, each half of the result one step's 4 bytes to all 8 lanes.
 inline __m512i step_pair(__m512i chunk, __m512i index) { return _mm512_permutexvar_epi32(index, chunk); }
+
+// A Q8_K row's chunks, each as its four step pairs: ex[(i * 8 + c) * 4 + p] =
+// step_pair(chunk c of block i, pair_index(2p)).
+void expand_q8k(int64_t nb, const BlockQ8K* y, __m512i* ex) {
+  const __m512i idx[4] = {pair_index(0), pair_index(2), pair_index(4), pair_index(6)};
+  for (int64_t i = 0; i < nb; ++i) {
+    for (int c = 0; c < 8; ++c) {
+      const __m512i chunk = _mm512_zextsi256_si512(loadu256(y[i].qs + 32 * c));
+      for (int p = 0; p < 4; ++p) _mm512_store_si512(ex + (i * 8 + c) * 4 + p, step_pair(chunk, idx[p]));
+    }
+  }
+}
 
 // int16 lanes 2r, 2r+1 (both halves) = factor of row r, from 8 bytes.
 inline __m512i row_factor_u8(__m128i bytes8) {
@@ -101,7 +120,7 @@ inline __m256i k4_min_term(const uint8_t* m, const int16_t* bsums) {
 // nibbles are steps (2p, 2p + 1), its high nibbles steps (2p + 4, 2p + 5).
 
 template <int NT, class Block>
-void tile_k4_family(int64_t nb, const Block* w, const BlockQ8K* const* y, float* const* out) {
+void tile_k4_family(int64_t nb, const Block* w, const BlockQ8K* const* y, const __m512i* ex, float* const* out) {
   constexpr bool kFifthBit = std::is_same_v<Block, BlockQ5Kx8>;
   const __m512i m4 = _mm512_set1_epi8(0xF), sixteen = _mm512_set1_epi8(16);
   const __m512i idx[4] = {pair_index(0), pair_index(2), pair_index(4), pair_index(6)};
@@ -136,13 +155,22 @@ void tile_k4_family(int64_t nb, const Block* w, const BlockQ8K* const* y, float*
           wv[p] = _mm512_mask_add_epi8(wv[p], _mm512_test_epi8_mask(h, step_bits[p]), wv[p], sixteen);
         }
       }
-      for (int t = 0; t < NT; ++t) {
-        const __m512i chunk = _mm512_zextsi256_si512(loadu256(y[t][i].qs + 32 * j));
-        __m512i s16 = _mm512_maddubs_epi16(wv[0], step_pair(chunk, idx[0]));
-        s16 = _mm512_add_epi16(s16, _mm512_maddubs_epi16(wv[1], step_pair(chunk, idx[1])));
-        s16 = _mm512_add_epi16(s16, _mm512_maddubs_epi16(wv[2], step_pair(chunk, idx[2])));
-        s16 = _mm512_add_epi16(s16, _mm512_maddubs_epi16(wv[3], step_pair(chunk, idx[3])));
-        isum[t] = _mm512_dpwssd_epi32(isum[t], s16, scale);
+      if constexpr (NT == 1) {
+        const __m512i* a = ex + (i * 8 + j) * 4;
+        __m512i s16 = _mm512_maddubs_epi16(wv[0], _mm512_load_si512(a));
+        s16 = _mm512_add_epi16(s16, _mm512_maddubs_epi16(wv[1], _mm512_load_si512(a + 1)));
+        s16 = _mm512_add_epi16(s16, _mm512_maddubs_epi16(wv[2], _mm512_load_si512(a + 2)));
+        s16 = _mm512_add_epi16(s16, _mm512_maddubs_epi16(wv[3], _mm512_load_si512(a + 3)));
+        isum[0] = _mm512_dpwssd_epi32(isum[0], s16, scale);
+      } else {
+        for (int t = 0; t < NT; ++t) {
+          const __m512i chunk = _mm512_zextsi256_si512(loadu256(y[t][i].qs + 32 * j));
+          __m512i s16 = _mm512_maddubs_epi16(wv[0], step_pair(chunk, idx[0]));
+          s16 = _mm512_add_epi16(s16, _mm512_maddubs_epi16(wv[1], step_pair(chunk, idx[1])));
+          s16 = _mm512_add_epi16(s16, _mm512_maddubs_epi16(wv[2], step_pair(chunk, idx[2])));
+          s16 = _mm512_add_epi16(s16, _mm512_maddubs_epi16(wv[3], step_pair(chunk, idx[3])));
+          isum[t] = _mm512_dpwssd_epi32(isum[t], s16, scale);
+        }
       }
     }
     const __m256 xd = load_fp16x8(b.d), xdmin = load_fp16x8(b.dmin);
@@ -161,9 +189,17 @@ void tile_k4_family(int64_t nb, const Block* w, const BlockQ8K* const* y, float*
 // ---- Q6_K x8 -----------------------------------------------------------------------------------
 
 template <int NT>
-void tile_q6_k(int64_t nb, const BlockQ6Kx8* w, const BlockQ8K* const* y, float* const* out) {
-  const __m512i m4 = _mm512_set1_epi8(0xF), m2 = _mm512_set1_epi8(3);
+void tile_q6_k(int64_t nb, const BlockQ6Kx8* w, const BlockQ8K* const* y, const __m512i* ex, float* const* out) {
+  const __m512i m4 = _mm512_set1_epi8(0xF), m30 = _mm512_set1_epi8(0x30);
   const __m512i idx[4] = {pair_index(0), pair_index(2), pair_index(4), pair_index(6)};
+  // Step s's 2 high bits sit at bits 2s, 2s + 1 of its qh byte and go to bits 4, 5: steps (0, 1)
+  // shift left by 4 and 2, steps (2, 3) right by 0 and 2, each pair one 16-bit shift of a qh
+  // vector broadcast to both halves (bits crossing into the neighbouring byte fall outside the
+  // 0x30 mask).
+  const __m512i shl01 = _mm512_mask_blend_epi64(0xF0, _mm512_set1_epi16(4), _mm512_set1_epi16(2));
+  const __m512i shr23 = _mm512_mask_blend_epi64(0xF0, _mm512_set1_epi16(0), _mm512_set1_epi16(2));
+  // (a & c) | b as one vpternlog (a = nibbles, b = the masked high bits, c = 0x0F).
+  constexpr int kLowOrHigh = 0xEC;
   __m256 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
   for (int64_t i = 0; i < nb; ++i) {
@@ -183,28 +219,35 @@ void tile_q6_k(int64_t nb, const BlockQ6Kx8* w, const BlockQ8K* const* y, float*
     }
     for (int c = 0; c < 8; ++c) {
       // h0 holds steps 0..3 (2-bit field q = step), h1 steps 4..7; as zmm pairs of steps.
-      const __m256i h0 = loadu256(b.qh + 64 * c), h1 = loadu256(b.qh + 64 * c + 32);
+      const __m512i h0 = _mm512_broadcast_i64x4(loadu256(b.qh + 64 * c));
+      const __m512i h1 = _mm512_broadcast_i64x4(loadu256(b.qh + 64 * c + 32));
       __m512i wv[4];
       for (int p = 0; p < 2; ++p) {
         const __m512i v = loadu512(b.ql + 128 * c + 64 * p);
-        const int q = 2 * p;  // steps (q, q + 1) and (q + 4, q + 5)
-        const __m512i hlo = _mm512_inserti64x4(_mm512_zextsi256_si512(_mm256_srli_epi16(h0, 2 * q)),
-                                               _mm256_srli_epi16(h0, 2 * q + 2), 1);
-        const __m512i hhi = _mm512_inserti64x4(_mm512_zextsi256_si512(_mm256_srli_epi16(h1, 2 * q)),
-                                               _mm256_srli_epi16(h1, 2 * q + 2), 1);
-        wv[p] = _mm512_or_si512(_mm512_and_si512(v, m4), _mm512_slli_epi16(_mm512_and_si512(hlo, m2), 4));
-        wv[p + 2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4),
-                                    _mm512_slli_epi16(_mm512_and_si512(hhi, m2), 4));
+        // steps (2p, 2p + 1) from h0 and (2p + 4, 2p + 5) from h1
+        const __m512i hlo = p == 0 ? _mm512_sllv_epi16(h0, shl01) : _mm512_srlv_epi16(h0, shr23);
+        const __m512i hhi = p == 0 ? _mm512_sllv_epi16(h1, shl01) : _mm512_srlv_epi16(h1, shr23);
+        wv[p] = _mm512_ternarylogic_epi32(v, _mm512_and_si512(hlo, m30), m4, kLowOrHigh);
+        wv[p + 2] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), _mm512_and_si512(hhi, m30), m4, kLowOrHigh);
       }
       const __m512i sc_a = row_factor_i8(load64(b.scales + 16 * c));      // steps 0..3
       const __m512i sc_b = row_factor_i8(load64(b.scales + 16 * c + 8));  // steps 4..7
-      for (int t = 0; t < NT; ++t) {
-        const __m512i chunk = _mm512_zextsi256_si512(loadu256(y[t][i].qs + 32 * c));
-        const __m512i sa = _mm512_add_epi16(_mm512_maddubs_epi16(wv[0], step_pair(chunk, idx[0])),
-                                            _mm512_maddubs_epi16(wv[1], step_pair(chunk, idx[1])));
-        const __m512i sb = _mm512_add_epi16(_mm512_maddubs_epi16(wv[2], step_pair(chunk, idx[2])),
-                                            _mm512_maddubs_epi16(wv[3], step_pair(chunk, idx[3])));
-        isum[t] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(isum[t], sa, sc_a), sb, sc_b);
+      if constexpr (NT == 1) {
+        const __m512i* a = ex + (i * 8 + c) * 4;
+        const __m512i sa = _mm512_add_epi16(_mm512_maddubs_epi16(wv[0], _mm512_load_si512(a)),
+                                            _mm512_maddubs_epi16(wv[1], _mm512_load_si512(a + 1)));
+        const __m512i sb = _mm512_add_epi16(_mm512_maddubs_epi16(wv[2], _mm512_load_si512(a + 2)),
+                                            _mm512_maddubs_epi16(wv[3], _mm512_load_si512(a + 3)));
+        isum[0] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(isum[0], sa, sc_a), sb, sc_b);
+      } else {
+        for (int t = 0; t < NT; ++t) {
+          const __m512i chunk = _mm512_zextsi256_si512(loadu256(y[t][i].qs + 32 * c));
+          const __m512i sa = _mm512_add_epi16(_mm512_maddubs_epi16(wv[0], step_pair(chunk, idx[0])),
+                                              _mm512_maddubs_epi16(wv[1], step_pair(chunk, idx[1])));
+          const __m512i sb = _mm512_add_epi16(_mm512_maddubs_epi16(wv[2], step_pair(chunk, idx[2])),
+                                              _mm512_maddubs_epi16(wv[3], step_pair(chunk, idx[3])));
+          isum[t] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(isum[t], sa, sc_a), sb, sc_b);
+        }
       }
     }
     const __m256 xd = load_fp16x8(b.d);
@@ -256,6 +299,18 @@ template <class WBlock, class ABlock, template <int> class Tile>
 void gemm_groups(int64_t n, int64_t block_size, const uint8_t* w, int64_t group_bytes, int64_t n_groups,
                  const uint8_t* a, int64_t a_stride, int64_t n_tokens, float* y, int64_t ldy) {
   const int64_t nb = n / block_size;
+  const __m512i* ex = nullptr;
+  if constexpr (std::is_same_v<ABlock, BlockQ8K>) {
+    if (n_tokens % kTile == 1) {  // the one-token tile takes the last token
+      struct alignas(64) Vec {
+        __m512i v;
+      };
+      thread_local std::vector<Vec> expanded;
+      expanded.resize(size_t(nb * 32));
+      expand_q8k(nb, reinterpret_cast<const BlockQ8K*>(a + (n_tokens - 1) * a_stride), &expanded[0].v);
+      ex = &expanded[0].v;
+    }
+  }
   for (int64_t g = 0; g < n_groups; ++g) {
     const auto* wg = reinterpret_cast<const WBlock*>(w + g * group_bytes);
     int64_t t = 0;
@@ -267,7 +322,7 @@ void gemm_groups(int64_t n, int64_t block_size, const uint8_t* w, int64_t group_
         rows[k] = reinterpret_cast<const ABlock*>(a + (t + k) * a_stride);
         outs[k] = y + (t + k) * ldy + 8 * g;
       }
-      Tile<NT>::run(nb, wg, rows, outs);
+      Tile<NT>::run(nb, wg, rows, ex, outs);
       t += NT;
     };
     for (; t + kTile <= n_tokens;) run(std::integral_constant<int, kTile>{});
@@ -289,25 +344,25 @@ void gemm_groups(int64_t n, int64_t block_size, const uint8_t* w, int64_t group_
 
 template <int NT>
 struct TileQ4K {
-  static void run(int64_t nb, const BlockQ4Kx8* w, const BlockQ8K* const* y, float* const* o) {
-    tile_k4_family<NT>(nb, w, y, o);
+  static void run(int64_t nb, const BlockQ4Kx8* w, const BlockQ8K* const* y, const __m512i* ex, float* const* o) {
+    tile_k4_family<NT>(nb, w, y, ex, o);
   }
 };
 template <int NT>
 struct TileQ5K {
-  static void run(int64_t nb, const BlockQ5Kx8* w, const BlockQ8K* const* y, float* const* o) {
-    tile_k4_family<NT>(nb, w, y, o);
+  static void run(int64_t nb, const BlockQ5Kx8* w, const BlockQ8K* const* y, const __m512i* ex, float* const* o) {
+    tile_k4_family<NT>(nb, w, y, ex, o);
   }
 };
 template <int NT>
 struct TileQ6K {
-  static void run(int64_t nb, const BlockQ6Kx8* w, const BlockQ8K* const* y, float* const* o) {
-    tile_q6_k<NT>(nb, w, y, o);
+  static void run(int64_t nb, const BlockQ6Kx8* w, const BlockQ8K* const* y, const __m512i* ex, float* const* o) {
+    tile_q6_k<NT>(nb, w, y, ex, o);
   }
 };
 template <int NT>
 struct TileQ8_0 {
-  static void run(int64_t nb, const BlockQ8_0x8* w, const BlockQ8_0* const* y, float* const* o) {
+  static void run(int64_t nb, const BlockQ8_0x8* w, const BlockQ8_0* const* y, const __m512i*, float* const* o) {
     tile_q8_0<NT>(nb, w, y, o);
   }
 };
