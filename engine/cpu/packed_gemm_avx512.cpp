@@ -71,6 +71,19 @@ void expand_q8k(int64_t nb, const BlockQ8K* y, __m512i* ex) {
   }
 }
 
+// Token t's four step-pair vectors of chunk c of block i: loaded from the expanded row when the
+// tile has one token, else permuted from the activation block.
+template <int NT>
+inline void step_pairs(const BlockQ8K* const* y, const __m512i* ex, const __m512i* idx, int t, int64_t i, int c,
+                       __m512i* a) {
+  if constexpr (NT == 1) {
+    for (int p = 0; p < 4; ++p) a[p] = _mm512_load_si512(ex + (i * 8 + c) * 4 + p);
+  } else {
+    const __m512i chunk = _mm512_zextsi256_si512(loadu256(y[t][i].qs + 32 * c));
+    for (int p = 0; p < 4; ++p) a[p] = step_pair(chunk, idx[p]);
+  }
+}
+
 // int16 lanes 2r, 2r+1 (both halves) = factor of row r, from 8 bytes.
 inline __m512i row_factor_u8(__m128i bytes8) {
   const __m256i f = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(bytes8, bytes8));
@@ -155,22 +168,14 @@ void tile_k4_family(int64_t nb, const Block* w, const BlockQ8K* const* y, const 
           wv[p] = _mm512_mask_add_epi8(wv[p], _mm512_test_epi8_mask(h, step_bits[p]), wv[p], sixteen);
         }
       }
-      if constexpr (NT == 1) {
-        const __m512i* a = ex + (i * 8 + j) * 4;
-        __m512i s16 = _mm512_maddubs_epi16(wv[0], _mm512_load_si512(a));
-        s16 = _mm512_add_epi16(s16, _mm512_maddubs_epi16(wv[1], _mm512_load_si512(a + 1)));
-        s16 = _mm512_add_epi16(s16, _mm512_maddubs_epi16(wv[2], _mm512_load_si512(a + 2)));
-        s16 = _mm512_add_epi16(s16, _mm512_maddubs_epi16(wv[3], _mm512_load_si512(a + 3)));
-        isum[0] = _mm512_dpwssd_epi32(isum[0], s16, scale);
-      } else {
-        for (int t = 0; t < NT; ++t) {
-          const __m512i chunk = _mm512_zextsi256_si512(loadu256(y[t][i].qs + 32 * j));
-          __m512i s16 = _mm512_maddubs_epi16(wv[0], step_pair(chunk, idx[0]));
-          s16 = _mm512_add_epi16(s16, _mm512_maddubs_epi16(wv[1], step_pair(chunk, idx[1])));
-          s16 = _mm512_add_epi16(s16, _mm512_maddubs_epi16(wv[2], step_pair(chunk, idx[2])));
-          s16 = _mm512_add_epi16(s16, _mm512_maddubs_epi16(wv[3], step_pair(chunk, idx[3])));
-          isum[t] = _mm512_dpwssd_epi32(isum[t], s16, scale);
-        }
+      for (int t = 0; t < NT; ++t) {
+        __m512i a[4];
+        step_pairs<NT>(y, ex, idx, t, i, j, a);
+        __m512i s16 = _mm512_maddubs_epi16(wv[0], a[0]);
+        s16 = _mm512_add_epi16(s16, _mm512_maddubs_epi16(wv[1], a[1]));
+        s16 = _mm512_add_epi16(s16, _mm512_maddubs_epi16(wv[2], a[2]));
+        s16 = _mm512_add_epi16(s16, _mm512_maddubs_epi16(wv[3], a[3]));
+        isum[t] = _mm512_dpwssd_epi32(isum[t], s16, scale);
       }
     }
     const __m256 xd = load_fp16x8(b.d), xdmin = load_fp16x8(b.dmin);
@@ -232,22 +237,12 @@ void tile_q6_k(int64_t nb, const BlockQ6Kx8* w, const BlockQ8K* const* y, const 
       }
       const __m512i sc_a = row_factor_i8(load64(b.scales + 16 * c));      // steps 0..3
       const __m512i sc_b = row_factor_i8(load64(b.scales + 16 * c + 8));  // steps 4..7
-      if constexpr (NT == 1) {
-        const __m512i* a = ex + (i * 8 + c) * 4;
-        const __m512i sa = _mm512_add_epi16(_mm512_maddubs_epi16(wv[0], _mm512_load_si512(a)),
-                                            _mm512_maddubs_epi16(wv[1], _mm512_load_si512(a + 1)));
-        const __m512i sb = _mm512_add_epi16(_mm512_maddubs_epi16(wv[2], _mm512_load_si512(a + 2)),
-                                            _mm512_maddubs_epi16(wv[3], _mm512_load_si512(a + 3)));
-        isum[0] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(isum[0], sa, sc_a), sb, sc_b);
-      } else {
-        for (int t = 0; t < NT; ++t) {
-          const __m512i chunk = _mm512_zextsi256_si512(loadu256(y[t][i].qs + 32 * c));
-          const __m512i sa = _mm512_add_epi16(_mm512_maddubs_epi16(wv[0], step_pair(chunk, idx[0])),
-                                              _mm512_maddubs_epi16(wv[1], step_pair(chunk, idx[1])));
-          const __m512i sb = _mm512_add_epi16(_mm512_maddubs_epi16(wv[2], step_pair(chunk, idx[2])),
-                                              _mm512_maddubs_epi16(wv[3], step_pair(chunk, idx[3])));
-          isum[t] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(isum[t], sa, sc_a), sb, sc_b);
-        }
+      for (int t = 0; t < NT; ++t) {
+        __m512i a[4];
+        step_pairs<NT>(y, ex, idx, t, i, c, a);
+        const __m512i sa = _mm512_add_epi16(_mm512_maddubs_epi16(wv[0], a[0]), _mm512_maddubs_epi16(wv[1], a[1]));
+        const __m512i sb = _mm512_add_epi16(_mm512_maddubs_epi16(wv[2], a[2]), _mm512_maddubs_epi16(wv[3], a[3]));
+        isum[t] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(isum[t], sa, sc_a), sb, sc_b);
       }
     }
     const __m256 xd = load_fp16x8(b.d);
