@@ -38,7 +38,7 @@ start=$(date +%s)
 if [[ ! -f "$build/CMakeCache.txt" ]]; then
   cmake -S "$root" -B "$build" -G Ninja -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_C_COMPILER="$cc" \
     -DPOPPER_FUZZ=ON -DPOPPER_BUILD_TESTS=OFF -DPOPPER_BUILD_BENCHMARKS=OFF -DPOPPER_CUDA=OFF \
-    -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g" "${launcher[@]}" >/dev/null
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g" -DCMAKE_UNITY_BUILD=ON "${launcher[@]}" >/dev/null
 fi
 ninja -C "$build" -j "$jobs" popper_fuzz | grep -v '^\[' || true
 [[ -x "$build/falsifiers/fuzz/popper_fuzz_seeds" ]] || { echo "fuzz: build failed"; exit 2; }
