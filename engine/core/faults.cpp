@@ -60,6 +60,9 @@ constexpr FaultInfo kFaultTable[] = {
     {Fault::kServeUnboundedReads, "serve_unbounded_reads", "engine/serve/guarded_server.cpp Connection::begin",
      "requests read with httplib 0.11.4's bounds only: no head/body deadline or byte cap, no early "
      "413/411/400 on the framing (serve_abuse_test's control)"},
+    {Fault::kDecodeStall, "decode_stall", "engine/model/model.cpp Session::forward_chunk",
+     "every single-token decode step sleeps 5 ms (on a tiny model, slower than recomputing the "
+     "whole sequence in one batch)"},
 };
 static_assert(sizeof(kFaultTable) / sizeof(kFaultTable[0]) == kFaultCount, "one kFaultTable row per Fault");
 

@@ -47,6 +47,7 @@ enum class Fault : uint8_t {
   kRepackDropsLastGroup,   // CPU weight repacking
   kAtomicWriteInPlace,     // durable writes
   kServeUnboundedReads,    // server connections
+  kDecodeStall,            // throughput (a short sleep: speedup claims)
   kCount
 };
 

@@ -240,8 +240,11 @@ Status Session::forward_chunk(const int32_t* tokens, int64_t n, float* logits_ou
   }
   // Faults decode_sleep / prefill_sleep: a slow step (falsifies the throughput floors): 250 ms a
   // decode step, 50 ms a prompt token of a multi-token chunk (a 20 tok/s prefill ceiling).
+  // decode_stall: 5 ms a decode step, enough to sink a cache-speedup claim on a tiny model (its
+  // batched recompute takes a few ms a step) at 1/50 of decode_sleep's cost to the control.
   if (n == 1 ? fault_on(Fault::kDecodeSleep) : fault_on(Fault::kPrefillSleep))
     std::this_thread::sleep_for(std::chrono::milliseconds(n == 1 ? 250 : 50 * n));
+  if (n == 1 && fault_on(Fault::kDecodeStall)) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   tokens_.upload(tokens, n);
   const Backend::Step step{step_record_.get(), n, pos0, !options_.record_routing};
   POPPER_RETURN_IF_ERROR(backend_.run_step(step, [&] { return issue_layers(n, pos0); }));
