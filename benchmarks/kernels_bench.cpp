@@ -177,20 +177,30 @@ void BM_Matmul(benchmark::State& state, GgmlType type) {
 }
 
 // ---- attention of one kv head's query group over a cached depth (a decode step's inner op) ------
+// cold = 0: one kv head, in cache (the kernel's compute speed). cold = 1: as in a decode step,
+// enough kv heads that cycling through them reads past the last-level cache, each a slice of a
+// cache whose capacity exceeds the depth (the values' row stride is the capacity, not n_kv).
 void BM_Attention_F16(benchmark::State& state) {
   const int64_t n_kv = state.range(0), group = state.range(1), hd = 128;
   const SimdPath path = state.range(2) ? SimdPath::kAvx2 : SimdPath::kScalar;
+  const bool cold = state.range(3) != 0;
+  const int64_t capacity = cold ? n_kv + 65 : n_kv;  // model_bench's depth + 64 steps + 1
+  const int64_t head_elems = capacity * hd;
+  const int64_t n_heads = cold ? std::max<int64_t>(2, (kColdBytes + 4 * head_elems - 1) / (4 * head_elems)) : 1;
   Rng rng(7);
-  std::vector<uint16_t> k(static_cast<size_t>(n_kv * hd)), v(k.size());
+  std::vector<uint16_t> k(static_cast<size_t>(n_heads * head_elems)), v(k.size());
   for (auto& e : k) e = f32_to_fp16(rng.normal());
   for (auto& e : v) e = f32_to_fp16(rng.normal());
   std::vector<float> q(static_cast<size_t>(group * hd)), out(q.size());
   for (auto& e : q) e = rng.normal();
-  const KvHeadView kv{GgmlType::F16, reinterpret_cast<const uint8_t*>(k.data()),
-                      reinterpret_cast<const uint8_t*>(v.data()), n_kv, hd};
+  int64_t head = 0;
   for (auto _ : state) {
+    const size_t at = static_cast<size_t>(head * head_elems);
+    const KvHeadView kv{GgmlType::F16, reinterpret_cast<const uint8_t*>(k.data() + at),
+                        reinterpret_cast<const uint8_t*>(v.data() + at), capacity, hd};
     attention_head_group(q.data(), group, kv, n_kv, 0.088f, out.data(), path);
     benchmark::DoNotOptimize(out.data());
+    head = (head + 1) % n_heads;
   }
   state.SetBytesProcessed(state.iterations() * n_kv * hd * 2 * 2);  // K and V bytes
   state.SetLabel(simd_path_name(path));
@@ -279,10 +289,11 @@ void register_all() {
       ->UseRealTime()
       ->Args({64, 2});
   benchmark::RegisterBenchmark("BM_Attention_F16", BM_Attention_F16)
-      ->ArgNames({"n_kv", "group", "simd"})
-      ->Args({512, 8, 1})
-      ->Args({4096, 8, 1})
-      ->Args({4096, 8, 0});
+      ->ArgNames({"n_kv", "group", "simd", "cold"})
+      ->Args({512, 8, 1, 0})
+      ->Args({4096, 8, 1, 0})
+      ->Args({4096, 8, 1, 1})
+      ->Args({4096, 8, 0, 0});
   benchmark::RegisterBenchmark("BM_ReadBandwidth", BM_ReadBandwidth)
       ->ArgName("threads")
       ->Arg(1)
