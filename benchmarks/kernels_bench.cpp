@@ -41,6 +41,10 @@ std::vector<uint8_t> weight_rows(GgmlType type, int64_t n_in, int64_t n_rows, ui
 // (32 MiB on the reference machine; 96 MiB leaves margin), so each matvec streams from DRAM.
 constexpr int64_t kColdBytes = int64_t(96) << 20;
 
+// How many copies of `bytes` bytes reach kColdBytes (at least two, so consecutive iterations
+// never touch the same copy).
+int64_t cold_copies(int64_t bytes) { return std::max<int64_t>(2, (kColdBytes + bytes - 1) / bytes); }
+
 struct ColdMatrices {
   std::vector<uint8_t> bytes;
   std::vector<WeightMatrix> copies;
@@ -52,7 +56,7 @@ const ColdMatrices& cold_matrices(GgmlType type, int64_t n_in, int64_t n_out) {
   if (!slot) {
     slot = std::make_unique<ColdMatrices>();
     const int64_t matrix_bytes = ggml_row_size(type, n_in) * n_out;
-    const int64_t n_copies = std::max<int64_t>(2, (kColdBytes + matrix_bytes - 1) / matrix_bytes);
+    const int64_t n_copies = cold_copies(matrix_bytes);
     slot->bytes = weight_rows(type, n_in, n_out * n_copies, 1);
     for (int64_t c = 0; c < n_copies; ++c) {
       slot->copies.push_back(WeightMatrix::make(type, slot->bytes.data() + c * matrix_bytes, n_in, n_out));
@@ -186,7 +190,7 @@ void BM_Attention_F16(benchmark::State& state) {
   const bool cold = state.range(3) != 0;
   const int64_t capacity = cold ? n_kv + 65 : n_kv;  // model_bench's depth + 64 steps + 1
   const int64_t head_elems = capacity * hd;
-  const int64_t n_heads = cold ? std::max<int64_t>(2, (kColdBytes + 4 * head_elems - 1) / (4 * head_elems)) : 1;
+  const int64_t n_heads = cold ? cold_copies(2 * head_elems * int64_t(sizeof(uint16_t))) : 1;  // K and V
   Rng rng(7);
   std::vector<uint16_t> k(static_cast<size_t>(n_heads * head_elems)), v(k.size());
   for (auto& e : k) e = f32_to_fp16(rng.normal());
