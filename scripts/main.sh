@@ -38,7 +38,7 @@ serve_pid=$!
 for _ in $(seq 100); do [[ -s "$port_file" ]] && break; sleep 0.1; done
 if [[ -s "$port_file" ]]; then
   url="http://127.0.0.1:$(cat "$port_file")"
-  body='{"messages":[{"role":"user","content":"Sort: 7 3 9 1 4 3"}],"max_tokens":32}'
+  body='{"messages":[{"role":"user","content":"Codes: k4, d7, m5, q2, b9. What is the code of m?"}],"max_tokens":32}'
   printf "\n$ curl -s %s/v1/chat/completions -d '%s'\n" "$url" "$body"
   curl -s "$url/v1/chat/completions" -d "$body" | sed 's/.*"content":"\([^"]*\)".*/content: \1/'
   echo

@@ -59,7 +59,7 @@ def cmd_tokenizer(args):
         t = stream.next(random.Random(len(texts)).random())
         texts.append(chat.prompt_text(t.prompt) + chat.reply_text(t.answer, t.thinking))
     tok = tokenizer.train_tokenizer(texts, args.vocab)
-    tokenizer.check_single_tokens(tok, [" " + k for k in tasks.KEYS] + [" " + c for c in tasks._LETTERS] + list(tasks._LETTERS))
+    tokenizer.check_single_tokens(tok, [" " + c for c in tasks._LETTERS] + list(tasks._LETTERS))
     tok.save(path)
     print(f"tokenizer: {tok.get_vocab_size()} tokens -> {path}")
 

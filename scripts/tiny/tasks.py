@@ -16,15 +16,27 @@ Families (each generator takes a difficulty `level` in [0, 1]; held-out tasks us
   reverse "Reverse: q d t b k"  -> "k b t d q"     4-7 distinct letters (each " x" is one token;
           digits would split from their leading space and make the list irregular).
   count   "How many 3s are in: 3 1 3 8 3 2 9?" -> "3"   6-10 digits, 0-5 hits.
-  lookup  "Codes: k 4, d 7, m 5, ... What is the code of d?" -> "7"
+  lookup  "Codes: k4, d7, m5, ... What is the code of d?" -> "7"
           4-12 pairs (a 40-70 token prompt: associative recall by attention over the KV
-          cache); keys are distinct letters (each " x" one token), values single digits.
+          cache); keys are distinct letters (each " x" one token), values single digits,
+          each value the token right after its key. Scratchpad: the pair again (" d7"), so
+          the answer is copied from the model's own last token.
+
+Training-only families (never held out, never scored; they train the circuit lookup needs):
+  lookup_many  "Codes: k4, d7, m5. What are the codes of m, k?" -> "5 4"  (scratchpad " m5\n k4")
+  repeat  "Repeat: q5 d t3 k" -> "q5 d t3 k"   3-16 letters, half with a digit glued on. Copying
+          trains the induction circuit ("find where this token was, emit what followed") at
+          every reply token, where lookup trains it at one.
 
 The sizes come from what the 3-4 layer models learned in a ~90-minute CPU run (one thread
 each): the first trained models (3-digit operands, 8-16 item lists, 10-30 lookup pairs, no
 scratchpad) reached 33%; lookup over 1400 pseudo-word keys with 1-2 digit values stayed at
 chance (10%) for 3500 steps while the other families learned, so run r3 switched lookup to
 letter keys and digit values at step 3400 (scripts/train_tiny.py's log shows the switch).
+Letter keys still stayed at ~30% (a value from the list, not the asked one) in the r3 models and
+in fifteen probes of up to 2250 steps; probe q (falsifiers/fixtures/trained/README.md) put each
+value right after its key, added the " d7" scratchpad and the repeat family, and lookup went
+from 0.3 to 1.00 held out at step ~2250.
 
 Training draws the same generators at a level that rises over a curriculum (fewer items,
 fewer pairs first); the held-out set is level 1 only and never occurs in training.
@@ -33,10 +45,9 @@ Digits are single tokens under the Qwen2 pre-tokenizer, so the model sees number
 import random
 from dataclasses import dataclass
 
-FAMILIES = ("add", "sub", "sort", "reverse", "count", "lookup")
+FAMILIES = ("add", "sub", "sort", "reverse", "count", "lookup")  # held out and scored
+TRAINING_ONLY = ("lookup_many", "repeat")
 
-_CONSONANTS = "bdfgklmnprstvz"
-_VOWELS = "aeiou"
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 COLUMNS = 2  # add/sub scratchpads always work COLUMNS columns (operands have at most COLUMNS digits)
 
@@ -119,27 +130,32 @@ def gen_count(rng, level):
     return Task("count", f"How many {target}s are in: {' '.join(map(str, xs))}?", str(hits))
 
 
-def _make_keys(n=1400):
-    rng = random.Random("lookup-keys")
-    keys = set()
-    while len(keys) < n:
-        keys.add("".join(rng.choice(_CONSONANTS) + rng.choice(_VOWELS) for _ in range(2)))
-    return tuple(sorted(keys))
-
-
-KEYS = _make_keys()  # lookup keys: each " key" must be one token (tokenizer step checks)
-
-
-def gen_lookup(rng, level):
-    """Pairs from 2 (start of the curriculum) to 12 distinct letter keys with digit values; the
-    held-out set has 4-12."""
+def _codes(rng, level):
+    """2 (start of the curriculum) to 12 distinct letter keys with digit values; 4-12 held out."""
     lo = 4 if level >= 1.0 else 2
     n = rng.randint(lo, _lerp(6, 12, level))
     keys = rng.sample(_LETTERS, n)
     values = [rng.randint(0, 9) for _ in keys]
-    i = rng.randrange(n)
-    pairs = ", ".join(f"{k} {v}" for k, v in zip(keys, values))
-    return Task("lookup", f"Codes: {pairs}. What is the code of {keys[i]}?", str(values[i]))
+    return keys, values, "Codes: " + ", ".join(f"{k}{v}" for k, v in zip(keys, values))
+
+
+def gen_lookup(rng, level):
+    keys, values, codes = _codes(rng, level)
+    i = rng.randrange(len(keys))
+    return Task("lookup", f"{codes}. What is the code of {keys[i]}?", str(values[i]), f" {keys[i]}{values[i]}")
+
+
+def gen_lookup_many(rng, level):
+    keys, values, codes = _codes(rng, level)
+    asked = rng.sample(range(len(keys)), rng.randint(2, len(keys)))
+    return Task("lookup_many", f"{codes}. What are the codes of {', '.join(keys[i] for i in asked)}?",
+                " ".join(str(values[i]) for i in asked), "\n".join(f" {keys[i]}{values[i]}" for i in asked))
+
+
+def gen_repeat(rng, level):
+    n = rng.randint(_lerp(3, 6, level), _lerp(6, 16, level))
+    xs = [rng.choice(_LETTERS) + (str(rng.randint(0, 9)) if rng.random() < 0.5 else "") for _ in range(n)]
+    return Task("repeat", "Repeat: " + " ".join(xs), " ".join(xs))
 
 
 GENERATORS = {
@@ -149,6 +165,8 @@ GENERATORS = {
     "reverse": gen_reverse,
     "count": gen_count,
     "lookup": gen_lookup,
+    "lookup_many": gen_lookup_many,
+    "repeat": gen_repeat,
 }
 
 

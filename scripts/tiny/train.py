@@ -110,6 +110,9 @@ def train(model, tok, held, args, log, checkpoint_path):
     stopped on the shared machine goes on exactly where it was (same batches, same updates)."""
     pad_id = tok.token_to_id("<|endoftext|>")
     weights = {f: float(w) for f, w in (kv.split("=") for kv in args.family_weights.split(","))}
+    unknown = sorted(set(weights) - set(tasks.GENERATORS))
+    if unknown:
+        raise SystemExit(f"--family-weights: unknown families {unknown} (known: {sorted(tasks.GENERATORS)})")
     stream = tasks.TrainStream(args.seed, [t.prompt for t in held], weights)
     batcher = Batcher(tok, stream, args.batch, 8, args.seed)
     decay, no_decay = [], []
