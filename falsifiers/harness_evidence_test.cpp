@@ -147,6 +147,19 @@ TEST(History, RecordRunBumpsFromThePreviousRecordedEvidence) {
   Contract c3 = parse(read_file(path).value(), path);
   auto v3 = record_run(c3, results_for(c3, Verdict::kFalsified), "abc", "evidence/" + *rel, root.path());
   EXPECT_EQ(v3.value(), "1.4.0 (minor)");
+  // A fresh clone holds none of the evidence its history names (evidence is not committed):
+  // nothing to compare with, so a change (minor), said so; a file that is there but corrupt
+  // stays an error.
+  fs::remove(root / ("evidence/" + *rel));
+  Contract c4 = parse(read_file(path).value(), path);
+  auto v4 = record_run(c4, results_for(c4, Verdict::kFalsified), "abc", "evidence/" + *rel, root.path());
+  ASSERT_TRUE(v4.ok()) << v4.message();
+  EXPECT_EQ(*v4, "1.5.0 (minor; evidence/" + *rel + " is not here to compare with)");
+  ASSERT_TRUE(write_file_atomic(root / ("evidence/" + *rel), "{ torn").ok());
+  Contract c5 = parse(read_file(path).value(), path);
+  auto v5 = record_run(c5, results_for(c5, Verdict::kFalsified), "abc", "evidence/" + *rel, root.path());
+  ASSERT_FALSE(v5.ok());
+  EXPECT_NE(v5.message().find("the last recorded evidence cannot be read"), std::string::npos) << v5.message();
 }
 
 TEST(Evidence, ManifestDetectsEditsAndUnlistedFiles) {

@@ -38,9 +38,19 @@ Result<std::string> record_run(const Contract& c, const std::vector<ItemResult>&
                  " " + fmt_num(t.value("value", 0.0)) + ")";
     }
   }
+  std::string missing;  // the last recorded evidence, when this checkout does not hold it
   for (auto it = c.history.rbegin(); it != c.history.rend(); ++it) {
     if (it->evidence.empty()) continue;
-    auto doc = read_evidence((std::filesystem::path(repo_root) / it->evidence).string());
+    const std::string last = (std::filesystem::path(repo_root) / it->evidence).string();
+    // Evidence is not committed (CI keeps it as an artifact), so a fresh clone has none of the
+    // files its history names: with nothing to compare, the entry counts as a change (minor).
+    // A file that is here but unreadable is still an error.
+    std::error_code ec;
+    if (!std::filesystem::exists(last, ec)) {
+      missing = it->evidence;
+      break;
+    }
+    auto doc = read_evidence(last);
     if (!doc.ok()) return make_error(c.path, ": the last recorded evidence cannot be read: ", doc.message());
     for (const auto& item : (*doc)["items"])
       if (auto v = parse_verdict(item.value("verdict", ""))) previous[item.value("id", "")] = *v;
@@ -52,7 +62,7 @@ Result<std::string> record_run(const Contract& c, const std::vector<ItemResult>&
   if (!text.ok()) return text.error();
   Status st = write_file_atomic(c.path, *text);
   if (!st.ok()) return st.error();
-  return version + " (" + kind + ")";
+  return version + " (" + kind + (missing.empty() ? "" : "; " + missing + " is not here to compare with") + ")";
 }
 
 RecordedRun record_contract_run(const PlannedContract& pc, const std::vector<ItemResult>& results,
