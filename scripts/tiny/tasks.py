@@ -45,8 +45,7 @@ Digits are single tokens under the Qwen2 pre-tokenizer, so the model sees number
 import random
 from dataclasses import dataclass
 
-FAMILIES = ("add", "sub", "sort", "reverse", "count", "lookup")  # held out and scored
-TRAINING_ONLY = ("lookup_many", "repeat")
+FAMILIES = ("add", "sub", "sort", "reverse", "count", "lookup")  # held out and scored; GENERATORS adds the training-only ones
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 COLUMNS = 2  # add/sub scratchpads always work COLUMNS columns (operands have at most COLUMNS digits)
