@@ -6,7 +6,8 @@ Steps (each reads what the previous one wrote in --run-dir, outside the reposito
   tokenizer   byte-level BPE on a seeded sample of the training tasks   -> tokenizer.json
               (--from-gguf F: the tokenizer F was made with, to continue from F's weights)
   train       --arch qwen3moe|qwen3: transformers model, fixed seed      -> <arch>/hf, <arch>/train.jsonl
-              (--init-from F: from F's weights instead of random ones)
+              (--init-from F: from F's weights instead of random ones;
+               --attention-from F: from F's embedding, head and attention, F of either arch)
   export      the trained model -> GGUF (BF16 matrices, F32 norms/router) -> <arch>.gguf
   reference   transformers' greedy answers and logits on the held-out set -> <arch>.reference.json
   install     copies the GGUFs, logs, corpus and references into falsifiers/fixtures/trained/
@@ -83,6 +84,8 @@ def cmd_train(args):
     )
     tiny_model.check_shapes(config)
     model = tiny_model.make_model(config)
+    if args.init_from and args.attention_from:
+        raise SystemExit("--init-from and --attention-from: give one")
     if args.init_from:
         from tiny import export, from_gguf
 
@@ -93,6 +96,11 @@ def cmd_train(args):
         n = from_gguf.load_weights(model, args.init_from)
         export.verify_gguf(model, args.init_from)  # loaded weights export to the same file's tensors
         print(f"{args.arch}: {n} parameters set from {args.init_from}")
+    elif args.attention_from:
+        from tiny import from_gguf
+
+        n = from_gguf.load_attention(model, args.attention_from)
+        print(f"{args.arch}: {n} parameters (embedding, head, attention) set from {args.attention_from}")
     n_params = sum(p.numel() for p in model.parameters())
     log_path = os.path.join(out, "train.jsonl")
     log_file = open(log_path, "a")
@@ -270,6 +278,8 @@ def main():
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--init-from", help="start from a trained GGUF's weights (BF16/F32, this script's export) "
                    "instead of random ones; use the tokenizer rebuilt from the same file")
+    p.add_argument("--attention-from", help="start from the embedding, head and attention of a trained GGUF of either "
+                   "arch with the same tokenizer (its layers; FFN outputs zeroed); not with --init-from")
     p.set_defaults(fn=cmd_train)
     for cmd, fn in (("export", cmd_export), ("reference", cmd_reference)):
         p = sub.add_parser(cmd)

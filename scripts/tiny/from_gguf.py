@@ -84,3 +84,39 @@ def load_weights(model, path):
             raise SystemExit(f"{path}: {src} has {value.size} values, {name} wants {target.numel()}")
         target.copy_(torch.from_numpy(value.reshape(tuple(target.shape))))
     return len(state)
+
+
+def _shared_with(hf_name, n_layer_src):
+    """Whether a dense/MoE state-dict entry is one `load_attention` copies: the embedding, the final
+    norm and head, and in each layer the source has, the attention block and both norms."""
+    if hf_name in export.TOP_NAMES:
+        return True
+    parts = hf_name.split(".")
+    return int(parts[2]) < n_layer_src and ".mlp." not in hf_name
+
+
+@torch.no_grad()
+def load_attention(model, path):
+    """Sets `model`'s embedding, head and attention from a trained file of either arch (same
+    tokenizer and attention shape), for the layers the file has; zeroes every FFN's output
+    projection and the attention output of the layers it lacks, so the model starts as the
+    file's attention path with nothing random added to the residual stream. The dense model
+    never formed the lookup match from random weights (fixtures README, run r5); this starts
+    it from a circuit that did. Returns the number of entries copied."""
+    r = gguf.GGUFReader(path)
+    got = {t.name: t for t in r.tensors}
+    _, n_layer_src, _ = gguf_config(path)
+    copied = 0
+    for name, target in model.state_dict().items():
+        if _shared_with(name, n_layer_src):
+            (g, _), = export.gguf_names(name)
+            if g not in got:
+                raise SystemExit(f"{path}: no tensor {g} for {name}")
+            value = _as_float32(got[g])
+            if value.size != target.numel():
+                raise SystemExit(f"{path}: {g} has {value.size} values, {name} wants {target.numel()}")
+            target.copy_(torch.from_numpy(value.reshape(tuple(target.shape))))
+            copied += 1
+        elif name.endswith("mlp.down_proj.weight") or name.endswith("mlp.experts.down_proj") or name.endswith("self_attn.o_proj.weight"):
+            target.zero_()
+    return copied
